@@ -1,0 +1,1 @@
+//! HTTP/1.1 Range client over a [`crate::socket::Socket`].

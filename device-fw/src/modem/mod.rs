@@ -1,0 +1,1 @@
+//! Modem drivers (AT socket mode).

@@ -1,0 +1,435 @@
+//! One direction of a byte stream with a rate, a latency and a receive buffer, in tokio time.
+//!
+//! The UART between ESP32 and modem and both directions of a TCP connection through the
+//! cellular network are all this one mechanism: bytes leave the sender at `rate`, arrive
+//! `latency` later, and wait in the receiver's buffer (`capacity` bytes; a full buffer
+//! stalls the sender, as TCP flow control does). Readers are woken in batches (a UART RX
+//! FIFO threshold, a TCP segment) so a long transfer costs few wake-ups, which keeps
+//! virtual-time scenarios fast; the end of every write is delivered without waiting for a
+//! batch to fill, as a UART RX idle timeout does.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// How a pipe moves bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct PipeConfig {
+    /// Bytes per second on the wire; `None` delivers a write at once (after `latency`).
+    pub bytes_per_sec: Option<f64>,
+    /// One-way delay added to every byte.
+    pub latency: Duration,
+    /// Readers are woken when this many new bytes have arrived (or a write has ended).
+    pub batch: usize,
+    /// Bytes written but not yet read; a writer waits while the buffer is full.
+    pub capacity: usize,
+    /// Whether `write` returns only once the last byte has left the sender (a UART driver
+    /// that blocks until transmitted) or at once (a TCP send buffer).
+    pub blocking_write: bool,
+}
+
+impl PipeConfig {
+    /// A UART at `baud`, 8N1 (10 bits a byte), with a receive ring of `rx_buffer` bytes.
+    pub fn uart(baud: u32, rx_buffer: usize) -> Self {
+        PipeConfig {
+            bytes_per_sec: Some(f64::from(baud) / 10.0),
+            latency: Duration::ZERO,
+            batch: 64,
+            capacity: rx_buffer,
+            blocking_write: true,
+        }
+    }
+}
+
+/// Why a pipe operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PipeError {
+    /// The stream was aborted (TCP RST, a NAT that resets); unread data is gone.
+    #[error("connection reset")]
+    Reset,
+    /// The writer end was already closed.
+    #[error("pipe closed")]
+    Closed,
+}
+
+/// Where the stream stands, as its reader sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipeState {
+    Open,
+    /// The writer closed; bytes still unread remain readable, then EOF.
+    Closed,
+    Reset,
+}
+
+#[derive(Debug)]
+struct Segment {
+    data: Vec<u8>,
+    read: usize,
+    /// Arrival of `data[0]` at the reader, in ns since the pipe's epoch.
+    first_arrival_ns: u64,
+    byte_ns: f64,
+}
+
+impl Segment {
+    fn arrival_ns(&self, index: usize) -> u64 {
+        self.first_arrival_ns + (index as f64 * self.byte_ns) as u64
+    }
+
+    fn arrived_by(&self, now_ns: u64) -> usize {
+        if now_ns < self.first_arrival_ns {
+            return 0;
+        }
+        if self.byte_ns == 0.0 {
+            return self.data.len();
+        }
+        let n = ((now_ns - self.first_arrival_ns) as f64 / self.byte_ns) as usize + 1;
+        n.min(self.data.len())
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    segments: VecDeque<Segment>,
+    state: PipeState,
+    /// ns since epoch when the sender's line is free again.
+    line_free_ns: u64,
+    /// Bytes written and not yet read.
+    buffered: usize,
+    /// Latest arrival of any byte written so far (ns since epoch); the NAT watches this.
+    last_arrival_ns: u64,
+    /// Writes after this are swallowed (a NAT that forgot the mapping and drops silently).
+    blackholed: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    cfg: PipeConfig,
+    epoch: Instant,
+    inner: Mutex<Inner>,
+    readable: Notify,
+    writable: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().expect("pipe lock poisoned")
+    }
+
+    fn now_ns(&self) -> u64 {
+        Instant::now().duration_since(self.epoch).as_nanos() as u64
+    }
+
+    fn instant(&self, ns: u64) -> Instant {
+        self.epoch + Duration::from_nanos(ns)
+    }
+}
+
+/// The sending end.
+#[derive(Debug, Clone)]
+pub struct PipeWriter {
+    shared: Arc<Shared>,
+}
+
+/// The receiving end.
+#[derive(Debug)]
+pub struct PipeReader {
+    shared: Arc<Shared>,
+}
+
+/// A handle that can watch and abort a pipe from outside (the NAT, fault injection).
+#[derive(Debug, Clone)]
+pub struct PipeControl {
+    shared: Arc<Shared>,
+}
+
+/// Makes a pipe.
+pub fn pipe(cfg: PipeConfig) -> (PipeWriter, PipeReader) {
+    assert!(cfg.batch > 0 && cfg.capacity > 0, "pipe batch and capacity must be positive");
+    let shared = Arc::new(Shared {
+        cfg,
+        epoch: Instant::now(),
+        inner: Mutex::new(Inner {
+            segments: VecDeque::new(),
+            state: PipeState::Open,
+            line_free_ns: 0,
+            buffered: 0,
+            last_arrival_ns: 0,
+            blackholed: false,
+        }),
+        readable: Notify::new(),
+        writable: Notify::new(),
+    });
+    (PipeWriter { shared: shared.clone() }, PipeReader { shared })
+}
+
+impl PipeWriter {
+    /// Sends `data`, waiting for buffer space as flow control requires.
+    pub async fn write(&self, mut data: &[u8]) -> Result<(), PipeError> {
+        let s = &*self.shared;
+        while !data.is_empty() {
+            let wrote_until_ns = loop {
+                let space_wait = s.writable.notified();
+                {
+                    let mut inner = s.lock();
+                    match inner.state {
+                        PipeState::Reset => return Err(PipeError::Reset),
+                        PipeState::Closed => return Err(PipeError::Closed),
+                        PipeState::Open => {}
+                    }
+                    if inner.blackholed {
+                        return Ok(());
+                    }
+                    let space = s.cfg.capacity.saturating_sub(inner.buffered);
+                    if space > 0 {
+                        let n = space.min(data.len());
+                        let until = Self::enqueue(s, &mut inner, &data[..n]);
+                        data = &data[n..];
+                        break until;
+                    }
+                }
+                space_wait.await;
+            };
+            s.readable.notify_one();
+            if s.cfg.blocking_write {
+                tokio::time::sleep_until(s.instant(wrote_until_ns)).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn enqueue(s: &Shared, inner: &mut Inner, data: &[u8]) -> u64 {
+        let now = s.now_ns();
+        let byte_ns = s.cfg.bytes_per_sec.map_or(0.0, |r| 1e9 / r);
+        let start = now.max(inner.line_free_ns);
+        let latency = s.cfg.latency.as_nanos() as u64;
+        let seg = Segment {
+            data: data.to_vec(),
+            read: 0,
+            first_arrival_ns: start + byte_ns as u64 + latency,
+            byte_ns,
+        };
+        inner.line_free_ns = start + (data.len() as f64 * byte_ns) as u64;
+        inner.last_arrival_ns = seg.arrival_ns(data.len() - 1);
+        inner.buffered += data.len();
+        inner.segments.push_back(seg);
+        inner.line_free_ns
+    }
+
+    /// Closes the stream (FIN): what was written stays readable, then the reader sees EOF.
+    pub fn close(&self) {
+        let mut inner = self.shared.lock();
+        if inner.state == PipeState::Open {
+            inner.state = PipeState::Closed;
+        }
+        drop(inner);
+        self.shared.readable.notify_one();
+    }
+
+    pub fn control(&self) -> PipeControl {
+        PipeControl { shared: self.shared.clone() }
+    }
+}
+
+impl PipeControl {
+    /// Aborts the stream (RST): unread data is thrown away, both ends see `Reset`.
+    pub fn reset(&self) {
+        let mut inner = self.shared.lock();
+        inner.state = PipeState::Reset;
+        inner.segments.clear();
+        inner.buffered = 0;
+        drop(inner);
+        self.shared.readable.notify_one();
+        self.shared.writable.notify_waiters();
+        self.shared.writable.notify_one();
+    }
+
+    /// Swallows every later write (a silently dropping NAT); data already sent still arrives.
+    pub fn blackhole(&self) {
+        self.shared.lock().blackholed = true;
+    }
+
+    /// When the last byte written so far reaches (reached) the reader.
+    pub fn last_arrival(&self) -> Instant {
+        let inner = self.shared.lock();
+        self.shared.instant(inner.last_arrival_ns)
+    }
+
+    pub fn state(&self) -> PipeState {
+        self.shared.lock().state
+    }
+}
+
+impl PipeReader {
+    /// Bytes arrived and not yet read.
+    pub fn available(&self) -> usize {
+        let now = self.shared.now_ns();
+        let inner = self.shared.lock();
+        inner.segments.iter().map(|seg| seg.arrived_by(now).saturating_sub(seg.read)).sum()
+    }
+
+    /// Reads bytes that have arrived, never waiting. `Ok(0)` means none right now;
+    /// use [`PipeReader::state`] to tell an open stream from a closed one.
+    pub fn try_read(&mut self, buf: &mut [u8]) -> Result<usize, PipeError> {
+        let s = &*self.shared;
+        let now = s.now_ns();
+        let mut inner = s.lock();
+        if inner.state == PipeState::Reset {
+            return Err(PipeError::Reset);
+        }
+        let mut n = 0;
+        while n < buf.len() {
+            let Some(seg) = inner.segments.front_mut() else { break };
+            let arrived = seg.arrived_by(now);
+            if arrived <= seg.read {
+                break;
+            }
+            let take = (arrived - seg.read).min(buf.len() - n);
+            buf[n..n + take].copy_from_slice(&seg.data[seg.read..seg.read + take]);
+            seg.read += take;
+            n += take;
+            if seg.read == seg.data.len() {
+                inner.segments.pop_front();
+            }
+        }
+        inner.buffered -= n;
+        drop(inner);
+        if n > 0 {
+            s.writable.notify_one();
+        }
+        Ok(n)
+    }
+
+    /// Reads at least one byte, waiting for it. `Ok(0)` is end of stream.
+    pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, PipeError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let n = self.try_read(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if !self.wait().await? {
+                return Ok(0);
+            }
+        }
+    }
+
+    /// Waits until a byte can be read. `Ok(false)` is end of stream.
+    pub async fn readable(&self) -> Result<bool, PipeError> {
+        loop {
+            if self.available() > 0 {
+                return Ok(true);
+            }
+            if !self.wait().await? {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Sleeps until more data may be readable. `Ok(false)` at end of stream.
+    async fn wait(&self) -> Result<bool, PipeError> {
+        let s = &*self.shared;
+        let notified = s.readable.notified();
+        let wake_ns = {
+            let inner = s.lock();
+            match inner.state {
+                PipeState::Reset => return Err(PipeError::Reset),
+                PipeState::Closed if inner.segments.is_empty() => return Ok(false),
+                _ => {}
+            }
+            inner.segments.front().map(|seg| {
+                let batch_end = (seg.read + s.cfg.batch).min(seg.data.len()) - 1;
+                seg.arrival_ns(batch_end)
+            })
+        };
+        match wake_ns {
+            Some(ns) => {
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep_until(s.instant(ns)) => {}
+                }
+            }
+            None => notified.await,
+        }
+        Ok(true)
+    }
+
+    pub fn state(&self) -> PipeState {
+        self.shared.lock().state
+    }
+
+    pub fn control(&self) -> PipeControl {
+        PipeControl { shared: self.shared.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn uart_delivers_at_baud() {
+        let (tx, mut rx) = pipe(PipeConfig::uart(115_200, 4096));
+        let t0 = Instant::now();
+        let data = vec![0x55u8; 11_520];
+        let writer = tokio::spawn(async move { tx.write(&data).await });
+        let mut got = 0;
+        let mut buf = [0u8; 512];
+        while got < 11_520 {
+            got += rx.read(&mut buf).await.unwrap();
+        }
+        writer.await.unwrap().unwrap();
+        let secs = t0.elapsed().as_secs_f64();
+        assert!((secs - 1.0).abs() < 0.01, "11520 bytes at 115200 baud took {secs} s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reset_discards_unread_and_close_keeps_it() {
+        let cfg = PipeConfig { bytes_per_sec: None, latency: Duration::ZERO, batch: 64, capacity: 1 << 20, blocking_write: false };
+        let (tx, mut rx) = pipe(cfg);
+        tx.write(b"hello").await.unwrap();
+        tx.close();
+        let mut buf = [0u8; 16];
+        assert_eq!(rx.read(&mut buf).await.unwrap(), 5);
+        assert_eq!(rx.read(&mut buf).await.unwrap(), 0);
+
+        let (tx, mut rx) = pipe(cfg);
+        tx.write(b"lost").await.unwrap();
+        tx.control().reset();
+        assert_eq!(rx.read(&mut buf).await, Err(PipeError::Reset));
+        assert_eq!(tx.write(b"x").await, Err(PipeError::Reset));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn full_buffer_stalls_writer_until_read() {
+        let cfg = PipeConfig { bytes_per_sec: None, latency: Duration::ZERO, batch: 64, capacity: 8, blocking_write: false };
+        let (tx, mut rx) = pipe(cfg);
+        let writer = tokio::spawn(async move { tx.write(&[7u8; 20]).await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(rx.available(), 8, "only the buffer's worth may be in flight");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4];
+        while got.len() < 20 {
+            let n = rx.read(&mut buf).await.unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        writer.await.unwrap().unwrap();
+        assert_eq!(got, vec![7u8; 20]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn latency_delays_arrival() {
+        let cfg = PipeConfig { bytes_per_sec: None, latency: Duration::from_millis(40), batch: 64, capacity: 1024, blocking_write: false };
+        let (tx, mut rx) = pipe(cfg);
+        let t0 = Instant::now();
+        tx.write(b"abc").await.unwrap();
+        assert_eq!(rx.available(), 0);
+        let mut buf = [0u8; 8];
+        assert_eq!(rx.read(&mut buf).await.unwrap(), 3);
+        assert_eq!(t0.elapsed(), Duration::from_millis(40));
+    }
+}
