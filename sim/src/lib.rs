@@ -4,6 +4,8 @@
 //! streams, so a 59 s NAT timeout or a 105 s baseline costs milliseconds of wall time and
 //! a seed always gives the same run.
 
+pub mod flash;
 pub mod net;
 pub mod pipe;
+pub mod time;
 pub mod uart;

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::time::Instant;
+
+use crate::time;
 
 use crate::pipe::{PipeConfig, PipeControl, PipeError, PipeReader, PipeState, PipeWriter, pipe};
 
@@ -127,8 +128,9 @@ impl Link {
         self.up.blackhole();
     }
 
-    fn last_activity(&self) -> Instant {
-        self.down.last_arrival().max(self.up.last_arrival())
+    /// Bench ns of the last byte that crossed the NAT either way.
+    fn last_activity_ns(&self) -> u64 {
+        self.down.last_arrival_ns().max(self.up.last_arrival_ns())
     }
 
     fn finished(&self) -> bool {
@@ -199,7 +201,7 @@ impl Network {
     /// Opens a connection from the modem, after one round trip (SYN, SYN-ACK).
     pub async fn connect(&self, host: &str, port: u16) -> Result<Connection, ConnectError> {
         let cfg = self.shared.cfg;
-        tokio::time::sleep(cfg.latency * 2).await;
+        time::sleep(cfg.latency * 2).await;
         let key = format!("{host}:{port}");
         let listener = {
             let state = self.shared.state.lock().expect("net lock");
@@ -274,13 +276,15 @@ impl Network {
 }
 
 async fn nat_watch(link: Arc<Link>, idle: Duration, how: NatExpiry, net: Arc<NetShared>) {
+    let idle_ns = idle.as_nanos() as u64;
+    let opened_ns = time::now_ns();
     loop {
-        let expires = link.last_activity() + idle;
-        tokio::time::sleep_until(expires).await;
+        let expires_ns = link.last_activity_ns().max(opened_ns) + idle_ns;
+        time::sleep_until_ns(expires_ns).await;
         if link.finished() {
             return;
         }
-        if link.last_activity() + idle <= Instant::now() {
+        if link.last_activity_ns().max(opened_ns) + idle_ns <= time::now_ns() {
             net.nat_expiries.fetch_add(1, Ordering::Relaxed);
             match how {
                 NatExpiry::Reset => link.reset(),
@@ -296,6 +300,7 @@ mod tests {
     use super::*;
 
     fn net(idle_s: Option<u64>, how: NatExpiry) -> Network {
+        time::use_virtual_time();
         Network::new(NetConfig::lte(NatConfig { idle_timeout: idle_s.map(Duration::from_secs), on_expiry: how }))
     }
 
@@ -306,13 +311,13 @@ mod tests {
         let mut modem = net.connect("origin", 80).await.unwrap();
         let origin = l.accept().await.unwrap();
         origin.write(&[1u8; 1000]).await.unwrap();
-        let t0 = Instant::now();
-        tokio::time::sleep(Duration::from_secs(58)).await;
+        let t0 = time::now();
+        time::sleep(Duration::from_secs(58)).await;
         assert!(modem.is_open());
         let mut buf = [0u8; 100];
         assert_eq!(modem.read(&mut buf).await.unwrap(), 100, "data is readable before expiry");
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        assert_eq!(modem.read(&mut buf).await, Err(PipeError::Reset), "unread data gone after {:?}", t0.elapsed());
+        time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(modem.read(&mut buf).await, Err(PipeError::Reset), "unread data gone after {:?}", time::now() - t0);
         assert_eq!(net.stats().nat_expiries, 1);
     }
 
@@ -320,11 +325,11 @@ mod tests {
     async fn traffic_keeps_the_mapping_alive() {
         let net = net(Some(10), NatExpiry::Reset);
         let mut l = net.listen("origin", 80);
-        let mut modem = net.connect("origin", 80).await.unwrap();
+        let modem = net.connect("origin", 80).await.unwrap();
         let mut origin = l.accept().await.unwrap();
         let mut buf = [0u8; 8];
         for _ in 0..10 {
-            tokio::time::sleep(Duration::from_secs(8)).await;
+            time::sleep(Duration::from_secs(8)).await;
             modem.write(b"ping").await.unwrap();
             assert_eq!(origin.read(&mut buf).await.unwrap(), 4);
         }
@@ -337,10 +342,10 @@ mod tests {
         let mut l = net.listen("origin", 80);
         let modem = net.connect("origin", 80).await.unwrap();
         let mut origin = l.accept().await.unwrap();
-        tokio::time::sleep(Duration::from_secs(6)).await;
+        time::sleep(Duration::from_secs(6)).await;
         modem.write(b"GET").await.unwrap();
         let mut buf = [0u8; 8];
-        let r = tokio::time::timeout(Duration::from_secs(30), origin.read(&mut buf)).await;
+        let r = time::timeout(Duration::from_secs(30), origin.read(&mut buf)).await;
         assert!(r.is_err(), "a request after expiry must never arrive");
     }
 

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tokio::time::Instant;
+
+use crate::time;
 
 /// How a pipe moves bytes.
 #[derive(Debug, Clone, Copy)]
@@ -107,7 +108,6 @@ struct Inner {
 #[derive(Debug)]
 struct Shared {
     cfg: PipeConfig,
-    epoch: Instant,
     inner: Mutex<Inner>,
     readable: Notify,
     writable: Notify,
@@ -119,11 +119,7 @@ impl Shared {
     }
 
     fn now_ns(&self) -> u64 {
-        Instant::now().duration_since(self.epoch).as_nanos() as u64
-    }
-
-    fn instant(&self, ns: u64) -> Instant {
-        self.epoch + Duration::from_nanos(ns)
+        time::now_ns()
     }
 }
 
@@ -150,7 +146,6 @@ pub fn pipe(cfg: PipeConfig) -> (PipeWriter, PipeReader) {
     assert!(cfg.batch > 0 && cfg.capacity > 0, "pipe batch and capacity must be positive");
     let shared = Arc::new(Shared {
         cfg,
-        epoch: Instant::now(),
         inner: Mutex::new(Inner {
             segments: VecDeque::new(),
             state: PipeState::Open,
@@ -194,7 +189,7 @@ impl PipeWriter {
             };
             s.readable.notify_one();
             if s.cfg.blocking_write {
-                tokio::time::sleep_until(s.instant(wrote_until_ns)).await;
+                time::sleep_until_ns(wrote_until_ns).await;
             }
         }
         Ok(())
@@ -251,10 +246,9 @@ impl PipeControl {
         self.shared.lock().blackholed = true;
     }
 
-    /// When the last byte written so far reaches (reached) the reader.
-    pub fn last_arrival(&self) -> Instant {
-        let inner = self.shared.lock();
-        self.shared.instant(inner.last_arrival_ns)
+    /// When (bench ns) the last byte written so far reaches (reached) the reader.
+    pub fn last_arrival_ns(&self) -> u64 {
+        self.shared.lock().last_arrival_ns
     }
 
     pub fn state(&self) -> PipeState {
@@ -350,7 +344,7 @@ impl PipeReader {
             Some(ns) => {
                 tokio::select! {
                     _ = notified => {}
-                    _ = tokio::time::sleep_until(s.instant(ns)) => {}
+                    _ = time::sleep_until_ns(ns) => {}
                 }
             }
             None => notified.await,
@@ -373,8 +367,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn uart_delivers_at_baud() {
+        time::use_virtual_time();
         let (tx, mut rx) = pipe(PipeConfig::uart(115_200, 4096));
-        let t0 = Instant::now();
+        let t0 = time::now();
         let data = vec![0x55u8; 11_520];
         let writer = tokio::spawn(async move { tx.write(&data).await });
         let mut got = 0;
@@ -383,8 +378,8 @@ mod tests {
             got += rx.read(&mut buf).await.unwrap();
         }
         writer.await.unwrap().unwrap();
-        let secs = t0.elapsed().as_secs_f64();
-        assert!((secs - 1.0).abs() < 0.01, "11520 bytes at 115200 baud took {secs} s");
+        let secs = (time::now() - t0).as_secs_f64();
+        assert!((secs - 1.0).abs() < 0.0001, "11520 bytes at 115200 baud took {secs} s");
     }
 
     #[tokio::test(start_paused = true)]
@@ -409,7 +404,7 @@ mod tests {
         let cfg = PipeConfig { bytes_per_sec: None, latency: Duration::ZERO, batch: 64, capacity: 8, blocking_write: false };
         let (tx, mut rx) = pipe(cfg);
         let writer = tokio::spawn(async move { tx.write(&[7u8; 20]).await });
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        time::sleep(Duration::from_millis(10)).await;
         assert_eq!(rx.available(), 8, "only the buffer's worth may be in flight");
         let mut got = Vec::new();
         let mut buf = [0u8; 4];
@@ -425,11 +420,11 @@ mod tests {
     async fn latency_delays_arrival() {
         let cfg = PipeConfig { bytes_per_sec: None, latency: Duration::from_millis(40), batch: 64, capacity: 1024, blocking_write: false };
         let (tx, mut rx) = pipe(cfg);
-        let t0 = Instant::now();
+        let t0 = time::now();
         tx.write(b"abc").await.unwrap();
         assert_eq!(rx.available(), 0);
         let mut buf = [0u8; 8];
         assert_eq!(rx.read(&mut buf).await.unwrap(), 3);
-        assert_eq!(t0.elapsed(), Duration::from_millis(40));
+        assert_eq!(time::now() - t0, Duration::from_millis(40));
     }
 }
