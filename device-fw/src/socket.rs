@@ -46,4 +46,9 @@ pub trait Socket {
     async fn close(&mut self);
     /// Whether a connection is believed open (no close notice seen since `connect`).
     fn is_connected(&self) -> bool;
+    /// Brings the link layer back after `NetworkDown` or `ModemLost` (modem bring-up,
+    /// packet data attach). Stacks that cannot lose it need not override this.
+    async fn recover(&mut self) -> Result<(), SocketError> {
+        Ok(())
+    }
 }

@@ -6,6 +6,8 @@
 
 pub mod flash;
 pub mod net;
+pub mod origin;
 pub mod pipe;
 pub mod time;
 pub mod uart;
+pub mod scenario;

@@ -1,1 +1,13 @@
-//! The download engine.
+//! The download engine: from a URL to a written, hashed image in the inactive slot.
+//!
+//! [`planner`] sizes each HTTP Range chunk so the connection never idles past the carrier
+//! NAT's timeout, [`slot`] writes the slot the way NOR flash wants it written, and
+//! [`engine`] drives both over the HTTP client, resuming after every kind of failure.
+
+pub mod engine;
+pub mod planner;
+pub mod slot;
+
+pub use engine::{DownloadConfig, DownloadError, DownloadMode, DownloadReport, EventSink, ImageTarget, OtaEvent, download};
+pub use planner::{ChunkPlanner, ChunkPolicy};
+pub use slot::{Slot, SlotError, SlotWriter};

@@ -1,1 +1,0 @@
-//! HTTP/1.1 Range client over a [`crate::socket::Socket`].

@@ -1,0 +1,609 @@
+//! HTTP/1.1 Range client over a [`Socket`], without heap.
+//!
+//! Just enough HTTP for resumable firmware downloads from object storage: `GET` with
+//! `Range: bytes=<start>-[<end>]`, redirects, keep-alive reuse, and strict checks of what
+//! came back (a 206 must be the range asked, a body must be as long as announced), so that
+//! the download engine never writes a byte to flash at the wrong offset.
+//!
+//! # Memory
+//!
+//! Everything lives in the [`HttpClient`] value; no heap, no buffers on the stack of the
+//! async calls:
+//!
+//! | what | bytes |
+//! |---|---|
+//! | head buffer: the request going out, then one response header line at a time, then the body bytes that came with the head | [`HEAD_BUF_LEN`] = 1024 |
+//! | current URL (after redirects), normal form | [`MAX_URL_LEN`] = 256 (+ a length word) |
+//! | response and connection state | ~64 |
+//! | the socket `S` | `size_of::<S>()` |
+//!
+//! [`CLIENT_RAM`] is the bound (1,376 bytes plus the socket; the tests check it with
+//! `size_of`). Because the head is parsed line by line, the buffer limits the length of a
+//! single header line (after unfolding), not of the whole head: object stores that send a
+//! dozen `x-amz-*` headers fit; the head as a whole is capped at [`MAX_HEAD_LEN`].
+//!
+//! # Not here
+//!
+//! TLS (`https://` is [`HttpError::UnsupportedScheme`]), chunked bodies
+//! ([`HttpError::UnsupportedTransferEncoding`]), pipelining, request bodies.
+
+mod error;
+mod head;
+mod url;
+
+use core::fmt::{self, Write as _};
+
+pub use self::error::HttpError;
+pub use self::head::ContentRange;
+pub use self::url::Url;
+use self::head::{RangeField, RawHead};
+use self::url::UrlBuf;
+use crate::socket::{Socket, SocketError};
+
+/// Size of the head buffer: the longest request and the longest (unfolded) header line.
+pub const HEAD_BUF_LEN: usize = 1024;
+/// Longest URL the client can hold (the one asked or a redirect target).
+pub const MAX_URL_LEN: usize = 256;
+/// Most bytes a response head may have in all (status line, headers, blank line).
+pub const MAX_HEAD_LEN: usize = 8 * 1024;
+/// Most redirects followed for one [`HttpClient::get`].
+pub const MAX_REDIRECTS: u8 = 5;
+/// Bodies of redirects and error responses up to this length are read and dropped to keep
+/// the connection; longer ones cost a reconnect instead.
+pub const DRAIN_LIMIT: u64 = 2 * 1024;
+/// RAM of an [`HttpClient`] without its socket, an upper bound on any target (32 or 64 bit).
+pub const CLIENT_RAM: usize = HEAD_BUF_LEN + MAX_URL_LEN + 96;
+/// Interim (1xx) responses skipped before the final one.
+const MAX_INTERIM: u8 = 4;
+/// The `User-Agent` every request carries.
+pub const USER_AGENT: &str = concat!("otactl-device/", env!("CARGO_PKG_VERSION"));
+
+/// Head of the response a [`HttpClient::get`] returns (a 200 or a 206).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseHead {
+    /// 200 (the whole object, also when a range was asked: skip to your offset) or 206.
+    pub status: u16,
+    /// Body length from `Content-Length` (for a 206 without one: the range length);
+    /// `None` when the body runs until the connection closes.
+    pub content_length: Option<u64>,
+    /// The range a 206 carries (always `Some` for a 206, checked against the one asked;
+    /// always `None` for a 200).
+    pub content_range: Option<ContentRange>,
+    /// Whether the connection stays open after this body (HTTP/1.1, no `Connection:
+    /// close`, body length known).
+    pub keep_alive: bool,
+}
+
+/// State of the body being read.
+#[derive(Debug, Clone, Copy, Default)]
+struct Body {
+    /// A 200/206 body is being read.
+    active: bool,
+    /// Bytes still to come; `None`: until the connection closes.
+    remaining: Option<u64>,
+    /// The announced length, for [`HttpError::TruncatedBody`].
+    expected: u64,
+    received: u64,
+    keep_alive: bool,
+    /// The connection ended early; reads keep returning this.
+    failed: Option<HttpError>,
+}
+
+/// Outcome of one request on one connection, before any retry.
+struct Attempt {
+    error: HttpError,
+    /// Whether any response byte arrived (a failure before that on a reused connection is
+    /// a stale keep-alive, worth one retry on a fresh connection).
+    got_response: bool,
+}
+
+impl From<HttpError> for Attempt {
+    fn from(error: HttpError) -> Self {
+        Attempt { error, got_response: true }
+    }
+}
+
+/// An HTTP/1.1 client for one origin connection at a time. See the module docs for the
+/// memory it needs.
+pub struct HttpClient<S> {
+    socket: S,
+    /// Request out, head lines in, then body bytes that came along with the head.
+    buf: [u8; HEAD_BUF_LEN],
+    /// Unconsumed received bytes are `buf[start..end]`.
+    start: u16,
+    end: u16,
+    /// Current URL in normal form; empty before the first request.
+    url: UrlBuf,
+    /// We opened the socket and have not closed it.
+    connected: bool,
+    /// The connection is to `url`'s origin, persistent, and has no response in flight.
+    idle: bool,
+    body: Body,
+}
+
+impl<S> fmt::Debug for HttpClient<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("url", &self.url.as_str())
+            .field("connected", &self.connected)
+            .field("idle", &self.idle)
+            .field("buffered", &(self.end - self.start))
+            .field("body", &self.body)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Socket> HttpClient<S> {
+    /// A client that will open connections on `socket` as needed.
+    pub fn new(socket: S) -> Self {
+        HttpClient {
+            socket,
+            buf: [0; HEAD_BUF_LEN],
+            start: 0,
+            end: 0,
+            url: UrlBuf::new(),
+            connected: false,
+            idle: false,
+            body: Body::default(),
+        }
+    }
+
+    /// GETs `url`, with `Range: bytes=<start>-[<end>]` when `range` is given (`end`
+    /// inclusive).
+    ///
+    /// Follows up to [`MAX_REDIRECTS`] redirects (301/302/303/307/308, absolute or relative
+    /// `Location`). Reuses the open connection when it is to the same host and port, was
+    /// kept alive and its previous body was read to the end; otherwise (re)connects. A
+    /// request on a reused connection that fails before any response byte arrives (the
+    /// NAT or the origin dropped the idle connection) is retried once on a fresh one.
+    ///
+    /// Returns the head of a 200 or 206; read the body with [`HttpClient::read_body`].
+    /// A 206 always starts at the asked start (else [`HttpError::UnexpectedContentRange`]);
+    /// a 200 to a range request is returned as is. Other statuses are errors: see
+    /// [`HttpError`] and [`HttpError::is_retryable`].
+    pub async fn get(&mut self, url: &Url<'_>, range: Option<(u64, Option<u64>)>) -> Result<ResponseHead, HttpError> {
+        if let Some((start, Some(end))) = range
+            && end < start
+        {
+            return Err(HttpError::InvalidRange);
+        }
+        let mut reuse = self.can_reuse_for(url);
+        if !reuse && self.connected {
+            self.close_socket().await;
+        }
+        self.body = Body::default();
+        if let Err(e) = url::store(&mut self.url, url) {
+            self.close_socket().await;
+            return Err(e);
+        }
+
+        let mut redirects = 0u8;
+        loop {
+            let head = match self.exchange(reuse, range).await {
+                Ok(head) => head,
+                Err(e) => {
+                    self.close_socket().await;
+                    return Err(e);
+                }
+            };
+            match head.status {
+                200 | 206 => return self.start_body(&head, range).await,
+                _ if head.is_redirect() => {
+                    let Some(same_origin) = head.location else {
+                        self.discard_body(&head).await;
+                        return Err(HttpError::RedirectWithoutLocation);
+                    };
+                    redirects += 1;
+                    if redirects > MAX_REDIRECTS {
+                        self.close_socket().await;
+                        return Err(HttpError::TooManyRedirects);
+                    }
+                    reuse = self.discard_body(&head).await && same_origin;
+                }
+                416 => {
+                    let total = match head.content_range {
+                        Some(Ok(RangeField::Unsatisfied { total })) => Some(total),
+                        Some(Ok(RangeField::Range(ContentRange { total, .. }))) => total,
+                        _ => None,
+                    };
+                    self.discard_body(&head).await;
+                    return Err(HttpError::RangeNotSatisfiable { total });
+                }
+                status => {
+                    self.discard_body(&head).await;
+                    return Err(match status {
+                        400..=499 => HttpError::ClientError(status),
+                        500..=599 => HttpError::ServerError(status),
+                        _ => HttpError::UnexpectedStatus(status),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Reads body bytes of the response returned by the last [`HttpClient::get`] into
+    /// `buf`; `Ok(0)` once the body is complete (or when `buf` is empty).
+    ///
+    /// Never reads past the body. If the connection ends before the announced length,
+    /// returns [`HttpError::TruncatedBody`] (now and on every later call).
+    pub async fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, HttpError> {
+        if let Some(e) = self.body.failed {
+            return Err(e);
+        }
+        if !self.body.active || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = match self.body.remaining {
+            Some(remaining) => buf.len().min(usize::try_from(remaining).unwrap_or(usize::MAX)),
+            None => buf.len(),
+        };
+        let n = if self.start < self.end {
+            let (start, end) = (usize::from(self.start), usize::from(self.end));
+            let n = want.min(end - start);
+            buf[..n].copy_from_slice(&self.buf[start..start + n]);
+            self.start += n as u16;
+            n
+        } else {
+            match self.socket.read(&mut buf[..want]).await {
+                Ok(0) | Err(SocketError::Closed) => {
+                    self.close_socket().await;
+                    if self.body.remaining.is_none() {
+                        // A body delimited by the end of the connection: this is its end.
+                        self.body.active = false;
+                        return Ok(0);
+                    }
+                    let e = HttpError::TruncatedBody { expected: self.body.expected, received: self.body.received };
+                    self.body.failed = Some(e);
+                    return Err(e);
+                }
+                Ok(n) => n,
+                Err(e) => return Err(HttpError::Socket(e)),
+            }
+        };
+        self.body.received += n as u64;
+        if let Some(remaining) = self.body.remaining.as_mut() {
+            *remaining -= n as u64;
+            if *remaining == 0 {
+                self.finish_body().await;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Body bytes still to read: `Some(0)` when there is no body in progress, `None` when
+    /// the body runs until the connection closes.
+    pub fn body_remaining(&self) -> Option<u64> {
+        if self.body.active { self.body.remaining } else { Some(0) }
+    }
+
+    /// Closes the connection (if any) and forgets the response in progress.
+    pub async fn close(&mut self) {
+        self.close_socket().await;
+        self.body = Body::default();
+    }
+
+    /// The socket, e.g. to query the modem between requests.
+    pub fn socket(&mut self) -> &mut S {
+        &mut self.socket
+    }
+
+    /// Gives the socket back.
+    pub fn into_socket(self) -> S {
+        self.socket
+    }
+
+    /// The URL the last response came from (after redirects), in normal form
+    /// `http://host[:port]/path`; `None` before the first request.
+    pub fn effective_url(&self) -> Option<&str> {
+        (!self.url.is_empty()).then_some(self.url.as_str())
+    }
+
+    /// Whether the open connection can carry a request for `url`.
+    fn can_reuse_for(&self, url: &Url<'_>) -> bool {
+        self.connected
+            && self.idle
+            && !self.body.active
+            && self.socket.is_connected()
+            && Url::parse(self.url.as_str()).is_ok_and(|current| current.same_origin(url))
+    }
+
+    async fn close_socket(&mut self) {
+        if self.connected || self.socket.is_connected() {
+            self.socket.close().await;
+        }
+        self.connected = false;
+        self.idle = false;
+        self.start = 0;
+        self.end = 0;
+    }
+
+    /// Sends the request for the current URL and reads the response head, on the open
+    /// connection if `reuse`, retrying once on a fresh connection if that one turns out dead.
+    async fn exchange(&mut self, reuse: bool, range: Option<(u64, Option<u64>)>) -> Result<RawHead, HttpError> {
+        if reuse {
+            match self.send_and_read_head(range).await {
+                Ok(head) => return Ok(head),
+                Err(Attempt { error: HttpError::Socket(_), got_response: false }) => {}
+                Err(attempt) => return Err(attempt.error),
+            }
+        }
+        self.close_socket().await;
+        let target = Url::parse(self.url.as_str())?;
+        self.socket.connect(target.host, target.port).await?;
+        self.connected = true;
+        self.send_and_read_head(range).await.map_err(|a| a.error)
+    }
+
+    async fn send_and_read_head(&mut self, range: Option<(u64, Option<u64>)>) -> Result<RawHead, Attempt> {
+        self.idle = false;
+        self.start = 0;
+        self.end = 0;
+        let target = Url::parse(self.url.as_str())?;
+        let len = write_request(&mut self.buf, &target, range)?;
+        self.socket
+            .write_all(&self.buf[..len])
+            .await
+            .map_err(|e| Attempt { error: HttpError::Socket(e), got_response: false })?;
+        let mut got_response = false;
+        for _ in 0..=MAX_INTERIM {
+            let head = self.read_head(&mut got_response).await.map_err(|error| Attempt { error, got_response })?;
+            match head.status {
+                101 => return Err(HttpError::Malformed("101 Switching Protocols to a GET").into()),
+                100..=199 => continue, // interim (100 Continue, 103 Early Hints): the real one follows
+                _ => return Ok(head),
+            }
+        }
+        Err(HttpError::Malformed("too many interim (1xx) responses").into())
+    }
+
+    /// Reads one response head, a line at a time, leaving any bytes after it in the buffer.
+    async fn read_head(&mut self, got_response: &mut bool) -> Result<RawHead, HttpError> {
+        let mut head = RawHead::default();
+        let mut status_seen = false;
+        let mut head_len = 0usize;
+        // Where to look for the next line feed (past any folds already joined).
+        let mut scan = usize::from(self.start);
+        loop {
+            let (start, end) = (usize::from(self.start), usize::from(self.end));
+            if let Some(lf) = self.buf[scan..end].iter().position(|&b| b == b'\n').map(|i| scan + i) {
+                let line_end = if lf > start && self.buf[lf - 1] == b'\r' { lf - 1 } else { lf };
+                if line_end == start {
+                    // Blank line: the end of the head (or a stray one before the status line).
+                    head_len += lf + 1 - start;
+                    self.start = (lf + 1) as u16;
+                    scan = lf + 1;
+                    if head_len > MAX_HEAD_LEN {
+                        return Err(HttpError::HeaderTooLarge);
+                    }
+                    if status_seen {
+                        return Ok(head);
+                    }
+                    continue;
+                }
+                if status_seen {
+                    // A header line may continue on the next one (obs-fold, RFC 9112 §5.2):
+                    // the next byte tells. The head ends with a blank line, so it comes.
+                    if lf + 1 == end {
+                        self.fill(got_response, &mut scan).await?;
+                        continue;
+                    }
+                    if matches!(self.buf[lf + 1], b' ' | b'\t') {
+                        self.buf[line_end..=lf].fill(b' ');
+                        scan = lf + 1;
+                        continue;
+                    }
+                }
+                head_len += lf + 1 - start;
+                if head_len > MAX_HEAD_LEN {
+                    return Err(HttpError::HeaderTooLarge);
+                }
+                let line = &self.buf[start..line_end];
+                if status_seen {
+                    let (name, value) = head::split_header(line)?;
+                    apply_header(&mut head, &mut self.url, name, value)?;
+                } else {
+                    (head.http10, head.status) = head::parse_status_line(line)?;
+                    status_seen = true;
+                }
+                self.start = (lf + 1) as u16;
+                scan = lf + 1;
+                continue;
+            }
+            scan = end;
+            self.fill(got_response, &mut scan).await?;
+        }
+    }
+
+    /// Moves the unconsumed bytes to the front of the buffer and reads more after them.
+    async fn fill(&mut self, got_response: &mut bool, scan: &mut usize) -> Result<(), HttpError> {
+        let (start, end) = (usize::from(self.start), usize::from(self.end));
+        if start > 0 {
+            self.buf.copy_within(start..end, 0);
+            *scan -= start;
+            self.start = 0;
+            self.end = (end - start) as u16;
+        }
+        let end = usize::from(self.end);
+        if end == HEAD_BUF_LEN {
+            return Err(HttpError::HeaderTooLarge);
+        }
+        match self.socket.read(&mut self.buf[end..]).await {
+            Ok(0) => Err(HttpError::Socket(SocketError::Closed)),
+            Ok(n) => {
+                *got_response = true;
+                self.end += n as u16;
+                Ok(())
+            }
+            Err(e) => Err(HttpError::Socket(e)),
+        }
+    }
+
+    /// Checks a 200/206 head against the request and sets up the body.
+    async fn start_body(&mut self, head: &RawHead, range: Option<(u64, Option<u64>)>) -> Result<ResponseHead, HttpError> {
+        let checked = check_success(head, range);
+        let (length, content_range) = match checked {
+            Ok(x) => x,
+            Err(e) => {
+                self.close_socket().await;
+                return Err(e);
+            }
+        };
+        let keep_alive = !head.http10 && !head.close && length.is_some();
+        self.body = Body {
+            active: true,
+            remaining: length,
+            expected: length.unwrap_or(0),
+            received: 0,
+            keep_alive,
+            failed: None,
+        };
+        if length == Some(0) {
+            self.finish_body().await;
+        }
+        Ok(ResponseHead { status: head.status, content_length: length, content_range, keep_alive })
+    }
+
+    /// The body has been read to its end: keep the connection for the next request if it
+    /// is persistent and nothing unasked-for came after the body, else close it.
+    async fn finish_body(&mut self) {
+        self.body.active = false;
+        if self.body.keep_alive && self.start == self.end {
+            self.idle = true;
+            self.start = 0;
+            self.end = 0;
+        } else {
+            self.close_socket().await;
+        }
+    }
+
+    /// Drops the body of a redirect or error response. Returns whether the connection is
+    /// still usable (persistent and the body short enough to read through), else closes it.
+    async fn discard_body(&mut self, head: &RawHead) -> bool {
+        let length = if head.bodiless() { Some(0) } else { head.content_length };
+        let persistent = !head.http10 && !head.close && !head.transfer_encoded;
+        let Some(mut remaining) = length.filter(|&n| persistent && n <= DRAIN_LIMIT) else {
+            self.close_socket().await;
+            return false;
+        };
+        while remaining > 0 {
+            let (start, end) = (usize::from(self.start), usize::from(self.end));
+            if start < end {
+                let n = (end - start).min(remaining as usize);
+                self.start += n as u16;
+                remaining -= n as u64;
+                continue;
+            }
+            let want = self.buf.len().min(remaining as usize);
+            match self.socket.read(&mut self.buf[..want]).await {
+                Ok(n) if n > 0 => remaining -= n as u64,
+                _ => {
+                    self.close_socket().await;
+                    return false;
+                }
+            }
+        }
+        if self.start != self.end {
+            self.close_socket().await;
+            return false;
+        }
+        self.start = 0;
+        self.end = 0;
+        self.idle = true;
+        true
+    }
+}
+
+/// Records what the client needs of one header.
+fn apply_header(head: &mut RawHead, url: &mut UrlBuf, name: &[u8], value: &[u8]) -> Result<(), HttpError> {
+    if name.eq_ignore_ascii_case(b"content-length") {
+        let length = head::parse_u64(value).ok_or(HttpError::Malformed("Content-Length is not a number"))?;
+        if head.content_length.is_some_and(|previous| previous != length) {
+            return Err(HttpError::Malformed("conflicting Content-Length headers"));
+        }
+        head.content_length = Some(length);
+    } else if name.eq_ignore_ascii_case(b"content-range") {
+        if head.content_range.is_some() {
+            return Err(HttpError::Malformed("more than one Content-Range header"));
+        }
+        head.content_range = Some(head::parse_content_range(value));
+    } else if name.eq_ignore_ascii_case(b"connection") {
+        head.close |= head::has_token(value, b"close");
+    } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        head.transfer_encoded |= !value.eq_ignore_ascii_case(b"identity");
+    } else if name.eq_ignore_ascii_case(b"location") && head.is_redirect() {
+        if head.location.is_some() {
+            return Err(HttpError::Malformed("more than one Location header"));
+        }
+        if !value.is_empty() {
+            match url::resolve_location(url, value) {
+                Ok(same_origin) => head.location = Some(same_origin),
+                Err(e) => {
+                    url.clear();
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a 200/206 head against the request; returns the body length and the range.
+fn check_success(head: &RawHead, asked: Option<(u64, Option<u64>)>) -> Result<(Option<u64>, Option<ContentRange>), HttpError> {
+    if head.transfer_encoded {
+        return Err(HttpError::UnsupportedTransferEncoding);
+    }
+    if head.status == 200 {
+        // Content-Range means nothing on a 200 (RFC 9110 §14.4); the engine skips ahead.
+        return Ok((head.content_length, None));
+    }
+    let range = match head.content_range {
+        Some(Ok(RangeField::Range(range))) => range,
+        _ => return Err(HttpError::BadContentRange),
+    };
+    let Some((start, end)) = asked else {
+        return Err(HttpError::UnexpectedContentRange);
+    };
+    if range.start != start || end.is_some_and(|end| range.end > end) {
+        return Err(HttpError::UnexpectedContentRange);
+    }
+    if head.content_length.is_some_and(|length| length != range.len()) {
+        return Err(HttpError::Malformed("Content-Length does not match the Content-Range length"));
+    }
+    Ok((Some(range.len()), Some(range)))
+}
+
+/// Writes the request for `url` into `buf`; returns its length.
+fn write_request(buf: &mut [u8], url: &Url<'_>, range: Option<(u64, Option<u64>)>) -> Result<usize, HttpError> {
+    let mut w = SliceWriter { buf, len: 0 };
+    let written = (|| -> fmt::Result {
+        write!(w, "GET {} HTTP/1.1\r\nHost: {}", url.path, url.host)?;
+        if url.port != 80 {
+            write!(w, ":{}", url.port)?;
+        }
+        w.write_str("\r\n")?;
+        if let Some((start, end)) = range {
+            write!(w, "Range: bytes={start}-")?;
+            if let Some(end) = end {
+                write!(w, "{end}")?;
+            }
+            w.write_str("\r\n")?;
+        }
+        write!(w, "User-Agent: {USER_AGENT}\r\nConnection: keep-alive\r\n\r\n")
+    })();
+    written.map(|()| w.len).map_err(|_| HttpError::UrlTooLong)
+}
+
+/// `core::fmt::Write` into a byte slice; fails when full.
+struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl fmt::Write for SliceWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let dest = self.buf.get_mut(self.len..self.len + s.len()).ok_or(fmt::Error)?;
+        dest.copy_from_slice(s.as_bytes());
+        self.len += s.len();
+        Ok(())
+    }
+}

@@ -1,0 +1,775 @@
+//! The AT engine: lines, unsolicited results, payloads and deadlines over a byte stream.
+//!
+//! Everything the modem says goes through one small receive buffer ([`RX_BUF`] bytes).
+//! The engine splits it into lines (`\n`-terminated; `\r`, blanks and line noise at either end
+//! are trimmed), skips the echo of the command in flight and empty lines, and sorts every
+//! line into one of: final result (`OK`, `ERROR`, `+CME ERROR: …`), information the caller
+//! asked for, unsolicited result (recorded in [`Events`] wherever it shows up), or garbage
+//! (counted and dropped, never fatal).
+//!
+//! Binary payloads (`+CIPRXGET: 2,…` / `+CARECV: <n>,`) are never split into lines: the header
+//! gives their exact length, the bytes already in the receive buffer are copied out first and
+//! the rest is read from the UART straight into the caller's buffer, so a payload byte is
+//! never lost, duplicated or mistaken for `OK`, `\r\n` or a notice.
+//!
+//! The engine does no socket logic: the dialect modules build commands and interpret what
+//! the engine hands back.
+
+use core::fmt::{self, Write as _};
+
+use embedded_io_async::{Error as _, ErrorKind, Read, Write};
+
+use super::ModemStats;
+use crate::clock::{Clock, with_timeout};
+
+/// Receive buffer: the longest line the engine keeps whole. Longer lines are noise or
+/// replies the driver never asks for (they are counted as garbage and dropped).
+pub(crate) const RX_BUF: usize = 256;
+/// Command buffer: the longest command, `AT+CAOPEN=0,0,"TCP","<253-byte host>",65535`.
+pub(crate) const CMD_BUF: usize = 288;
+/// Room kept for the text of an error reply (`+CME ERROR: SIM busy`, `+CIPERROR: 4`).
+pub(crate) const ERR_TEXT: usize = 48;
+
+/// Why an AT exchange did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AtError {
+    /// No final result (or prompt, or payload byte) before the deadline.
+    Timeout,
+    /// `RDY` was seen: the modem rebooted and forgot everything.
+    Restarted,
+    /// The UART itself failed.
+    Uart(ErrorKind),
+    /// The modem answered `ERROR` or `+CME ERROR`; the text is in [`At::err_text`].
+    Rejected,
+    /// The formatted command does not fit [`CMD_BUF`].
+    CommandTooLong,
+    /// The reply broke the framing (payload longer than asked for).
+    Protocol,
+}
+
+/// How a link ended, as far as the notices tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CloseKind {
+    /// The peer closed cleanly (`+IPCLOSE: 0,1`): what the modem still holds is the rest of
+    /// the stream.
+    PeerFin,
+    /// Reset, aborted, or a close whose reason the modem does not tell (`+CASTATE: 0,0`):
+    /// data may have been lost.
+    Reset,
+}
+
+/// Unsolicited results seen so far (for link / context 0, the only one the driver uses).
+/// The engine sets these wherever the lines arrive; the driver reads and clears them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Events {
+    /// `RDY`: the modem rebooted.
+    pub restarted: bool,
+    /// `+CPIN: READY` arrived unsolicited.
+    pub sim_ready: bool,
+    /// `+CIPRXGET: 1,0` / `+CADATAIND: 0`: data arrived in an empty receive buffer.
+    pub data_ready: bool,
+    /// `+IPCLOSE: 0,<r>` / `+CASTATE: 0,0` / `+CACLOSE: 0`.
+    pub closed: Option<CloseKind>,
+    /// `+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY` / `+APP PDP: 0,DEACTIVE`.
+    pub network_down: bool,
+    /// `+APP PDP: 0,ACTIVE`.
+    pub pdp_active: bool,
+    /// Asynchronous `+NETOPEN: <err>`.
+    pub net_open: Option<u16>,
+    /// `+CIPOPEN: 0,<err>` / `+CAOPEN: 0,<result>`.
+    pub open_result: Option<u16>,
+    /// `+CIPCLOSE: 0,<err>`: our close completed.
+    pub close_done: bool,
+}
+
+/// What the caller of a command decided about an information line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Take {
+    /// Not mine: route it as a notice (or garbage).
+    No,
+    /// Mine, consumed.
+    Yes,
+    /// Mine, and exactly this many raw payload bytes follow the line.
+    Payload(usize),
+}
+
+/// What a command ended with, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Final {
+    /// `OK`.
+    Ok,
+    /// The `>` data prompt (only when asked for).
+    Prompt,
+}
+
+/// Partial-line patterns the scanner recognises before a line is complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Probe {
+    /// Only whole lines.
+    Lines,
+    /// The `>` prompt of `CIPSEND` / `CASEND` (no line end follows it).
+    Prompt,
+    /// The SIM7080 `+CARECV: <n>,` header: payload follows the comma on the same line.
+    Carecv,
+}
+
+/// One thing the scanner found in the receive buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    /// A trimmed, non-empty line at `rx[start..end]` (already consumed from the buffer).
+    Line(usize, usize),
+    /// The `>` prompt (consumed).
+    Prompt,
+    /// `+CARECV: <n>,` (consumed); `n` payload bytes follow.
+    Carecv(usize),
+}
+
+/// How a line was sorted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Ok,
+    Error,
+    Echo,
+    Restart,
+    Info(Take),
+    Urc,
+    Garbage,
+}
+
+/// An unsolicited result, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Urc {
+    Ready,
+    SimReady,
+    Boot,
+    DataReady(u16),
+    IpClose(u16, u16),
+    SocketState(u16, u16),
+    SocketClosed(u16),
+    NetworkDown,
+    PdpActive,
+    NetOpen(u16),
+    Open(u16, u16),
+    CloseDone(u16),
+    Other,
+}
+
+/// The AT engine over one UART. See the module docs.
+pub(crate) struct At<U, C> {
+    uart: U,
+    clock: C,
+    rx: [u8; RX_BUF],
+    rx_start: u16,
+    rx_end: u16,
+    cmd: [u8; CMD_BUF],
+    cmd_len: u16,
+    /// Text of the last error reply (`+CME ERROR: <text>`, or the info line before `ERROR`).
+    pub err_text: heapless::String<ERR_TEXT>,
+    /// Notices seen so far; the driver clears what it has handled.
+    pub events: Events,
+    pub stats: ModemStats,
+}
+
+impl<U, C> fmt::Debug for At<U, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("At")
+            .field("buffered", &(self.rx_end - self.rx_start))
+            .field("events", &self.events)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<U, C> At<U, C> {
+    pub(crate) fn new(uart: U, clock: C) -> Self {
+        Self {
+            uart,
+            clock,
+            rx: [0; RX_BUF],
+            rx_start: 0,
+            rx_end: 0,
+            cmd: [0; CMD_BUF],
+            cmd_len: 0,
+            err_text: heapless::String::new(),
+            events: Events::default(),
+            stats: ModemStats::default(),
+        }
+    }
+
+    pub(crate) fn into_inner(self) -> U {
+        self.uart
+    }
+
+    /// Forget buffered input and the command in flight (after a restart or a desync).
+    pub(crate) fn reset_input(&mut self) {
+        self.rx_start = 0;
+        self.rx_end = 0;
+        self.cmd_len = 0;
+    }
+
+    fn buffered(&self) -> &[u8] {
+        &self.rx[self.rx_start as usize..self.rx_end as usize]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.rx_start += n as u16;
+        if self.rx_start == self.rx_end {
+            self.rx_start = 0;
+            self.rx_end = 0;
+        }
+    }
+
+    /// Drops blanks, line ends and noise in front of the next line.
+    fn skip_leading(&mut self) {
+        let mut noise = 0u32;
+        let mut n = 0;
+        for &b in self.buffered() {
+            match b {
+                b'\r' | b'\n' | b' ' | b'\t' => {}
+                0x21..=0x7e => break,
+                _ => noise += 1,
+            }
+            n += 1;
+        }
+        self.stats.garbage_bytes += noise;
+        self.consume(n);
+    }
+
+    /// Finds the next line (or prompt / payload header) already in the buffer.
+    fn scan(&mut self, probe: Probe) -> Option<Scan> {
+        self.skip_leading();
+        let buf = self.buffered();
+        if buf.is_empty() {
+            return None;
+        }
+        match probe {
+            Probe::Prompt if buf[0] == b'>' => {
+                let n = if buf.get(1) == Some(&b' ') { 2 } else { 1 };
+                self.consume(n);
+                return Some(Scan::Prompt);
+            }
+            Probe::Carecv => match carecv_header(buf) {
+                Header::Found { len, header } => {
+                    self.consume(header);
+                    return Some(Scan::Carecv(len));
+                }
+                Header::NeedMore => return None,
+                Header::No => {}
+            },
+            _ => {}
+        }
+        let nl = buf.iter().position(|&b| b == b'\n')?;
+        let start = self.rx_start as usize;
+        let (mut s, mut e) = (start, start + nl);
+        // Trim trailing `\r`, blanks and noise (leading ones went in `skip_leading`).
+        while e > s {
+            match self.rx[e - 1] {
+                b'\r' | b' ' | b'\t' => e -= 1,
+                0x21..=0x7e => break,
+                _ => {
+                    self.stats.garbage_bytes += 1;
+                    e -= 1;
+                }
+            }
+        }
+        // Lines that still hold control or 8-bit bytes are noise, whole.
+        if self.rx[s..e].iter().any(|&b| !(0x20..=0x7e).contains(&b)) {
+            self.stats.garbage_bytes += (e - s) as u32;
+            s = e;
+        }
+        self.consume(nl + 1);
+        if s == e {
+            // Nothing left of it: look at the next one.
+            return self.scan(probe);
+        }
+        Some(Scan::Line(s, e))
+    }
+
+    /// Sorts the line `rx[s..e]`, records notices, and remembers error text.
+    fn classify(&mut self, s: usize, e: usize, on_info: &mut dyn FnMut(&[u8]) -> Take) -> Class {
+        let line = &self.rx[s..e];
+        if line == b"OK" {
+            return Class::Ok;
+        }
+        if line == b"ERROR" {
+            if self.err_text.is_empty() {
+                set_text(&mut self.err_text, line);
+            }
+            return Class::Error;
+        }
+        if line.starts_with(b"+CME ERROR:") || line.starts_with(b"+CMS ERROR:") {
+            set_text(&mut self.err_text, trim(&line[11..]));
+            return Class::Error;
+        }
+        if self.cmd_len > 0 && line.eq_ignore_ascii_case(&self.cmd[..self.cmd_len as usize]) {
+            return Class::Echo;
+        }
+        // Plain-text notices first, so that a caller taking free text (the model name)
+        // never takes `RDY` or `SMS DONE` for an answer.
+        let plain = match line {
+            b"RDY" => Some(Urc::Ready),
+            b"SMS DONE" | b"PB DONE" | b"SMS Ready" | b"Call Ready" => Some(Urc::Boot),
+            _ => None,
+        };
+        if let Some(urc) = plain {
+            return self.record(urc);
+        }
+        match on_info(line) {
+            Take::No => {}
+            take => return Class::Info(take),
+        }
+        if let Some(urc) = parse_urc(line) {
+            return self.record(urc);
+        }
+        if line.first() == Some(&b'+') && line.contains(&b':') {
+            // A `+XYZ:` line nobody asked for: unknown notice, or the detail of an error
+            // that follows (`+CIPERROR: 4`, `+IP ERROR: …`).
+            set_text(&mut self.err_text, line);
+            return self.record(Urc::Other);
+        }
+        self.stats.garbage_bytes += line.len() as u32;
+        Class::Garbage
+    }
+
+    fn record(&mut self, urc: Urc) -> Class {
+        self.stats.urcs += 1;
+        let ev = &mut self.events;
+        match urc {
+            Urc::Ready => {
+                self.stats.restarts_seen += 1;
+                ev.restarted = true;
+                // Echo is back on and every context is gone.
+                *ev = Events { restarted: true, ..Events::default() };
+                return Class::Restart;
+            }
+            Urc::SimReady => ev.sim_ready = true,
+            Urc::DataReady(0) => ev.data_ready = true,
+            Urc::IpClose(0, reason) => {
+                ev.closed = Some(if reason == 1 { CloseKind::PeerFin } else { CloseKind::Reset });
+            }
+            Urc::SocketState(0, 0) | Urc::SocketClosed(0) => ev.closed = Some(CloseKind::Reset),
+            Urc::NetworkDown => {
+                ev.network_down = true;
+                ev.pdp_active = false;
+            }
+            Urc::PdpActive => ev.pdp_active = true,
+            Urc::NetOpen(err) => ev.net_open = Some(err),
+            Urc::Open(0, err) => ev.open_result = Some(err),
+            Urc::CloseDone(0) => ev.close_done = true,
+            _ => {}
+        }
+        Class::Urc
+    }
+}
+
+impl<U: Read + Write, C: Clock> At<U, C> {
+    pub(crate) fn now_us(&self) -> u64 {
+        self.clock.now_us()
+    }
+
+    /// The deadline `us` from now.
+    pub(crate) fn deadline(&self, us: u64) -> u64 {
+        self.clock.now_us().saturating_add(us)
+    }
+
+    /// Reads more bytes from the UART into the receive buffer.
+    async fn fill(&mut self, deadline: u64) -> Result<(), AtError> {
+        if self.rx_end as usize == RX_BUF {
+            if self.rx_start == 0 {
+                // A full buffer without a line end: noise or an overlong line. Drop it.
+                self.stats.garbage_bytes += RX_BUF as u32;
+                self.rx_end = 0;
+            } else {
+                let (s, e) = (self.rx_start as usize, self.rx_end as usize);
+                self.rx.copy_within(s..e, 0);
+                self.rx_end = (e - s) as u16;
+                self.rx_start = 0;
+            }
+        }
+        let left = deadline.saturating_sub(self.clock.now_us());
+        if left == 0 {
+            return Err(AtError::Timeout);
+        }
+        let end = self.rx_end as usize;
+        match with_timeout(&self.clock, left, self.uart.read(&mut self.rx[end..])).await {
+            Err(_) => Err(AtError::Timeout),
+            Ok(Err(e)) => Err(AtError::Uart(e.kind())),
+            Ok(Ok(0)) => Err(AtError::Uart(ErrorKind::BrokenPipe)),
+            Ok(Ok(n)) => {
+                self.rx_end += n as u16;
+                Ok(())
+            }
+        }
+    }
+
+    async fn next(&mut self, deadline: u64, probe: Probe) -> Result<Scan, AtError> {
+        loop {
+            if let Some(found) = self.scan(probe) {
+                return Ok(found);
+            }
+            self.fill(deadline).await?;
+        }
+    }
+
+    async fn write_raw(&mut self, bytes: &[u8], deadline: u64) -> Result<(), AtError> {
+        let left = deadline.saturating_sub(self.clock.now_us()).max(1);
+        let io = async {
+            self.uart.write_all(bytes).await?;
+            self.uart.flush().await
+        };
+        match with_timeout(&self.clock, left, io).await {
+            Err(_) => Err(AtError::Timeout),
+            Ok(Err(e)) => Err(AtError::Uart(e.kind())),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    /// Handles what is already buffered (notices that came in between commands), then
+    /// formats `args` and sends it with its `\r`.
+    pub(crate) async fn send(&mut self, args: fmt::Arguments<'_>, deadline: u64) -> Result<(), AtError> {
+        self.cmd_len = 0;
+        while let Some(found) = self.scan(Probe::Lines) {
+            if let Scan::Line(s, e) = found {
+                match self.classify(s, e, &mut |_| Take::No) {
+                    Class::Restart => return Err(AtError::Restarted),
+                    // A final result nobody waits for any more: stale.
+                    Class::Ok | Class::Error | Class::Echo | Class::Info(_) => {
+                        self.stats.garbage_bytes += (e - s) as u32;
+                    }
+                    Class::Urc | Class::Garbage => {}
+                }
+            }
+        }
+        let mut w = CmdWriter { buf: &mut self.cmd, len: 0 };
+        if w.write_fmt(args).is_err() || w.len >= CMD_BUF {
+            return Err(AtError::CommandTooLong);
+        }
+        let len = w.len;
+        self.cmd[len] = b'\r';
+        self.err_text.clear();
+        self.stats.commands += 1;
+        let mut out = [0u8; CMD_BUF];
+        out[..=len].copy_from_slice(&self.cmd[..=len]);
+        self.cmd_len = len as u16;
+        self.write_raw(&out[..=len], deadline).await
+    }
+
+    /// Writes raw payload bytes (after a `>` prompt).
+    pub(crate) async fn send_payload(&mut self, data: &[u8], deadline: u64) -> Result<(), AtError> {
+        self.write_raw(data, deadline).await
+    }
+
+    /// Waits for the final result of the command in flight.
+    ///
+    /// Information lines go to `on_info` (after echo, finals and plain-text notices have
+    /// been taken out); whatever it does not take is routed as a notice or garbage. When it
+    /// answers [`Take::Payload`], or the [`Probe::Carecv`] header shows up, the payload is
+    /// copied into `dest[*got..]` and `*got` advances; a payload longer than `dest` has room
+    /// for is read and dropped and the command ends in [`AtError::Protocol`].
+    pub(crate) async fn finish(
+        &mut self,
+        deadline: u64,
+        probe: Probe,
+        dest: &mut [u8],
+        got: &mut usize,
+        on_info: &mut dyn FnMut(&[u8]) -> Take,
+    ) -> Result<Final, AtError> {
+        let mut overflow = false;
+        loop {
+            let payload = match self.next(deadline, probe).await? {
+                Scan::Prompt => return Ok(Final::Prompt),
+                Scan::Carecv(n) => n,
+                Scan::Line(s, e) => match self.classify(s, e, on_info) {
+                    Class::Ok if overflow => return Err(AtError::Protocol),
+                    Class::Ok => return Ok(Final::Ok),
+                    Class::Error => return Err(AtError::Rejected),
+                    Class::Restart => return Err(AtError::Restarted),
+                    Class::Info(Take::Payload(n)) => n,
+                    Class::Echo | Class::Info(_) | Class::Urc | Class::Garbage => continue,
+                },
+            };
+            let room = dest.len() - *got;
+            let take = payload.min(room);
+            self.read_exact(&mut dest[*got..*got + take], deadline).await?;
+            *got += take;
+            if payload > take {
+                overflow = true;
+                self.discard(payload - take, deadline).await?;
+            }
+        }
+    }
+
+    /// Sends a command and waits for its final result.
+    pub(crate) async fn command(
+        &mut self,
+        args: fmt::Arguments<'_>,
+        timeout_us: u64,
+        on_info: &mut dyn FnMut(&[u8]) -> Take,
+    ) -> Result<(), AtError> {
+        let deadline = self.deadline(timeout_us);
+        self.send(args, deadline).await?;
+        self.finish(deadline, Probe::Lines, &mut [], &mut 0, on_info).await.map(|_| ())
+    }
+
+    /// Reads lines with no command in flight until `done(&events)` holds or the deadline
+    /// passes. Notices are recorded; anything else is garbage.
+    pub(crate) async fn wait_for(&mut self, deadline: u64, done: impl Fn(&Events) -> bool) -> Result<(), AtError> {
+        loop {
+            if done(&self.events) {
+                return Ok(());
+            }
+            if let Scan::Line(s, e) = self.next(deadline, Probe::Lines).await? {
+                match self.classify(s, e, &mut |_| Take::No) {
+                    Class::Restart => return Err(AtError::Restarted),
+                    Class::Ok | Class::Error | Class::Echo | Class::Info(_) => {
+                        self.stats.garbage_bytes += (e - s) as u32;
+                    }
+                    Class::Urc | Class::Garbage => {}
+                }
+            }
+        }
+    }
+
+    /// Exactly `dest.len()` payload bytes: first from the receive buffer, then straight
+    /// from the UART into `dest`.
+    async fn read_exact(&mut self, dest: &mut [u8], deadline: u64) -> Result<(), AtError> {
+        let have = self.buffered().len().min(dest.len());
+        dest[..have].copy_from_slice(&self.buffered()[..have]);
+        self.consume(have);
+        let mut got = have;
+        while got < dest.len() {
+            let left = deadline.saturating_sub(self.clock.now_us());
+            if left == 0 {
+                return Err(AtError::Timeout);
+            }
+            match with_timeout(&self.clock, left, self.uart.read(&mut dest[got..])).await {
+                Err(_) => return Err(AtError::Timeout),
+                Ok(Err(e)) => return Err(AtError::Uart(e.kind())),
+                Ok(Ok(0)) => return Err(AtError::Uart(ErrorKind::BrokenPipe)),
+                Ok(Ok(n)) => got += n,
+            }
+        }
+        self.stats.payload_bytes += dest.len() as u64;
+        Ok(())
+    }
+
+    /// Reads and drops exactly `n` payload bytes.
+    async fn discard(&mut self, mut n: usize, deadline: u64) -> Result<(), AtError> {
+        while n > 0 {
+            if self.buffered().is_empty() {
+                self.rx_start = 0;
+                self.rx_end = 0;
+                let want = n.min(RX_BUF);
+                let left = deadline.saturating_sub(self.clock.now_us());
+                if left == 0 {
+                    return Err(AtError::Timeout);
+                }
+                match with_timeout(&self.clock, left, self.uart.read(&mut self.rx[..want])).await {
+                    Err(_) => return Err(AtError::Timeout),
+                    Ok(Err(e)) => return Err(AtError::Uart(e.kind())),
+                    Ok(Ok(0)) => return Err(AtError::Uart(ErrorKind::BrokenPipe)),
+                    Ok(Ok(k)) => self.rx_end = k as u16,
+                }
+            }
+            let k = self.buffered().len().min(n);
+            self.consume(k);
+            self.stats.garbage_bytes += k as u32;
+            n -= k;
+        }
+        Ok(())
+    }
+}
+
+/// Formats a command into the fixed command buffer.
+struct CmdWriter<'a> {
+    buf: &'a mut [u8; CMD_BUF],
+    len: usize,
+}
+
+impl fmt::Write for CmdWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let b = s.as_bytes();
+        // Keep one byte for the `\r`.
+        if self.len + b.len() >= CMD_BUF {
+            return Err(fmt::Error);
+        }
+        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+        Ok(())
+    }
+}
+
+enum Header {
+    Found { len: usize, header: usize },
+    NeedMore,
+    No,
+}
+
+/// Looks for `+CARECV: <n>,` at the start of `buf`. Payload bytes follow the comma, so the
+/// header must be found before the buffer is searched for a line end.
+fn carecv_header(buf: &[u8]) -> Header {
+    const P: &[u8] = b"+CARECV: ";
+    let n = buf.len().min(P.len());
+    if buf[..n] != P[..n] {
+        return Header::No;
+    }
+    if buf.len() <= P.len() {
+        return Header::NeedMore;
+    }
+    let mut len = 0usize;
+    let mut digits = 0;
+    for (i, &b) in buf[P.len()..].iter().enumerate() {
+        match b {
+            b'0'..=b'9' if digits < 6 => {
+                len = len * 10 + usize::from(b - b'0');
+                digits += 1;
+            }
+            b',' if digits > 0 => return Header::Found { len, header: P.len() + i + 1 },
+            _ => return Header::No,
+        }
+    }
+    Header::NeedMore
+}
+
+fn parse_urc(line: &[u8]) -> Option<Urc> {
+    let (name, rest) = split_name(line)?;
+    let mut f = Fields(rest);
+    let urc = match name {
+        b"+CPIN" if trim(rest) == b"READY" => Urc::SimReady,
+        b"+CFUN" | b"+CGEV" | b"*PSUTTZ" | b"+CTZV" | b"DST" | b"+CMTI" => Urc::Boot,
+        b"+CIPRXGET" => match (f.num(), f.num(), f.next()) {
+            (Some(1), Some(link), None) => Urc::DataReady(link),
+            _ => return None,
+        },
+        b"+CADATAIND" => Urc::DataReady(f.num()?),
+        b"+IPCLOSE" => Urc::IpClose(f.num()?, f.num().unwrap_or(0)),
+        b"+CASTATE" => Urc::SocketState(f.num()?, f.num()?),
+        b"+CACLOSE" => match (f.num(), f.next()) {
+            (Some(cid), None) => Urc::SocketClosed(cid),
+            _ => return None,
+        },
+        b"+CIPEVENT" => Urc::NetworkDown,
+        b"+APP PDP" => {
+            let state = trim(rest.rsplit(|&b| b == b',').next().unwrap_or(rest));
+            let cid = if rest.contains(&b',') { f.num()? } else { 0 };
+            match (cid, state) {
+                (0, b"ACTIVE") => Urc::PdpActive,
+                (0, b"DEACTIVE") => Urc::NetworkDown,
+                _ => Urc::Other,
+            }
+        }
+        b"+NETOPEN" => match (f.num(), f.next()) {
+            (Some(err), None) => Urc::NetOpen(err),
+            _ => return None,
+        },
+        b"+CIPOPEN" | b"+CAOPEN" => Urc::Open(f.num()?, f.num()?),
+        b"+CIPCLOSE" => match (f.num(), f.num(), f.next()) {
+            (Some(link), Some(_), None) => Urc::CloseDone(link),
+            _ => return None,
+        },
+        b"+CIPSEND" | b"+CASEND" => Urc::Other,
+        _ => return None,
+    };
+    Some(urc)
+}
+
+/// `+NAME: rest` → (`+NAME`, `rest`).
+pub(crate) fn split_name(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let colon = line.iter().position(|&b| b == b':')?;
+    Some((&line[..colon], trim(&line[colon + 1..])))
+}
+
+/// The part after `prefix` (e.g. `+CSQ:`), trimmed, if the line starts with it.
+pub(crate) fn after<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    line.strip_prefix(prefix).map(trim)
+}
+
+pub(crate) fn trim(s: &[u8]) -> &[u8] {
+    s.trim_ascii()
+}
+
+/// Comma-separated fields of an information line.
+#[derive(Debug)]
+pub(crate) struct Fields<'a>(pub &'a [u8]);
+
+impl<'a> Fields<'a> {
+    /// The next field, trimmed; `None` at the end.
+    #[allow(clippy::should_implement_trait)]
+    pub(crate) fn next(&mut self) -> Option<&'a [u8]> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let (field, rest) = match self.0.iter().position(|&b| b == b',') {
+            Some(i) => (&self.0[..i], &self.0[i + 1..]),
+            None => (self.0, &[][..]),
+        };
+        self.0 = rest;
+        Some(trim(field))
+    }
+
+    /// The next field as a number.
+    pub(crate) fn num(&mut self) -> Option<u16> {
+        parse_num(self.next()?).and_then(|n| u16::try_from(n).ok())
+    }
+
+    /// The next field as a larger number.
+    pub(crate) fn num32(&mut self) -> Option<u32> {
+        parse_num(self.next()?)
+    }
+}
+
+pub(crate) fn parse_num(s: &[u8]) -> Option<u32> {
+    if s.is_empty() || s.len() > 9 {
+        return None;
+    }
+    s.iter().try_fold(0u32, |n, &b| b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0')))
+}
+
+/// Copies as much of `src` (ASCII by construction) as fits.
+pub(crate) fn set_text<const N: usize>(dst: &mut heapless::String<N>, src: &[u8]) {
+    dst.clear();
+    for &b in src.iter().take(N) {
+        // Lines reaching here are printable ASCII; anything else becomes '?'.
+        let c = if (0x20..=0x7e).contains(&b) { b as char } else { '?' };
+        let _ = dst.push(c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urcs_parse() {
+        assert_eq!(parse_urc(b"+CIPRXGET: 1,0"), Some(Urc::DataReady(0)));
+        assert_eq!(parse_urc(b"+CIPRXGET: 1,3"), Some(Urc::DataReady(3)));
+        assert_eq!(parse_urc(b"+CIPRXGET: 2,0,5,0"), None);
+        assert_eq!(parse_urc(b"+IPCLOSE: 0,1"), Some(Urc::IpClose(0, 1)));
+        assert_eq!(parse_urc(b"+CASTATE: 0,0"), Some(Urc::SocketState(0, 0)));
+        assert_eq!(parse_urc(b"+APP PDP: 0,ACTIVE"), Some(Urc::PdpActive));
+        assert_eq!(parse_urc(b"+APP PDP: ACTIVE"), Some(Urc::PdpActive));
+        assert_eq!(parse_urc(b"+APP PDP: 0,DEACTIVE"), Some(Urc::NetworkDown));
+        assert_eq!(parse_urc(b"+CIPCLOSE: 0,1,0,0,0,0,0,0,0,0"), None);
+        assert_eq!(parse_urc(b"+CIPCLOSE: 0,0"), Some(Urc::CloseDone(0)));
+        assert_eq!(parse_urc(b"+NETOPEN: 0"), Some(Urc::NetOpen(0)));
+        assert_eq!(parse_urc(b"+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY"), Some(Urc::NetworkDown));
+    }
+
+    #[test]
+    fn carecv_header_needs_the_comma() {
+        assert!(matches!(carecv_header(b"+CAR"), Header::NeedMore));
+        assert!(matches!(carecv_header(b"+CARECV: 14"), Header::NeedMore));
+        assert!(matches!(carecv_header(b"+CARECV: 14,\r\nOK"), Header::Found { len: 14, header: 12 }));
+        assert!(matches!(carecv_header(b"+CARECV: 0\r\n"), Header::No));
+        assert!(matches!(carecv_header(b"+CASTATE: 0,0\r\n"), Header::No));
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_num(b"1460"), Some(1460));
+        assert_eq!(parse_num(b""), None);
+        assert_eq!(parse_num(b"1a"), None);
+        let mut f = Fields(b"2,0,5, 11");
+        assert_eq!((f.num(), f.num(), f.num32(), f.num32(), f.next()), (Some(2), Some(0), Some(5), Some(11), None));
+    }
+}

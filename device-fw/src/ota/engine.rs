@@ -1,0 +1,357 @@
+//! The download loop: Range chunks into the slot, resumed after every failure.
+//!
+//! One pass per HTTP response: request the next chunk from the accepted offset, stream the
+//! body into the slot while the next UART read is already under way (flash erase and
+//! program overlap the modem's reply; on the chip the UART receives by DMA meanwhile),
+//! measure the drain rate, and go again. A connection that dies, a NAT that forgot us, a
+//! 5xx, a modem that rebooted: each ends the pass, and the next pass resumes with
+//! `Range: bytes=<accepted>-`. A server that ignores Range is read from the start and the
+//! bytes already written are skipped.
+
+use embassy_futures::join::join;
+use embedded_storage_async::nor_flash::NorFlash;
+use sha2::{Digest, Sha256};
+
+use super::planner::{ChunkPlanner, ChunkPolicy};
+use super::slot::{SlotError, SlotWriter};
+use crate::clock::Clock;
+use crate::http::{HttpClient, HttpError, Url};
+use crate::socket::{Socket, SocketError};
+
+/// The largest block one modem read returns (SIM7600 `CIPRXGET`, SIM7080 `CARECV`): the
+/// size of each of the engine's two receive buffers.
+pub const BLOCK: usize = 1460;
+
+/// How to fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownloadMode {
+    /// Range chunks sized by the planner, resumed after failures: the otactl engine.
+    Ranged,
+    /// One GET for the whole image, no resume: a model of Arduino `HTTPUpdate`/TinyGSM, kept
+    /// so the bench can show the field failure side by side.
+    SingleGet,
+}
+
+/// Engine settings (from the profile).
+#[derive(Debug, Clone, Copy)]
+pub struct DownloadConfig {
+    pub mode: DownloadMode,
+    pub policy: ChunkPolicy,
+    /// UART bytes per second (baud / 10): the first drain-rate guess is derived from it.
+    pub uart_bytes_per_sec: u32,
+    /// Consecutive attempts without progress before giving up.
+    pub retries: u8,
+    pub backoff_initial_us: u64,
+    pub backoff_max_us: u64,
+    /// Overlap flash writes with the next UART read (two receive buffers).
+    pub overlap_flash: bool,
+}
+
+/// The image to fetch.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageTarget<'a> {
+    pub url: &'a str,
+    /// Size from the signed manifest; `None` takes the server's word (baseline model only).
+    pub size: Option<u64>,
+    /// SHA-256 from the signed manifest, checked once every byte is written.
+    pub sha256: Option<[u8; 32]>,
+}
+
+/// Something worth telling the console, as it happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OtaEvent {
+    /// A request for `[offset, offset + len)` went out.
+    ChunkRequested { offset: u64, len: u64 },
+    /// Bytes accepted so far, the total, the drain rate measured on the last chunk.
+    Progress { written: u64, total: u64, rate_bps: u32, chunk: u32 },
+    /// The connection ended before the chunk did.
+    ConnectionLost { offset: u64, error: HttpError },
+    /// The next request resumes from `offset`.
+    Resumed { offset: u64 },
+    /// The server answered a Range request with the whole file; `skip` bytes are discarded.
+    RangeIgnored { skip: u64 },
+    /// The modem or its packet network was brought up again.
+    ModemRecovered,
+    /// Waiting before retrying after a failure without progress.
+    Backoff { us: u64 },
+}
+
+/// Receives [`OtaEvent`]s.
+pub trait EventSink {
+    fn event(&mut self, event: OtaEvent);
+}
+
+impl EventSink for () {
+    fn event(&mut self, _: OtaEvent) {}
+}
+
+impl<F: FnMut(OtaEvent)> EventSink for F {
+    fn event(&mut self, event: OtaEvent) {
+        self(event)
+    }
+}
+
+/// What a finished download did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownloadReport {
+    pub bytes: u64,
+    pub sha256: [u8; 32],
+    pub requests: u32,
+    pub resumes: u32,
+    pub connection_losses: u32,
+    pub modem_recoveries: u32,
+    pub range_ignored: u32,
+}
+
+/// Why a download stopped for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DownloadError<E> {
+    #[error("image URL is invalid: {0}")]
+    BadUrl(HttpError),
+    #[error("the server refused the image request: {0}")]
+    Refused(HttpError),
+    #[error("gave up after {attempts} attempts without progress at byte {offset}; last error: {last}")]
+    RetriesExhausted { attempts: u8, offset: u64, last: HttpError },
+    /// Baseline only: the single GET died and there is no resume.
+    #[error("download aborted at byte {offset} of {total}: {error}")]
+    Aborted { offset: u64, total: u64, error: HttpError },
+    #[error("server says the image has {server} bytes, the manifest says {manifest}; the release changed under the device")]
+    SizeMismatch { manifest: u64, server: u64 },
+    #[error("server did not say how long the image is (no Content-Length or Content-Range)")]
+    UnknownSize,
+    #[error("image SHA-256 does not match the signed manifest; the slot will not be activated")]
+    HashMismatch,
+    #[error(transparent)]
+    Slot(#[from] SlotError<E>),
+}
+
+/// Two receive buffers: one is drained into flash while the other fills from the modem.
+type Buffers = [[u8; BLOCK]; 2];
+
+struct Progress {
+    hasher: Sha256,
+    skip: u64,
+}
+
+/// How one response pass ended.
+enum PassEnd {
+    /// The body ended where the server said it would.
+    Complete,
+    Broken(HttpError),
+}
+
+/// Downloads `target` into the slot behind `slot`, from wherever the writer stands
+/// (0, or a resumed offset whose prefix the caller has hashed into `hasher`).
+pub async fn download<S, F, C, E, const STAGE: usize>(
+    http: &mut HttpClient<S>,
+    slot: &mut SlotWriter<F, STAGE>,
+    clock: &C,
+    cfg: &DownloadConfig,
+    target: &ImageTarget<'_>,
+    hasher: Sha256,
+    events: &mut E,
+) -> Result<DownloadReport, DownloadError<F::Error>>
+where
+    S: Socket,
+    F: NorFlash,
+    C: Clock,
+    E: EventSink,
+{
+    let url = Url::parse(target.url).map_err(DownloadError::BadUrl)?;
+    let mut planner = ChunkPlanner::new(cfg.policy, cfg.uart_bytes_per_sec / 10 * 8);
+    let mut total = target.size;
+    let mut report = DownloadReport { bytes: 0, sha256: [0; 32], requests: 0, resumes: 0, connection_losses: 0, modem_recoveries: 0, range_ignored: 0 };
+    let mut progress = Progress { hasher, skip: 0 };
+    let mut bufs: Buffers = [[0; BLOCK]; 2];
+    let mut failures: u8 = 0;
+    let mut backoff_us = cfg.backoff_initial_us;
+    let mut last_request_us: Option<u64> = None;
+
+    loop {
+        let offset = slot.accepted();
+        if let Some(total) = total
+            && offset >= total
+        {
+            break;
+        }
+        let remaining = total.map_or(u64::MAX, |t| t - offset);
+        let range = match cfg.mode {
+            DownloadMode::Ranged => {
+                let len = u64::from(planner.next_chunk(remaining));
+                events.event(OtaEvent::ChunkRequested { offset, len });
+                Some((offset, Some(offset + len - 1)))
+            }
+            DownloadMode::SingleGet => None,
+        };
+        let requested_at = clock.now_us();
+        let previous_request = last_request_us.replace(requested_at);
+        report.requests += 1;
+        let before = offset;
+
+        let end = match http.get(&url, range).await {
+            Ok(head) => {
+                match check_head(&head, offset, range.is_some(), &mut total) {
+                    Err(e) => return Err(e),
+                    Ok(skip) => {
+                        if skip > 0 {
+                            report.range_ignored += 1;
+                            events.event(OtaEvent::RangeIgnored { skip });
+                        }
+                        progress.skip = skip;
+                    }
+                }
+                let started = clock.now_us();
+                let end = stream_body(http, slot, &mut progress, &mut bufs, cfg.overlap_flash).await?;
+                let moved = slot.accepted() - before;
+                planner.record_drain(moved, clock.now_us().saturating_sub(started));
+                if let Some(total) = total {
+                    events.event(OtaEvent::Progress {
+                        written: slot.accepted(),
+                        total,
+                        rate_bps: planner.drain_bps(),
+                        chunk: planner.next_chunk(u64::MAX),
+                    });
+                }
+                end
+            }
+            Err(HttpError::RangeNotSatisfiable { total: server_total }) => {
+                // The image is shorter than what we hold: it changed under us.
+                return Err(DownloadError::SizeMismatch { manifest: total.unwrap_or(0), server: server_total.unwrap_or(0) });
+            }
+            Err(e) if !e.is_retryable() => {
+                return Err(match e {
+                    HttpError::Socket(_) => DownloadError::RetriesExhausted { attempts: failures, offset, last: e },
+                    _ => DownloadError::Refused(e),
+                });
+            }
+            Err(e) => PassEnd::Broken(e),
+        };
+
+        let error = match end {
+            PassEnd::Complete => {
+                planner.record_success();
+                failures = 0;
+                backoff_us = cfg.backoff_initial_us;
+                continue;
+            }
+            PassEnd::Broken(e) => e,
+        };
+
+        // The pass broke: learn from it, recover what needs recovering, then resume.
+        let offset = slot.accepted();
+        report.connection_losses += 1;
+        events.event(OtaEvent::ConnectionLost { offset, error });
+        if cfg.mode == DownloadMode::SingleGet {
+            return Err(DownloadError::Aborted { offset, total: total.unwrap_or(0), error });
+        }
+        if matches!(error, HttpError::Socket(SocketError::Closed | SocketError::Timeout)) {
+            // Quiet since our last request; for a request that got no answer at all on a
+            // reused connection, the quiet spell was the drain before it.
+            let quiet = if offset == before { previous_request.map(|p| requested_at - p) } else { Some(clock.now_us() - requested_at) };
+            if let Some(quiet) = quiet {
+                planner.record_drop(quiet);
+            }
+        }
+        http.close().await;
+        if matches!(error, HttpError::Socket(SocketError::ModemLost | SocketError::NetworkDown)) {
+            if http.socket().recover().await.is_ok() {
+                report.modem_recoveries += 1;
+                events.event(OtaEvent::ModemRecovered);
+            }
+        }
+        if offset > before {
+            failures = 0;
+            backoff_us = cfg.backoff_initial_us;
+        } else {
+            failures += 1;
+            if failures > cfg.retries {
+                return Err(DownloadError::RetriesExhausted { attempts: failures, offset, last: error });
+            }
+            events.event(OtaEvent::Backoff { us: backoff_us });
+            clock.sleep_us(backoff_us).await;
+            backoff_us = (backoff_us * 2).min(cfg.backoff_max_us);
+        }
+        report.resumes += 1;
+        events.event(OtaEvent::Resumed { offset });
+    }
+
+    slot.finish().await?;
+    report.bytes = slot.accepted();
+    report.sha256 = progress.hasher.finalize().into();
+    if let Some(expected) = target.sha256
+        && expected != report.sha256
+    {
+        return Err(DownloadError::HashMismatch);
+    }
+    Ok(report)
+}
+
+/// Checks a response head against what was asked; returns how many body bytes to skip.
+fn check_head<E>(head: &crate::http::ResponseHead, offset: u64, ranged: bool, total: &mut Option<u64>) -> Result<u64, DownloadError<E>> {
+    let server_total = match (head.status, head.content_range) {
+        (206, Some(cr)) => cr.total,
+        _ => head.content_length,
+    };
+    match (*total, server_total) {
+        (Some(manifest), Some(server)) if manifest != server => {
+            return Err(DownloadError::SizeMismatch { manifest, server });
+        }
+        (None, Some(server)) => *total = Some(server),
+        (None, None) => return Err(DownloadError::UnknownSize),
+        _ => {}
+    }
+    // A 200 carries the file from byte 0, whatever was asked.
+    Ok(if head.status == 200 && (ranged || offset > 0) { offset } else { 0 })
+}
+
+/// Streams the current response body into the slot, double-buffered.
+async fn stream_body<S, F, const STAGE: usize>(
+    http: &mut HttpClient<S>,
+    slot: &mut SlotWriter<F, STAGE>,
+    progress: &mut Progress,
+    bufs: &mut Buffers,
+    overlap: bool,
+) -> Result<PassEnd, DownloadError<F::Error>>
+where
+    S: Socket,
+    F: NorFlash,
+{
+    let [a, b] = bufs;
+    let (mut fill, mut drain) = (a, b);
+    let mut pending = 0..0;
+    loop {
+        let read = if pending.is_empty() {
+            http.read_body(fill).await
+        } else if overlap {
+            let (written, read) = join(accept(slot, progress, &drain[pending.clone()]), http.read_body(fill)).await;
+            written?;
+            read
+        } else {
+            accept(slot, progress, &drain[pending.clone()]).await?;
+            http.read_body(fill).await
+        };
+        pending = 0..0;
+        match read {
+            Ok(0) => return Ok(PassEnd::Complete),
+            Ok(n) => {
+                let skip = progress.skip.min(n as u64) as usize;
+                progress.skip -= skip as u64;
+                pending = skip..n;
+                core::mem::swap(&mut fill, &mut drain);
+            }
+            Err(e) => return Ok(PassEnd::Broken(e)),
+        }
+    }
+}
+
+async fn accept<F: NorFlash, const STAGE: usize>(
+    slot: &mut SlotWriter<F, STAGE>,
+    progress: &mut Progress,
+    data: &[u8],
+) -> Result<(), SlotError<F::Error>> {
+    slot.write(data).await?;
+    progress.hasher.update(data);
+    Ok(())
+}

@@ -1,0 +1,421 @@
+//! Whole-bench scenarios: an origin, a cellular network with its NAT, a modem emulator on a
+//! paced UART, NOR flash, and the device core running one update strategy, all in virtual
+//! time. The benchmark binary and the integration tests both run these.
+
+use std::time::Duration;
+
+use device_fw::http::HttpClient;
+use device_fw::modem::{Dialect as DeviceDialect, Modem, ModemConfig};
+use device_fw::ota::{ChunkPolicy, DownloadConfig, DownloadError, DownloadMode, ImageTarget, OtaEvent, Slot, SlotWriter, download};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::flash::{FlashTiming, SimFlash};
+use crate::modem::{Dialect as EmuDialect, ModemEmulatorConfig, ModemHandle, spawn_modem};
+use crate::net::{NatConfig, NatExpiry, NetConfig, Network};
+use crate::origin::{OriginBehaviour, OriginHandle, spawn_origin};
+use crate::time::{self, BenchClock};
+use crate::uart::{UartEnd, uart};
+
+/// The origin's host name on the bench network.
+pub const ORIGIN_HOST: &str = "ota.example.com";
+pub const IMAGE_PATH: &str = "/fw/app.bin";
+/// The device's UART receive ring (DMA): one full modem reply plus margin. Counted in the
+/// data path's RAM.
+pub const DEVICE_UART_RX_RING: usize = 2048;
+/// The seed field case's image.
+pub const SEED_IMAGE_BYTES: usize = 233_040;
+
+/// How the device updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// TinyGSM + `Update`: one GET, 64-byte `CIPRXGET` reads, sector-buffered flash writes,
+    /// no resume.
+    Naive,
+    /// otactl's engine: Range chunks paced against the NAT, 1460-byte reads, overlapped
+    /// flash writes, resume.
+    Otactl,
+}
+
+/// Faults injected while the update runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Faults {
+    None,
+    /// Seeded random transient faults of every kind.
+    Random { seed: u64 },
+}
+
+/// Everything a run depends on.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub scenario: String,
+    pub strategy: Strategy,
+    pub dialect: EmuDialect,
+    pub image_bytes: usize,
+    pub image_seed: u64,
+    pub baud: u32,
+    pub nat: NatConfig,
+    /// What the device's profile believes the NAT timeout is.
+    pub profile_nat_idle: Duration,
+    pub origin: OriginBehaviour,
+    pub modem_rx_buffer: usize,
+    pub faults: Faults,
+    /// Give up (outcome "failed") after this much virtual time.
+    pub deadline: Duration,
+}
+
+impl RunSpec {
+    /// The seed field case: 233,040-byte image, SIM7600 at 115200 baud, an LTE link that
+    /// delivers the image in under a second into a modem buffer larger than the image, a NAT
+    /// that resets mappings idle for 59 s, ESP32 flash timings.
+    pub fn seed(strategy: Strategy) -> Self {
+        RunSpec {
+            scenario: "seed-cgnat".into(),
+            strategy,
+            dialect: EmuDialect::Sim7600,
+            image_bytes: SEED_IMAGE_BYTES,
+            image_seed: 1,
+            baud: 115_200,
+            nat: NatConfig { idle_timeout: Some(Duration::from_secs(59)), on_expiry: NatExpiry::Reset },
+            profile_nat_idle: Duration::from_secs(59),
+            origin: OriginBehaviour::default(),
+            modem_rx_buffer: 512 * 1024,
+            faults: Faults::None,
+            deadline: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// One run's result, as the benchmark prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub scenario: String,
+    pub strategy: String,
+    pub outcome: &'static str,
+    pub virtual_s: f64,
+    pub bytes_written: u64,
+    pub image_bytes: u64,
+    pub uart_limit_s: f64,
+    pub ratio: f64,
+    pub baud: u32,
+    pub nat_drops: u64,
+    pub resumes: u32,
+    pub requests: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The slot holds exactly the image (checked against the bench's copy, not the device's
+    /// own hash).
+    pub slot_matches: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_path_ram_bytes: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+/// Deterministic image bytes (not compressible, like firmware).
+pub fn image(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut v = vec![0u8; len];
+    rng.fill_bytes(&mut v);
+    v
+}
+
+/// The OTA slot the bench writes: `ota_1` of the default 4 MB layout.
+pub const SLOT: Slot = Slot { offset: 0x1F_0000, size: 0x1E_0000 };
+pub const FLASH_BYTES: usize = 4 * 1024 * 1024;
+
+/// Runs one scenario on a fresh paused runtime.
+pub fn run(spec: &RunSpec) -> RunResult {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("tokio runtime");
+    rt.block_on(run_in_runtime(spec))
+}
+
+struct World {
+    net: Network,
+    origin: OriginHandle,
+    modem: ModemHandle,
+    flash: SimFlash,
+    device_uart: UartEnd,
+}
+
+fn build_world(spec: &RunSpec, image: &[u8]) -> World {
+    let mut net_cfg = NetConfig::lte(spec.nat);
+    net_cfg.modem_rx_buffer = spec.modem_rx_buffer;
+    let net = Network::new(net_cfg);
+    let origin = spawn_origin(net.listen(ORIGIN_HOST, 80), spec.origin.clone());
+    origin.put(IMAGE_PATH, image.to_vec());
+    let (device_uart, modem_uart) = uart(spec.baud, DEVICE_UART_RX_RING, 1024);
+    let mut modem_cfg = ModemEmulatorConfig::new(spec.dialect);
+    modem_cfg.rx_buffer = spec.modem_rx_buffer;
+    let modem = spawn_modem(modem_cfg, modem_uart, net.clone());
+    let flash = SimFlash::new(FLASH_BYTES, FlashTiming::ESP32_TYPICAL);
+    World { net, origin, modem, flash, device_uart }
+}
+
+fn device_dialect(d: EmuDialect) -> DeviceDialect {
+    match d {
+        EmuDialect::Sim7600 => DeviceDialect::Sim7600,
+        EmuDialect::Sim7080 => DeviceDialect::Sim7080,
+    }
+}
+
+/// Engine settings the otactl strategy uses for a profile's NAT assumption and baud.
+pub fn otactl_config(nat_idle: Duration, baud: u32) -> DownloadConfig {
+    DownloadConfig {
+        mode: DownloadMode::Ranged,
+        policy: ChunkPolicy { nat_idle_us: nat_idle.as_micros() as u64, safety_permille: 500, min_chunk: 4096, max_chunk: 512 * 1024 },
+        uart_bytes_per_sec: baud / 10,
+        retries: 8,
+        backoff_initial_us: 500_000,
+        backoff_max_us: 30_000_000,
+        overlap_flash: true,
+    }
+}
+
+async fn run_in_runtime(spec: &RunSpec) -> RunResult {
+    time::use_virtual_time();
+    let image = image(spec.image_bytes, spec.image_seed);
+    let sha: [u8; 32] = Sha256::digest(&image).into();
+    let world = build_world(spec, &image);
+    let url = format!("http://{ORIGIN_HOST}{IMAGE_PATH}");
+
+    let mut modem_cfg = ModemConfig::new(device_dialect(spec.dialect), "m2m.example").expect("apn");
+    if spec.strategy == Strategy::Naive {
+        modem_cfg.read_block = 64;
+    }
+    let mut modem = Modem::new(world.device_uart, BenchClock, modem_cfg);
+    let bring_up = time::timeout(Duration::from_secs(120), modem.bring_up()).await;
+    if !matches!(bring_up, Ok(Ok(_))) {
+        return failed(spec, format!("modem bring-up failed: {bring_up:?}"));
+    }
+
+    let faults = match spec.faults {
+        Faults::Random { seed } => Some(tokio::spawn(inject_random_faults(seed, world.net.clone(), world.modem.clone(), world.origin.clone()))),
+        Faults::None => None,
+    };
+
+    let start = time::now();
+    let mut http = HttpClient::new(modem);
+    let mut losses = 0u64;
+    let mut events = |e: OtaEvent| {
+        if matches!(e, OtaEvent::ConnectionLost { .. }) {
+            losses += 1;
+        }
+    };
+    let target = ImageTarget { url: &url, size: Some(image.len() as u64), sha256: Some(sha) };
+    let (outcome, written, error, report, ram) = match spec.strategy {
+        Strategy::Naive => {
+            let mut slot: SlotWriter<_, 4096> = SlotWriter::new(world.flash.clone(), SLOT);
+            let cfg = DownloadConfig { mode: DownloadMode::SingleGet, overlap_flash: false, ..otactl_config(spec.profile_nat_idle, spec.baud) };
+            let target = ImageTarget { size: None, ..target };
+            let r = time::timeout(spec.deadline, download(&mut http, &mut slot, &BenchClock, &cfg, &target, Sha256::new(), &mut events)).await;
+            finish(r, slot.accepted())
+        }
+        Strategy::Otactl => {
+            let mut slot: SlotWriter<_, 256> = SlotWriter::new(world.flash.clone(), SLOT);
+            let cfg = otactl_config(spec.profile_nat_idle, spec.baud);
+            let fut = download(&mut http, &mut slot, &BenchClock, &cfg, &target, Sha256::new(), &mut events);
+            let ram = data_path_ram_bytes(std::mem::size_of_val(&fut));
+            let r = time::timeout(spec.deadline, fut).await;
+            let mut out = finish(r, slot.accepted());
+            out.4 = Some(ram);
+            out
+        }
+    };
+    let virtual_s = (time::now() - start).as_secs_f64();
+    if let Some(f) = faults {
+        f.abort();
+    }
+    let slot_matches = world.flash.snapshot(SLOT.offset as usize, image.len()) == image;
+    let uart_limit_s = image.len() as f64 * 10.0 / f64::from(spec.baud);
+    RunResult {
+        scenario: spec.scenario.clone(),
+        strategy: strategy_name(spec),
+        outcome,
+        virtual_s,
+        bytes_written: written,
+        image_bytes: image.len() as u64,
+        uart_limit_s,
+        ratio: virtual_s / uart_limit_s,
+        baud: spec.baud,
+        nat_drops: world.net.stats().nat_expiries,
+        resumes: report.map_or(0, |r| r.resumes),
+        requests: report.map_or(0, |r| r.requests),
+        error,
+        slot_matches,
+        data_path_ram_bytes: ram,
+        seed: match spec.faults {
+            Faults::Random { seed } => Some(seed),
+            Faults::None => None,
+        },
+    }
+    .with_losses(losses)
+}
+
+impl RunResult {
+    fn with_losses(self, _losses: u64) -> Self {
+        self
+    }
+}
+
+type Finished = (&'static str, u64, Option<String>, Option<device_fw::ota::DownloadReport>, Option<usize>);
+
+fn finish<E: std::fmt::Debug>(
+    r: Result<Result<device_fw::ota::DownloadReport, DownloadError<E>>, tokio::time::error::Elapsed>,
+    accepted: u64,
+) -> Finished {
+    match r {
+        Ok(Ok(report)) => ("updated", report.bytes, None, Some(report), None),
+        Ok(Err(e)) => ("failed", accepted, Some(format!("{e:?}")), None, None),
+        Err(_) => ("failed", accepted, Some("deadline passed".into()), None, None),
+    }
+}
+
+fn strategy_name(spec: &RunSpec) -> String {
+    match (spec.strategy, spec.nat.idle_timeout, spec.origin.rate_limit) {
+        (Strategy::Naive, _, Some(_)) => "ratelimit".into(),
+        (Strategy::Naive, None, None) => "naive-no-nat".into(),
+        (Strategy::Naive, Some(_), None) => "naive".into(),
+        (Strategy::Otactl, _, _) => "otactl".into(),
+    }
+}
+
+fn failed(spec: &RunSpec, error: String) -> RunResult {
+    RunResult {
+        scenario: spec.scenario.clone(),
+        strategy: strategy_name(spec),
+        outcome: "failed",
+        virtual_s: 0.0,
+        bytes_written: 0,
+        image_bytes: spec.image_bytes as u64,
+        uart_limit_s: spec.image_bytes as f64 * 10.0 / f64::from(spec.baud),
+        ratio: 0.0,
+        baud: spec.baud,
+        nat_drops: 0,
+        resumes: 0,
+        requests: 0,
+        error: Some(error),
+        slot_matches: false,
+        data_path_ram_bytes: None,
+        seed: None,
+    }
+}
+
+/// RAM the device's data path holds while downloading: the engine's state machine (its two
+/// receive buffers, hash state, planner), the HTTP client with the modem driver inside,
+/// the slot writer's page stage, and the UART receive ring. All fixed sizes; no heap.
+pub fn data_path_ram_bytes(engine_future_bytes: usize) -> usize {
+    use device_fw::clock::Clock;
+    /// Zero-sized stand-ins: on the chip the UART driver and flash driver are ZST handles
+    /// to peripherals too, so the driver structs are measured without the bench's plumbing.
+    #[derive(Debug, Clone, Copy)]
+    struct ChipClock;
+    impl Clock for ChipClock {
+        fn now_us(&self) -> u64 {
+            0
+        }
+        async fn sleep_us(&self, _: u64) {}
+    }
+    engine_future_bytes - std::mem::size_of::<usize>() * 7
+        + std::mem::size_of::<HttpClient<Modem<ChipUart, ChipClock>>>()
+        + std::mem::size_of::<SlotWriter<ChipFlash, 256>>()
+        + DEVICE_UART_RX_RING
+}
+
+#[derive(Debug)]
+struct ChipUart;
+impl embedded_io_async::ErrorType for ChipUart {
+    type Error = core::convert::Infallible;
+}
+impl embedded_io_async::Read for ChipUart {
+    async fn read(&mut self, _: &mut [u8]) -> Result<usize, Self::Error> {
+        Ok(0)
+    }
+}
+impl embedded_io_async::Write for ChipUart {
+    async fn write(&mut self, b: &[u8]) -> Result<usize, Self::Error> {
+        Ok(b.len())
+    }
+}
+
+#[derive(Debug)]
+struct ChipFlash;
+impl embedded_storage_async::nor_flash::ErrorType for ChipFlash {
+    type Error = embedded_storage_async::nor_flash::NorFlashErrorKind;
+}
+impl embedded_storage_async::nor_flash::ReadNorFlash for ChipFlash {
+    const READ_SIZE: usize = 4;
+    async fn read(&mut self, _: u32, _: &mut [u8]) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    fn capacity(&self) -> usize {
+        FLASH_BYTES
+    }
+}
+impl embedded_storage_async::nor_flash::NorFlash for ChipFlash {
+    const WRITE_SIZE: usize = 4;
+    const ERASE_SIZE: usize = 4096;
+    async fn erase(&mut self, _: u32, _: u32) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    async fn write(&mut self, _: u32, _: &[u8]) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// Transient faults at seeded random moments: disconnects (reset and silent), bursts of
+/// unsolicited lines, garbage on the UART, 5xx bursts, a server ignoring Range for a
+/// while, modem reboots and packet-network loss.
+async fn inject_random_faults(seed: u64, net: Network, modem: ModemHandle, origin: OriginHandle) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_FA17);
+    const URCS: [&str; 6] = ["SMS DONE", "PB DONE", "+CPIN: READY", "+CGEV: NW PDN DEACT 1", "+CMTI: \"SM\",4", "+CSQ: 17,99"];
+    loop {
+        let gap = Duration::from_millis(rng.random_range(2_000..20_000));
+        time::sleep(gap).await;
+        match rng.random_range(0..10u32) {
+            0 => net.disconnect_all(NatExpiry::Reset),
+            1 => net.disconnect_all(NatExpiry::Drop),
+            2 | 3 => {
+                for _ in 0..rng.random_range(1..6) {
+                    modem.inject_urc(URCS[rng.random_range(0..URCS.len())]);
+                }
+            }
+            4 | 5 => {
+                let n = rng.random_range(1..24);
+                let junk: Vec<u8> = (0..n).map(|_| rng.random()).collect();
+                modem.inject_garbage(&junk);
+            }
+            6 => origin.set_behaviour(|b| b.fail_next = rng.random_range(1..4)),
+            7 => origin.set_behaviour(|b| b.ignore_range_next = 1),
+            8 => modem.reset(),
+            _ => modem.network_lost(),
+        }
+    }
+}
+
+/// The random-fault scenario for one seed: a smaller image so a thousand seeds stay fast,
+/// a NAT whose timeout and behaviour are drawn from the seed (and may be shorter than the
+/// profile assumes).
+pub fn random_fault_spec(seed: u64) -> RunSpec {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let dialect = if rng.random_bool(0.5) { EmuDialect::Sim7600 } else { EmuDialect::Sim7080 };
+    let idle = Duration::from_secs(rng.random_range(8..90));
+    let on_expiry = if rng.random_bool(0.5) { NatExpiry::Reset } else { NatExpiry::Drop };
+    RunSpec {
+        scenario: "random-faults".into(),
+        strategy: Strategy::Otactl,
+        dialect,
+        image_bytes: rng.random_range(48 * 1024..160 * 1024),
+        image_seed: seed,
+        baud: 115_200,
+        nat: NatConfig { idle_timeout: Some(idle), on_expiry },
+        profile_nat_idle: Duration::from_secs(30),
+        origin: OriginBehaviour::default(),
+        modem_rx_buffer: 512 * 1024,
+        faults: Faults::Random { seed },
+        deadline: Duration::from_secs(4 * 3600),
+    }
+}
