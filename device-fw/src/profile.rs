@@ -1,1 +1,1025 @@
-//! Profiles.
+//! Profiles: one TOML file per device setup (`profiles/*.toml`) → typed, validated settings.
+//!
+//! The host tools (`otactl release/flash/watch/demo`) and the virtual bench read the same
+//! file, so a setting means one thing everywhere. Host only (`profile` feature: std, serde,
+//! toml).
+//!
+//! # Schema
+//!
+//! ```toml
+//! [device]
+//! chip = "esp32"             # "esp32" | "esp32s3" | "esp32c3" | "esp32c6"   (required)
+//! board = "m5stack-core"     # 1..=64 of A-Z a-z 0-9 - _ .                  (required)
+//!
+//! [modem]
+//! dialect = "sim7600"        # "sim7600" | "sim7080"                        (required)
+//! baud = 115200              # 9600 19200 38400 57600 115200 230400 460800 921600 3000000 (required)
+//! apn = "internet"           # 1..=63 printable ASCII, no '"'               (required)
+//! rts_cts = false            # hardware flow control wired                  (default false)
+//!
+//! [network]                  # (optional table)
+//! nat_idle_timeout_s = 30    # carrier NAT idle timeout, 2..=7440           (default 30)
+//! safety_factor = 0.5        # share of that timeout one chunk may take, 0.1..=0.9 (default 0.5)
+//!
+//! [download]                 # (optional table)
+//! chunk_min = 4096           # bytes, >= 256                                (default 4096)
+//! chunk_max = 524288         # bytes, chunk_min..=16 MiB                    (default 512 KiB)
+//! retries = 8                # attempts without progress, 0..=255           (default 8)
+//! backoff_initial_ms = 500   # >= 1                                         (default 500)
+//! backoff_max_ms = 30000     # >= backoff_initial_ms                        (default 30000)
+//!
+//! [flash]
+//! size = "4MB"               # "2MB" | "4MB" | "8MB" | "16MB"               (required)
+//!
+//! [slots]                    # (optional table; each entry defaults as shown)
+//! nvs      = { offset = 0x9000,   size = 0x4000 }
+//! otadata  = { offset = 0xD000,   size = 0x2000 }
+//! phy_init = { offset = 0xF000,   size = 0x1000 }
+//! ota_0    = { offset = 0x10000,  size = 0x1E0000 }
+//! ota_1    = { offset = 0x1F0000, size = 0x1E0000 }
+//! ```
+//!
+//! The default `[slots]` is ESP-IDF's two-OTA layout without a factory app, sized for a
+//! 4 MB flash (0x3D0000 used; 192 KiB left at the end). Regions must be 4 KiB aligned and
+//! sized (app slots 64 KiB aligned), at or above 0x9000 (bootloader and partition table
+//! live below), inside the flash, and must not overlap; `otadata` is two sectors (0x2000).
+//!
+//! Every table rejects unknown keys, and so does the top level: sections that come later
+//! (release, build, bucket) must be added to this schema before a profile may use them.
+//!
+//! # Errors
+//!
+//! A [`ProfileError`] names the file, the line and column when the text has them, the
+//! dotted key (`modem.baud`), the reason and what to do, e.g.
+//! `profiles/x.toml:7:8: modem.baud = 12345 is not a standard UART rate; use one of 9600,
+//! 19200, 38400, 57600, 115200, 230400, 460800, 921600, 3000000`.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+
+use crate::modem::Dialect;
+
+/// Default `network.nat_idle_timeout_s`: conservative; the field carrier used 59 s.
+pub const DEFAULT_NAT_IDLE_TIMEOUT_S: u32 = 30;
+/// Default `network.safety_factor`.
+pub const DEFAULT_SAFETY_FACTOR: f64 = 0.5;
+/// Default `download.chunk_min`.
+pub const DEFAULT_CHUNK_MIN: u32 = 4096;
+/// Default `download.chunk_max`.
+pub const DEFAULT_CHUNK_MAX: u32 = 512 * 1024;
+/// Default `download.retries`.
+pub const DEFAULT_RETRIES: u8 = 8;
+/// Default `download.backoff_initial_ms`.
+pub const DEFAULT_BACKOFF_INITIAL_MS: u32 = 500;
+/// Default `download.backoff_max_ms`.
+pub const DEFAULT_BACKOFF_MAX_MS: u32 = 30_000;
+/// UART rates a profile may use (8N1).
+pub const STANDARD_BAUDS: [u32; 9] = [
+    9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 3_000_000,
+];
+
+/// Offset of the partition table; regions start after its sector.
+pub const PARTITION_TABLE_OFFSET: u32 = 0x8000;
+const FIRST_REGION: u32 = PARTITION_TABLE_OFFSET + SECTOR;
+const SECTOR: u32 = 0x1000;
+const APP_ALIGN: u32 = 0x10000;
+const OTADATA_SIZE: u32 = 0x2000;
+
+/// One device setup: chip, board, modem, network assumptions, download tuning, flash.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Profile {
+    pub device: Device,
+    pub modem: Modem,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub download: Download,
+    pub flash: Flash,
+    #[serde(default)]
+    pub slots: Slots,
+}
+
+/// `[device]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    pub chip: Chip,
+    /// Board name; manifests name the boards an image is for.
+    pub board: String,
+}
+
+/// The ESP32 variants the OTA core supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Chip {
+    Esp32,
+    Esp32s3,
+    Esp32c3,
+    Esp32c6,
+}
+
+impl Chip {
+    /// The name used in profiles, manifests and esptool (`esp32c3`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Chip::Esp32 => "esp32",
+            Chip::Esp32s3 => "esp32s3",
+            Chip::Esp32c3 => "esp32c3",
+            Chip::Esp32c6 => "esp32c6",
+        }
+    }
+}
+
+impl fmt::Display for Chip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[modem]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Modem {
+    #[serde(with = "DialectName")]
+    pub dialect: Dialect,
+    pub baud: u32,
+    pub apn: String,
+    #[serde(default)]
+    pub rts_cts: bool,
+}
+
+/// How [`Dialect`] is spelled in a profile.
+#[derive(Deserialize)]
+#[serde(remote = "Dialect", rename_all = "lowercase")]
+enum DialectName {
+    Sim7600,
+    Sim7080,
+}
+
+/// `[network]`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Network {
+    pub nat_idle_timeout_s: u32,
+    pub safety_factor: f64,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            nat_idle_timeout_s: DEFAULT_NAT_IDLE_TIMEOUT_S,
+            safety_factor: DEFAULT_SAFETY_FACTOR,
+        }
+    }
+}
+
+/// `[download]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Download {
+    pub chunk_min: u32,
+    pub chunk_max: u32,
+    pub retries: u8,
+    pub backoff_initial_ms: u32,
+    pub backoff_max_ms: u32,
+}
+
+impl Default for Download {
+    fn default() -> Self {
+        Download {
+            chunk_min: DEFAULT_CHUNK_MIN,
+            chunk_max: DEFAULT_CHUNK_MAX,
+            retries: DEFAULT_RETRIES,
+            backoff_initial_ms: DEFAULT_BACKOFF_INITIAL_MS,
+            backoff_max_ms: DEFAULT_BACKOFF_MAX_MS,
+        }
+    }
+}
+
+/// `[flash]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flash {
+    pub size: FlashSize,
+}
+
+/// Flash chip size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[non_exhaustive]
+pub enum FlashSize {
+    #[serde(rename = "2MB")]
+    Mb2,
+    #[serde(rename = "4MB")]
+    Mb4,
+    #[serde(rename = "8MB")]
+    Mb8,
+    #[serde(rename = "16MB")]
+    Mb16,
+}
+
+impl FlashSize {
+    /// Size in bytes.
+    pub fn bytes(self) -> u32 {
+        match self {
+            FlashSize::Mb2 => 2 << 20,
+            FlashSize::Mb4 => 4 << 20,
+            FlashSize::Mb8 => 8 << 20,
+            FlashSize::Mb16 => 16 << 20,
+        }
+    }
+}
+
+impl fmt::Display for FlashSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}MB", self.bytes() >> 20)
+    }
+}
+
+/// `[slots]`: the flash regions the OTA core and `otactl flash` need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Slots {
+    pub nvs: Region,
+    pub otadata: Region,
+    pub phy_init: Region,
+    pub ota_0: Region,
+    pub ota_1: Region,
+}
+
+impl Default for Slots {
+    /// ESP-IDF two-OTA layout without factory, for a 4 MB flash.
+    fn default() -> Self {
+        Slots {
+            nvs: Region {
+                offset: 0x9000,
+                size: 0x4000,
+            },
+            otadata: Region {
+                offset: 0xD000,
+                size: 0x2000,
+            },
+            phy_init: Region {
+                offset: 0xF000,
+                size: 0x1000,
+            },
+            ota_0: Region {
+                offset: 0x10000,
+                size: 0x1E_0000,
+            },
+            ota_1: Region {
+                offset: 0x1F_0000,
+                size: 0x1E_0000,
+            },
+        }
+    }
+}
+
+impl Slots {
+    /// The OTA app slot `n` (0 or 1).
+    pub fn ota(&self, n: usize) -> Option<Region> {
+        match n {
+            0 => Some(self.ota_0),
+            1 => Some(self.ota_1),
+            _ => None,
+        }
+    }
+
+    /// Every region with its key name and whether it holds an app.
+    fn named(&self) -> [(&'static str, Region, bool); 5] {
+        [
+            ("nvs", self.nvs, false),
+            ("otadata", self.otadata, false),
+            ("phy_init", self.phy_init, false),
+            ("ota_0", self.ota_0, true),
+            ("ota_1", self.ota_1, true),
+        ]
+    }
+}
+
+/// A flash region: byte offset and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    pub offset: u32,
+    pub size: u32,
+}
+
+impl Region {
+    /// One past the last byte.
+    pub fn end(&self) -> u64 {
+        u64::from(self.offset) + u64::from(self.size)
+    }
+
+    /// The byte range.
+    pub fn range(&self) -> Range<u64> {
+        u64::from(self.offset)..self.end()
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#X}..{:#X}", self.offset, self.end())
+    }
+}
+
+impl Profile {
+    /// Reads and validates the profile at `path`; errors name the path.
+    pub fn load(path: &Path) -> Result<Profile, ProfileError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ProfileError(Box::new(Details {
+                origin: origin.clone(),
+                kind: ProfileErrorKind::Read,
+                key: None,
+                line: None,
+                column: None,
+                reason: format!("cannot read the profile: {e}"),
+                help: "check the path; profiles live in profiles/<name>.toml".into(),
+            }))
+        })?;
+        Profile::parse(&text, &origin)
+    }
+
+    /// Parses and validates profile `text`; `origin` (usually the file name) is what errors
+    /// name.
+    pub fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
+        let doc = Doc {
+            origin,
+            text,
+            tree: DeTable::parse(text).map_err(|e| syntax_error(origin, text, &e))?,
+        };
+        let profile: Profile = toml::from_str(text).map_err(|e| doc.serde_error(&e))?;
+        profile.validate(&doc)?;
+        Ok(profile)
+    }
+
+    /// The NAT idle timeout the profile assumes.
+    pub fn nat_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.network.nat_idle_timeout_s.into())
+    }
+
+    /// How long one chunk may take to drain: idle timeout × safety factor.
+    pub fn idle_budget(&self) -> Duration {
+        self.nat_idle_timeout().mul_f64(self.network.safety_factor)
+    }
+
+    /// First retry delay.
+    pub fn backoff_initial(&self) -> Duration {
+        Duration::from_millis(self.download.backoff_initial_ms.into())
+    }
+
+    /// Longest retry delay.
+    pub fn backoff_max(&self) -> Duration {
+        Duration::from_millis(self.download.backoff_max_ms.into())
+    }
+
+    /// Bytes per second the UART can carry at the profile's baud (8N1: 10 bits a byte).
+    pub fn uart_bytes_per_sec(&self) -> u32 {
+        self.modem.baud / 10
+    }
+
+    fn validate(&self, doc: &Doc<'_>) -> Result<(), ProfileError> {
+        let board = &self.device.board;
+        if board.is_empty()
+            || board.len() > 64
+            || !board
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(doc.bad_value(
+                "device.board",
+                format!("device.board = {board:?} is not a usable board name"),
+            ));
+        }
+
+        if !STANDARD_BAUDS.contains(&self.modem.baud) {
+            return Err(doc.bad_value(
+                "modem.baud",
+                format!(
+                    "modem.baud = {} is not a standard UART rate",
+                    self.modem.baud
+                ),
+            ));
+        }
+        let apn = &self.modem.apn;
+        if apn.is_empty() || apn.len() > 63 {
+            return Err(doc.bad_value(
+                "modem.apn",
+                format!(
+                    "modem.apn has {} characters, not 1 to 63",
+                    apn.chars().count()
+                ),
+            ));
+        }
+        if let Some(c) = apn.chars().find(|&c| !(' '..='~').contains(&c) || c == '"') {
+            return Err(doc.bad_value(
+                "modem.apn",
+                format!("modem.apn contains {c:?}, which cannot go into AT+CGDCONT"),
+            ));
+        }
+
+        let net = &self.network;
+        if !(2..=7440).contains(&net.nat_idle_timeout_s) {
+            return Err(doc.bad_value(
+                "network.nat_idle_timeout_s",
+                format!(
+                    "network.nat_idle_timeout_s = {} is outside 2..=7440 s",
+                    net.nat_idle_timeout_s
+                ),
+            ));
+        }
+        if !(0.1..=0.9).contains(&net.safety_factor) {
+            return Err(doc.bad_value(
+                "network.safety_factor",
+                format!(
+                    "network.safety_factor = {} is outside 0.1..=0.9",
+                    net.safety_factor
+                ),
+            ));
+        }
+
+        let dl = &self.download;
+        if dl.chunk_min < 256 {
+            return Err(doc.bad_value(
+                "download.chunk_min",
+                format!("download.chunk_min = {} is below 256 bytes", dl.chunk_min),
+            ));
+        }
+        if dl.chunk_max < dl.chunk_min || dl.chunk_max > 16 << 20 {
+            return Err(doc.bad_value(
+                "download.chunk_max",
+                format!(
+                    "download.chunk_max = {} is not within chunk_min ({})..=16 MiB",
+                    dl.chunk_max, dl.chunk_min
+                ),
+            ));
+        }
+        if dl.backoff_initial_ms == 0 {
+            return Err(doc.bad_value(
+                "download.backoff_initial_ms",
+                "download.backoff_initial_ms = 0 would retry without pause".into(),
+            ));
+        }
+        if dl.backoff_max_ms < dl.backoff_initial_ms {
+            return Err(doc.bad_value(
+                "download.backoff_max_ms",
+                format!(
+                    "download.backoff_max_ms = {} is below download.backoff_initial_ms = {}",
+                    dl.backoff_max_ms, dl.backoff_initial_ms
+                ),
+            ));
+        }
+
+        self.validate_slots(doc)
+    }
+
+    fn validate_slots(&self, doc: &Doc<'_>) -> Result<(), ProfileError> {
+        let flash = self.flash.size;
+        let regions = self.slots.named();
+        for (name, region, is_app) in regions {
+            let key = |field: &str| format!("slots.{name}{field}");
+            if region.size == 0 || region.size % SECTOR != 0 {
+                return Err(doc.layout(
+                    &key(".size"),
+                    format!(
+                        "slots.{name}.size = {:#X} is not a non-zero multiple of 4 KiB (0x1000)",
+                        region.size
+                    ),
+                    "flash is erased in 4 KiB sectors: round the size to a multiple of 0x1000"
+                        .into(),
+                ));
+            }
+            let align = if is_app { APP_ALIGN } else { SECTOR };
+            if region.offset % align != 0 {
+                return Err(doc.layout(
+                    &key(".offset"),
+                    format!(
+                        "slots.{name}.offset = {:#X} is not aligned to {}",
+                        region.offset,
+                        if is_app {
+                            "64 KiB (0x10000), as app slots must be"
+                        } else {
+                            "4 KiB (0x1000)"
+                        }
+                    ),
+                    format!("move it to {:#X}", region.offset.next_multiple_of(align)),
+                ));
+            }
+            if region.offset < FIRST_REGION {
+                return Err(doc.layout(
+                    &key(".offset"),
+                    format!(
+                        "slots.{name}.offset = {:#X} lies below {FIRST_REGION:#X}, where the bootloader and \
+                         the partition table live",
+                        region.offset
+                    ),
+                    format!("start regions at {FIRST_REGION:#X} or later"),
+                ));
+            }
+            if region.end() > u64::from(flash.bytes()) {
+                return Err(doc.layout(
+                    &key(""),
+                    format!(
+                        "slots.{name} ({region}) ends past the end of the {flash} flash ({:#X})",
+                        flash.bytes()
+                    ),
+                    "shrink or move the region, or set flash.size to the chip's real size".into(),
+                ));
+            }
+            if name == "otadata" && region.size != OTADATA_SIZE {
+                return Err(doc.layout(
+                    &key(".size"),
+                    format!(
+                        "slots.otadata.size = {:#X}, but the ESP-IDF bootloader expects 0x2000",
+                        region.size
+                    ),
+                    "set slots.otadata.size = 0x2000 (two 4 KiB sectors)".into(),
+                ));
+            }
+            if is_app && region.size < APP_ALIGN {
+                return Err(doc.layout(
+                    &key(".size"),
+                    format!(
+                        "slots.{name}.size = {:#X} is smaller than 64 KiB",
+                        region.size
+                    ),
+                    "an app slot must hold the whole app image: make it at least 0x10000".into(),
+                ));
+            }
+        }
+        for (i, (name, region, _)) in regions.iter().enumerate() {
+            for (other, other_region, _) in &regions[..i] {
+                let (a, b) = (region.range(), other_region.range());
+                if a.start < b.end && b.start < a.end {
+                    return Err(doc.layout(
+                        &format!("slots.{name}"),
+                        format!("slots.{name} ({region}) overlaps slots.{other} ({other_region})"),
+                        format!(
+                            "make the regions disjoint: move slots.{name} to {:#X} or later, or shrink slots.{other}",
+                            b.end.next_multiple_of(if name.starts_with("ota_") { 0x10000 } else { 0x1000 })
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What kind of problem a [`ProfileError`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProfileErrorKind {
+    /// The file could not be read.
+    Read,
+    /// The text is not valid TOML.
+    Syntax,
+    /// A key or table the schema does not have.
+    UnknownKey,
+    /// A value of the wrong TOML type (string where an integer belongs, …).
+    WrongType,
+    /// A value of the right type that is not allowed.
+    BadValue,
+    /// A required key is absent.
+    MissingKey,
+    /// Flash regions that are misaligned, overlap, or do not fit the flash.
+    Layout,
+}
+
+/// A profile that cannot be used: where, which key, why, and what to do.
+///
+/// `Display` gives it all on one line: `file:line:column: reason; help`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileError(Box<Details>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Details {
+    origin: String,
+    kind: ProfileErrorKind,
+    key: Option<String>,
+    line: Option<usize>,
+    column: Option<usize>,
+    reason: String,
+    help: String,
+}
+
+impl ProfileError {
+    /// The file (or whatever `origin` was given to [`Profile::parse`]).
+    pub fn origin(&self) -> &str {
+        &self.0.origin
+    }
+
+    pub fn kind(&self) -> ProfileErrorKind {
+        self.0.kind
+    }
+
+    /// Dotted key path (`modem.baud`, `slots.ota_1`); `None` for read and syntax errors.
+    pub fn key(&self) -> Option<&str> {
+        self.0.key.as_deref()
+    }
+
+    /// 1-based line in the file, when the problem is at a place in it.
+    pub fn line(&self) -> Option<usize> {
+        self.0.line
+    }
+
+    /// 1-based column (in characters), with [`ProfileError::line`].
+    pub fn column(&self) -> Option<usize> {
+        self.0.column
+    }
+
+    /// What is wrong, naming the key and the value.
+    pub fn reason(&self) -> &str {
+        &self.0.reason
+    }
+
+    /// What to do about it.
+    pub fn help(&self) -> &str {
+        &self.0.help
+    }
+}
+
+impl fmt::Display for ProfileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &self.0;
+        f.write_str(&d.origin)?;
+        if let (Some(line), Some(column)) = (d.line, d.column) {
+            write!(f, ":{line}:{column}")?;
+        }
+        write!(f, ": {}; {}", d.reason, d.help)
+    }
+}
+
+impl std::error::Error for ProfileError {}
+
+// ---------------------------------------------------------------------------------------
+// Schema knowledge for messages.
+
+/// Keys of each table, for "unknown key" help.
+fn known_keys(table: &str) -> &'static [&'static str] {
+    match table {
+        "" => &["device", "modem", "network", "download", "flash", "slots"],
+        "device" => &["chip", "board"],
+        "modem" => &["dialect", "baud", "apn", "rts_cts"],
+        "network" => &["nat_idle_timeout_s", "safety_factor"],
+        "download" => &[
+            "chunk_min",
+            "chunk_max",
+            "retries",
+            "backoff_initial_ms",
+            "backoff_max_ms",
+        ],
+        "flash" => &["size"],
+        "slots" => &["nvs", "otadata", "phy_init", "ota_0", "ota_1"],
+        t if t.starts_with("slots.") => &["offset", "size"],
+        _ => &[],
+    }
+}
+
+/// What a key takes, and how to write it.
+fn expectation(key: &str) -> (&'static str, String) {
+    let bauds = STANDARD_BAUDS.map(|b| b.to_string()).join(", ");
+    let (what, help): (&str, String) = match key {
+        "device" | "modem" | "network" | "download" | "flash" | "slots" => ("a table", format!("write it as a [{key}] section")),
+        "device.chip" => ("a chip name", "use one of \"esp32\", \"esp32s3\", \"esp32c3\", \"esp32c6\"".into()),
+        "device.board" => ("a board name", "use 1 to 64 letters, digits, '-', '_' or '.', e.g. board = \"m5stack-core\"".into()),
+        "modem.dialect" => ("a modem dialect", "use \"sim7600\" or \"sim7080\"".into()),
+        "modem.baud" => ("an integer UART rate", format!("use one of {bauds}")),
+        "modem.apn" => ("a string", "use the APN your SIM provider gives, 1 to 63 printable ASCII characters without '\"', e.g. apn = \"internet\"".into()),
+        "modem.rts_cts" => ("true or false", "set true only if RTS and CTS are wired between the chip and the modem".into()),
+        "network.nat_idle_timeout_s" => ("an integer number of seconds", format!("use 2 to 7440; {DEFAULT_NAT_IDLE_TIMEOUT_S} if the carrier's NAT timeout is not known")),
+        "network.safety_factor" => ("a number", format!("use 0.1 to 0.9 (default {DEFAULT_SAFETY_FACTOR})")),
+        "download.chunk_min" => ("an integer number of bytes", format!("use 256 or more (default {DEFAULT_CHUNK_MIN})")),
+        "download.chunk_max" => ("an integer number of bytes", format!("use chunk_min to 16777216 (default {DEFAULT_CHUNK_MAX})")),
+        "download.retries" => ("an integer", format!("use 0 to 255 (default {DEFAULT_RETRIES})")),
+        "download.backoff_initial_ms" => ("an integer number of milliseconds", format!("use 1 or more (default {DEFAULT_BACKOFF_INITIAL_MS})")),
+        "download.backoff_max_ms" => ("an integer number of milliseconds", format!("use backoff_initial_ms or more (default {DEFAULT_BACKOFF_MAX_MS})")),
+        "flash.size" => ("a flash size", "use one of \"2MB\", \"4MB\", \"8MB\", \"16MB\"".into()),
+        k if k.starts_with("slots.") && (k.ends_with(".offset") || k.ends_with(".size")) => {
+            ("an integer number of bytes", "write it in hex, e.g. offset = 0x10000, size = 0x1E0000".into())
+        }
+        k if k.starts_with("slots.") => ("a table", "write it as { offset = 0x…, size = 0x… }".into()),
+        _ => ("a value", "see the schema in device-fw/src/profile.rs".into()),
+    };
+    (what, help)
+}
+
+/// The closest known key, if one is close enough to be a typo.
+fn did_you_mean<'k>(unknown: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .copied()
+        .map(|k| (edit_distance(unknown, k), k))
+        .filter(|&(d, _)| d <= 2)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+// ---------------------------------------------------------------------------------------
+// Locating errors in the text.
+
+/// The text being parsed, with its spanned tree to find keys by position and back.
+struct Doc<'a> {
+    origin: &'a str,
+    text: &'a str,
+    tree: toml::Spanned<DeTable<'a>>,
+}
+
+/// One key of the document: dotted path, span of the key, span of the value.
+struct Entry {
+    path: String,
+    key: Range<usize>,
+    value: Range<usize>,
+}
+
+fn entries(table: &DeTable<'_>, prefix: &str, out: &mut Vec<Entry>) {
+    for (k, v) in table.iter() {
+        let path = if prefix.is_empty() {
+            k.get_ref().to_string()
+        } else {
+            format!("{prefix}.{}", k.get_ref())
+        };
+        out.push(Entry {
+            path: path.clone(),
+            key: k.span(),
+            value: v.span(),
+        });
+        value_entries(v.get_ref(), &path, out);
+    }
+}
+
+fn value_entries(value: &DeValue<'_>, path: &str, out: &mut Vec<Entry>) {
+    match value {
+        DeValue::Table(t) => entries(t, path, out),
+        DeValue::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let path = format!("{path}[{i}]");
+                out.push(Entry {
+                    path: path.clone(),
+                    key: item.span(),
+                    value: item.span(),
+                });
+                value_entries(item.get_ref(), &path, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before, |nl| &before[nl + 1..])
+        .chars()
+        .count()
+        + 1;
+    (line, column)
+}
+
+fn syntax_error(origin: &str, text: &str, e: &toml::de::Error) -> ProfileError {
+    let (line, column) = e.span().map(|s| line_col(text, s.start)).unzip();
+    ProfileError(Box::new(Details {
+        origin: origin.into(),
+        kind: ProfileErrorKind::Syntax,
+        key: None,
+        line,
+        column,
+        reason: format!("TOML syntax error: {}", e.message().trim_end()),
+        help: match (line, column) {
+            (Some(l), Some(c)) => format!("fix the TOML at line {l}, column {c}"),
+            _ => "fix the TOML syntax".into(),
+        },
+    }))
+}
+
+impl Doc<'_> {
+    fn entries(&self) -> Vec<Entry> {
+        let mut out = Vec::new();
+        entries(self.tree.get_ref(), "", &mut out);
+        out
+    }
+
+    /// Where `key` is written: its value's start, else nothing (a default).
+    fn position_of(&self, key: &str) -> (Option<usize>, Option<usize>) {
+        self.entries()
+            .into_iter()
+            .find(|e| e.path == key)
+            .map(|e| line_col(self.text, e.value.start))
+            .unzip()
+    }
+
+    fn error(
+        &self,
+        kind: ProfileErrorKind,
+        key: &str,
+        at: Option<usize>,
+        reason: String,
+        help: String,
+    ) -> ProfileError {
+        let (line, column) = match at {
+            Some(offset) => {
+                let (line, column) = line_col(self.text, offset);
+                (Some(line), Some(column))
+            }
+            None => self.position_of(key),
+        };
+        ProfileError(Box::new(Details {
+            origin: self.origin.into(),
+            kind,
+            key: Some(key.into()),
+            line,
+            column,
+            reason,
+            help,
+        }))
+    }
+
+    fn bad_value(&self, key: &str, reason: String) -> ProfileError {
+        self.error(
+            ProfileErrorKind::BadValue,
+            key,
+            None,
+            reason,
+            expectation(key).1,
+        )
+    }
+
+    fn layout(&self, key: &str, reason: String, help: String) -> ProfileError {
+        // A region's fields may be defaults; point at the region, or at [slots].
+        let key_here = if self.position_of(key).0.is_some() {
+            key
+        } else {
+            let parent = key.rsplit_once('.').map_or("", |(p, _)| p);
+            if self.position_of(parent).0.is_some() {
+                parent
+            } else {
+                "slots"
+            }
+        };
+        let at = self
+            .entries()
+            .into_iter()
+            .find(|e| e.path == key_here)
+            .map(|e| e.value.start);
+        self.error(ProfileErrorKind::Layout, key, at, reason, help)
+    }
+
+    /// Turns a serde error from `toml::from_str` into one that names the key.
+    fn serde_error(&self, e: &toml::de::Error) -> ProfileError {
+        let message = e.message().trim_end();
+        let span = e.span().unwrap_or(0..0);
+        let entries = self.entries();
+        // The key the error is about: an exact key match (unknown field), else the deepest
+        // entry whose value spans the error (wrong type, bad value, missing field in it).
+        let entry = entries.iter().find(|en| en.key == span).or_else(|| {
+            entries
+                .iter()
+                .filter(|en| en.value.start <= span.start && span.end <= en.value.end)
+                .max_by_key(|en| (en.path.matches('.').count(), en.path.len()))
+        });
+        let path = entry.map_or(String::new(), |en| en.path.clone());
+        let at = entry.map(|en| {
+            if en.key == span {
+                en.key.start
+            } else {
+                span.start
+            }
+        });
+        let quoted = |m: &str| m.split('`').nth(1).map(str::to_owned);
+
+        if let Some(rest) = message.strip_prefix("unknown field ") {
+            let name = quoted(rest).unwrap_or_default();
+            let table = path
+                .strip_suffix(&name)
+                .map_or(path.as_str(), |t| t.trim_end_matches('.'));
+            let known = known_keys(table);
+            let what = if table.is_empty() {
+                "top-level table"
+            } else {
+                "key"
+            };
+            let mut help = if table.is_empty() {
+                format!("known top-level tables: {}", known.join(", "))
+            } else {
+                format!("known keys of [{table}]: {}", known.join(", "))
+            };
+            if let Some(close) = did_you_mean(&name, known) {
+                help = format!("did you mean `{close}`? {help}");
+            }
+            return self.error(
+                ProfileErrorKind::UnknownKey,
+                &path,
+                at,
+                format!("unknown {what} `{path}`"),
+                help,
+            );
+        }
+        if let Some(rest) = message.strip_prefix("missing field ") {
+            let name = quoted(rest).unwrap_or_default();
+            let key = if path.is_empty() {
+                name.clone()
+            } else {
+                format!("{path}.{name}")
+            };
+            let (what, how) = expectation(&key);
+            let help = if path.is_empty() {
+                let with = match name.as_str() {
+                    "device" => "chip = \"…\" and board = \"…\"",
+                    "modem" => "dialect = \"…\", baud = … and apn = \"…\"",
+                    "flash" => "size = \"…\" (the chip's flash size)",
+                    _ => "its keys",
+                };
+                format!("add a [{name}] section with {with}")
+            } else {
+                format!("add `{name} = …` ({what}) under [{path}]: {how}")
+            };
+            return self.error(
+                ProfileErrorKind::MissingKey,
+                &key,
+                at,
+                format!("missing required key `{key}`"),
+                help,
+            );
+        }
+        let snippet = self.text.get(span.clone()).unwrap_or("").trim();
+        let (what, help) = expectation(&path);
+        if let Some(rest) = message.strip_prefix("invalid type: ") {
+            let found = rest.split(", expected").next().unwrap_or(rest);
+            return self.error(
+                ProfileErrorKind::WrongType,
+                &path,
+                at,
+                format!("{path} must be {what}, found {found}"),
+                help,
+            );
+        }
+        let value = if snippet.is_empty() {
+            String::new()
+        } else {
+            format!(" = {snippet}")
+        };
+        let reason = if message.starts_with("unknown variant") {
+            format!(
+                "{path}{value} is not a known {}",
+                what.trim_start_matches("a ")
+            )
+        } else if message.starts_with("invalid value: integer") {
+            format!("{path}{value} is out of range for {what}")
+        } else {
+            format!("{path}{value} is not {what} ({message})")
+        };
+        self.error(ProfileErrorKind::BadValue, &path, at, reason, help)
+    }
+}
+
+impl Profile {
+    /// The download engine's settings for this profile: the otactl engine (Range chunks,
+    /// overlapped flash writes) with the profile's NAT assumption, bounds and retries.
+    pub fn download_config(&self) -> crate::ota::DownloadConfig {
+        crate::ota::DownloadConfig {
+            mode: crate::ota::DownloadMode::Ranged,
+            policy: crate::ota::ChunkPolicy {
+                nat_idle_us: u64::from(self.network.nat_idle_timeout_s) * 1_000_000,
+                safety_permille: (self.network.safety_factor * 1000.0).round() as u32,
+                min_chunk: self.download.chunk_min,
+                max_chunk: self.download.chunk_max,
+            },
+            uart_bytes_per_sec: self.uart_bytes_per_sec(),
+            retries: self.download.retries,
+            backoff_initial_us: u64::from(self.download.backoff_initial_ms) * 1000,
+            backoff_max_us: u64::from(self.download.backoff_max_ms) * 1000,
+            overlap_flash: true,
+        }
+    }
+
+    /// OTA slot `n` as the engine addresses it.
+    pub fn ota_slot(&self, n: usize) -> Option<crate::ota::Slot> {
+        self.slots.ota(n).map(|r| crate::ota::Slot { offset: r.offset, size: r.size })
+    }
+}

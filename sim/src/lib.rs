@@ -5,6 +5,7 @@
 //! a seed always gives the same run.
 
 pub mod flash;
+pub mod modem;
 pub mod net;
 pub mod origin;
 pub mod pipe;

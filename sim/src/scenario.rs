@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use device_fw::http::HttpClient;
 use device_fw::modem::{Dialect as DeviceDialect, Modem, ModemConfig};
-use device_fw::ota::{ChunkPolicy, DownloadConfig, DownloadError, DownloadMode, ImageTarget, OtaEvent, Slot, SlotWriter, download};
+use device_fw::ota::{ChunkPolicy, DownloadConfig, DownloadError, DownloadMode, ImageTarget, Slot, SlotWriter, download};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -199,12 +199,7 @@ async fn run_in_runtime(spec: &RunSpec) -> RunResult {
 
     let start = time::now();
     let mut http = HttpClient::new(modem);
-    let mut losses = 0u64;
-    let mut events = |e: OtaEvent| {
-        if matches!(e, OtaEvent::ConnectionLost { .. }) {
-            losses += 1;
-        }
-    };
+    let mut events = ();
     let target = ImageTarget { url: &url, size: Some(image.len() as u64), sha256: Some(sha) };
     let (outcome, written, error, report, ram) = match spec.strategy {
         Strategy::Naive => {
@@ -251,13 +246,6 @@ async fn run_in_runtime(spec: &RunSpec) -> RunResult {
             Faults::Random { seed } => Some(seed),
             Faults::None => None,
         },
-    }
-    .with_losses(losses)
-}
-
-impl RunResult {
-    fn with_losses(self, _losses: u64) -> Self {
-        self
     }
 }
 
@@ -319,7 +307,7 @@ pub fn data_path_ram_bytes(engine_future_bytes: usize) -> usize {
         }
         async fn sleep_us(&self, _: u64) {}
     }
-    engine_future_bytes - std::mem::size_of::<usize>() * 7
+    engine_future_bytes
         + std::mem::size_of::<HttpClient<Modem<ChipUart, ChipClock>>>()
         + std::mem::size_of::<SlotWriter<ChipFlash, 256>>()
         + DEVICE_UART_RX_RING

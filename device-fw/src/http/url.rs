@@ -34,8 +34,14 @@ impl<'a> Url<'a> {
             return Err(HttpError::BadUrl("missing scheme; write http://host/path"));
         };
         let scheme = &text[..sep];
-        if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) {
-            return Err(HttpError::BadUrl("malformed scheme; write http://host/path"));
+        if scheme.is_empty()
+            || !scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        {
+            return Err(HttpError::BadUrl(
+                "malformed scheme; write http://host/path",
+            ));
         }
         if !scheme.eq_ignore_ascii_case("http") {
             return Err(HttpError::UnsupportedScheme);
@@ -52,7 +58,9 @@ impl<'a> Url<'a> {
             path = &path[..hash];
         }
         if path.starts_with('?') {
-            return Err(HttpError::BadUrl("query without a path; write http://host/?query"));
+            return Err(HttpError::BadUrl(
+                "query without a path; write http://host/?query",
+            ));
         }
         if path.is_empty() {
             path = "/";
@@ -60,10 +68,14 @@ impl<'a> Url<'a> {
         check_path(path)?;
 
         if authority.contains('@') {
-            return Err(HttpError::BadUrl("credentials in the URL (user@host) are not supported"));
+            return Err(HttpError::BadUrl(
+                "credentials in the URL (user@host) are not supported",
+            ));
         }
         if authority.starts_with('[') {
-            return Err(HttpError::BadUrl("IPv6 literal hosts are not supported; use a host name"));
+            return Err(HttpError::BadUrl(
+                "IPv6 literal hosts are not supported; use a host name",
+            ));
         }
         let (host, port) = match authority.rfind(':') {
             Some(colon) => (&authority[..colon], parse_port(&authority[colon + 1..])?),
@@ -72,7 +84,10 @@ impl<'a> Url<'a> {
         if host.is_empty() {
             return Err(HttpError::BadUrl("missing host"));
         }
-        if !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) {
+        if !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        {
             return Err(HttpError::BadUrl(
                 "host contains a character other than letters, digits, '-', '.' and '_'",
             ));
@@ -137,7 +152,9 @@ pub(crate) fn store(buf: &mut UrlBuf, url: &Url<'_>) -> Result<(), HttpError> {
 /// Length of the `http://host[:port]` prefix of a URL in normal form.
 fn origin_len(normal: &str) -> usize {
     let after_scheme = "http://".len();
-    normal[after_scheme..].find('/').map_or(normal.len(), |i| after_scheme + i)
+    normal[after_scheme..]
+        .find('/')
+        .map_or(normal.len(), |i| after_scheme + i)
 }
 
 /// Replaces the URL in `buf` (normal form) with the target of a redirect's `Location`
@@ -200,13 +217,37 @@ mod tests {
 
     #[test]
     fn resolves_each_location_form() {
-        assert_eq!(resolve("http://a/x/y?q=1/2", "z").unwrap(), ("http://a/x/z".into(), true));
-        assert_eq!(resolve("http://a/x/y", "/p?x").unwrap(), ("http://a/p?x".into(), true));
-        assert_eq!(resolve("http://a:81/x", "//A:81/k").unwrap(), ("http://A:81/k".into(), true));
-        assert_eq!(resolve("http://a/x", "http://b/k#f").unwrap(), ("http://b/k".into(), false));
-        assert_eq!(resolve("http://a/x", "HTTP://a:80/k").unwrap(), ("http://a/k".into(), true));
-        assert_eq!(resolve("http://a/x", "http://a:8080/k").unwrap(), ("http://a:8080/k".into(), false));
-        assert_eq!(resolve("http://a/x", "https://a/k"), Err(HttpError::UnsupportedScheme));
-        assert!(matches!(resolve("http://a/x", "/a b"), Err(HttpError::BadUrl(_))));
+        assert_eq!(
+            resolve("http://a/x/y?q=1/2", "z").unwrap(),
+            ("http://a/x/z".into(), true)
+        );
+        assert_eq!(
+            resolve("http://a/x/y", "/p?x").unwrap(),
+            ("http://a/p?x".into(), true)
+        );
+        assert_eq!(
+            resolve("http://a:81/x", "//A:81/k").unwrap(),
+            ("http://A:81/k".into(), true)
+        );
+        assert_eq!(
+            resolve("http://a/x", "http://b/k#f").unwrap(),
+            ("http://b/k".into(), false)
+        );
+        assert_eq!(
+            resolve("http://a/x", "HTTP://a:80/k").unwrap(),
+            ("http://a/k".into(), true)
+        );
+        assert_eq!(
+            resolve("http://a/x", "http://a:8080/k").unwrap(),
+            ("http://a:8080/k".into(), false)
+        );
+        assert_eq!(
+            resolve("http://a/x", "https://a/k"),
+            Err(HttpError::UnsupportedScheme)
+        );
+        assert!(matches!(
+            resolve("http://a/x", "/a b"),
+            Err(HttpError::BadUrl(_))
+        ));
     }
 }

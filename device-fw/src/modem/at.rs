@@ -200,13 +200,6 @@ impl<U, C> At<U, C> {
         self.uart
     }
 
-    /// Forget buffered input and the command in flight (after a restart or a desync).
-    pub(crate) fn reset_input(&mut self) {
-        self.rx_start = 0;
-        self.rx_end = 0;
-        self.cmd_len = 0;
-    }
-
     fn buffered(&self) -> &[u8] {
         &self.rx[self.rx_start as usize..self.rx_end as usize]
     }
@@ -237,52 +230,52 @@ impl<U, C> At<U, C> {
 
     /// Finds the next line (or prompt / payload header) already in the buffer.
     fn scan(&mut self, probe: Probe) -> Option<Scan> {
-        self.skip_leading();
-        let buf = self.buffered();
-        if buf.is_empty() {
-            return None;
-        }
-        match probe {
-            Probe::Prompt if buf[0] == b'>' => {
-                let n = if buf.get(1) == Some(&b' ') { 2 } else { 1 };
-                self.consume(n);
-                return Some(Scan::Prompt);
+        loop {
+            self.skip_leading();
+            let buf = self.buffered();
+            if buf.is_empty() {
+                return None;
             }
-            Probe::Carecv => match carecv_header(buf) {
-                Header::Found { len, header } => {
-                    self.consume(header);
-                    return Some(Scan::Carecv(len));
+            match probe {
+                Probe::Prompt if buf[0] == b'>' => {
+                    let n = if buf.get(1) == Some(&b' ') { 2 } else { 1 };
+                    self.consume(n);
+                    return Some(Scan::Prompt);
                 }
-                Header::NeedMore => return None,
-                Header::No => {}
-            },
-            _ => {}
-        }
-        let nl = buf.iter().position(|&b| b == b'\n')?;
-        let start = self.rx_start as usize;
-        let (mut s, mut e) = (start, start + nl);
-        // Trim trailing `\r`, blanks and noise (leading ones went in `skip_leading`).
-        while e > s {
-            match self.rx[e - 1] {
-                b'\r' | b' ' | b'\t' => e -= 1,
-                0x21..=0x7e => break,
-                _ => {
-                    self.stats.garbage_bytes += 1;
-                    e -= 1;
+                Probe::Carecv => match carecv_header(buf) {
+                    Header::Found { len, header } => {
+                        self.consume(header);
+                        return Some(Scan::Carecv(len));
+                    }
+                    Header::NeedMore => return None,
+                    Header::No => {}
+                },
+                _ => {}
+            }
+            let nl = buf.iter().position(|&b| b == b'\n')?;
+            let start = self.rx_start as usize;
+            let (mut s, mut e) = (start, start + nl);
+            // Trim trailing `\r`, blanks and noise (leading ones went in `skip_leading`).
+            while e > s {
+                match self.rx[e - 1] {
+                    b'\r' | b' ' | b'\t' => e -= 1,
+                    0x21..=0x7e => break,
+                    _ => {
+                        self.stats.garbage_bytes += 1;
+                        e -= 1;
+                    }
                 }
             }
+            // Lines that still hold control or 8-bit bytes are noise, whole.
+            if self.rx[s..e].iter().any(|&b| !(0x20..=0x7e).contains(&b)) {
+                self.stats.garbage_bytes += (e - s) as u32;
+                s = e;
+            }
+            self.consume(nl + 1);
+            if s < e {
+                return Some(Scan::Line(s, e));
+            }
         }
-        // Lines that still hold control or 8-bit bytes are noise, whole.
-        if self.rx[s..e].iter().any(|&b| !(0x20..=0x7e).contains(&b)) {
-            self.stats.garbage_bytes += (e - s) as u32;
-            s = e;
-        }
-        self.consume(nl + 1);
-        if s == e {
-            // Nothing left of it: look at the next one.
-            return self.scan(probe);
-        }
-        Some(Scan::Line(s, e))
     }
 
     /// Sorts the line `rx[s..e]`, records notices, and remembers error text.
@@ -337,7 +330,6 @@ impl<U, C> At<U, C> {
         match urc {
             Urc::Ready => {
                 self.stats.restarts_seen += 1;
-                ev.restarted = true;
                 // Echo is back on and every context is gone.
                 *ev = Events { restarted: true, ..Events::default() };
                 return Class::Restart;
@@ -411,19 +403,6 @@ impl<U: Read + Write, C: Clock> At<U, C> {
         }
     }
 
-    async fn write_raw(&mut self, bytes: &[u8], deadline: u64) -> Result<(), AtError> {
-        let left = deadline.saturating_sub(self.clock.now_us()).max(1);
-        let io = async {
-            self.uart.write_all(bytes).await?;
-            self.uart.flush().await
-        };
-        match with_timeout(&self.clock, left, io).await {
-            Err(_) => Err(AtError::Timeout),
-            Ok(Err(e)) => Err(AtError::Uart(e.kind())),
-            Ok(Ok(())) => Ok(()),
-        }
-    }
-
     /// Handles what is already buffered (notices that came in between commands), then
     /// formats `args` and sends it with its `\r`.
     pub(crate) async fn send(&mut self, args: fmt::Arguments<'_>, deadline: u64) -> Result<(), AtError> {
@@ -446,17 +425,15 @@ impl<U: Read + Write, C: Clock> At<U, C> {
         }
         let len = w.len;
         self.cmd[len] = b'\r';
+        self.cmd_len = len as u16;
         self.err_text.clear();
         self.stats.commands += 1;
-        let mut out = [0u8; CMD_BUF];
-        out[..=len].copy_from_slice(&self.cmd[..=len]);
-        self.cmd_len = len as u16;
-        self.write_raw(&out[..=len], deadline).await
+        write_io(&mut self.uart, &self.clock, &self.cmd[..=len], deadline).await
     }
 
     /// Writes raw payload bytes (after a `>` prompt).
     pub(crate) async fn send_payload(&mut self, data: &[u8], deadline: u64) -> Result<(), AtError> {
-        self.write_raw(data, deadline).await
+        write_io(&mut self.uart, &self.clock, data, deadline).await
     }
 
     /// Waits for the final result of the command in flight.
@@ -577,6 +554,20 @@ impl<U: Read + Write, C: Clock> At<U, C> {
             n -= k;
         }
         Ok(())
+    }
+}
+
+/// Writes all of `bytes` and flushes, within the deadline.
+async fn write_io<U: Write, C: Clock>(uart: &mut U, clock: &C, bytes: &[u8], deadline: u64) -> Result<(), AtError> {
+    let left = deadline.saturating_sub(clock.now_us()).max(1);
+    let io = async {
+        uart.write_all(bytes).await?;
+        uart.flush().await
+    };
+    match with_timeout(clock, left, io).await {
+        Err(_) => Err(AtError::Timeout),
+        Ok(Err(e)) => Err(AtError::Uart(e.kind())),
+        Ok(Ok(())) => Ok(()),
     }
 }
 

@@ -255,11 +255,11 @@ where
             }
         }
         http.close().await;
-        if matches!(error, HttpError::Socket(SocketError::ModemLost | SocketError::NetworkDown)) {
-            if http.socket().recover().await.is_ok() {
-                report.modem_recoveries += 1;
-                events.event(OtaEvent::ModemRecovered);
-            }
+        if matches!(error, HttpError::Socket(SocketError::ModemLost | SocketError::NetworkDown))
+            && http.socket().recover().await.is_ok()
+        {
+            report.modem_recoveries += 1;
+            events.event(OtaEvent::ModemRecovered);
         }
         if offset > before {
             failures = 0;
@@ -332,7 +332,6 @@ where
             accept(slot, progress, &drain[pending.clone()]).await?;
             http.read_body(fill).await
         };
-        pending = 0..0;
         match read {
             Ok(0) => return Ok(PassEnd::Complete),
             Ok(n) => {

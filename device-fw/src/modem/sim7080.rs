@@ -1,0 +1,139 @@
+//! SIMCom SIM7080 / SIM7070 (`CA*` stack).
+//!
+//! Attach: `AT+CNACT=0,1` → `OK`, then `+APP PDP: 0,ACTIVE` (already active: `ERROR`, then
+//! checked with `AT+CNACT?`). Connection 0 on PDP context 0:
+//! `AT+CAOPEN=0,0,"TCP","<host>",<port>` → `+CAOPEN: 0,<result>` + `OK`;
+//! `AT+CASEND=0,<n>` → `>` → n bytes → `OK`; `AT+CARECV=0,<n>` → `+CARECV: <read>,<bytes>`
+//! (payload right after the comma) + `OK`, or `+CARECV: 0` when empty; `AT+CACLOSE=0`.
+
+use embedded_io_async::{Read, Write};
+
+use super::at::{AtError, Fields, Final, Probe, Take, after};
+use super::{CONNECT_NO_CODE, Chunk, Modem, ModemError, sim7600};
+use crate::clock::Clock;
+use crate::socket::SocketError;
+
+/// Activates PDP context 0.
+pub(super) async fn attach<U: Read + Write, C: Clock>(m: &mut Modem<U, C>) -> Result<(), ModemError> {
+    let t = m.cfg.command_timeout_us;
+    match m.at.command(format_args!("AT+CNACT=0,1"), t, &mut |_| Take::No).await {
+        Ok(()) => {
+            let end = m.at.deadline(m.cfg.connect_timeout_us);
+            match m.at.wait_for(end, |ev| ev.pdp_active || ev.network_down).await {
+                Ok(()) if m.at.events.pdp_active => Ok(()),
+                Ok(()) => {
+                    let mut reply = heapless::String::new();
+                    super::at::set_text(&mut reply, b"+APP PDP: 0,DEACTIVE");
+                    Err(ModemError::CommandFailed { command: "AT+CNACT=0,1", reply })
+                }
+                Err(AtError::Timeout) => {
+                    Err(ModemError::Timeout { command: "+APP PDP", ms: m.cfg.connect_timeout_us / 1000 })
+                }
+                Err(e) => Err(m.at_error("AT+CNACT=0,1", e)),
+            }
+        }
+        // Already active (we saw it come up since the last restart).
+        Err(AtError::Rejected) if m.at.events.pdp_active => Ok(()),
+        Err(AtError::Rejected) => {
+            let refused = m.at.err_text.clone();
+            let mut state = None;
+            let res = m
+                .at
+                .command(format_args!("AT+CNACT?"), t, &mut |line| match after(line, b"+CNACT:") {
+                    Some(rest) => {
+                        let mut f = Fields(rest);
+                        if f.num() == Some(0) {
+                            state = f.num();
+                        }
+                        Take::Yes
+                    }
+                    None => Take::No,
+                })
+                .await;
+            match res {
+                Ok(()) if state == Some(1) => Ok(()),
+                Ok(()) => Err(ModemError::CommandFailed { command: "AT+CNACT=0,1", reply: refused }),
+                // No way to check on this firmware: take `ERROR` for "already active";
+                // `AT+CAOPEN` will tell if it was not.
+                Err(AtError::Rejected) => Ok(()),
+                Err(e) => Err(m.at_error("AT+CNACT?", e)),
+            }
+        }
+        Err(e) => Err(m.at_error("AT+CNACT=0,1", e)),
+    }
+}
+
+/// Opens connection 0.
+pub(super) async fn open<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, host: &str, port: u16) -> Result<(), SocketError> {
+    let t = m.cfg.connect_timeout_us;
+    match m.at.command(format_args!("AT+CAOPEN=0,0,\"TCP\",\"{host}\",{port}"), t, &mut |_| Take::No).await {
+        Ok(()) => {}
+        Err(AtError::Rejected) => {
+            let code = m.at.events.open_result.filter(|&c| c != 0).unwrap_or(CONNECT_NO_CODE);
+            return Err(SocketError::ConnectFailed(code));
+        }
+        Err(e) => return Err(m.lost(e)),
+    }
+    if m.at.events.open_result.is_none() {
+        // `+CAOPEN` may trail the `OK`.
+        let end = m.at.deadline(t);
+        match m.at.wait_for(end, |ev| ev.open_result.is_some() || ev.network_down).await {
+            Ok(()) => {}
+            Err(AtError::Timeout) => {
+                if let Err(e) = close(m, true).await {
+                    return Err(m.lost(e));
+                }
+                return Err(SocketError::Timeout);
+            }
+            Err(e) => return Err(m.lost(e)),
+        }
+    }
+    match m.at.events.open_result {
+        Some(0) => Ok(()),
+        Some(code) => Err(SocketError::ConnectFailed(code)),
+        None => Err(SocketError::NetworkDown),
+    }
+}
+
+/// Sends one chunk (at most 1460 bytes).
+pub(super) async fn send<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, chunk: &[u8]) -> Result<(), SocketError> {
+    match send_at(m, chunk).await {
+        Ok(()) => Ok(()),
+        Err(AtError::Rejected) => Err(sim7600::send_refused(m)),
+        Err(e) => Err(m.lost(e)),
+    }
+}
+
+async fn send_at<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, chunk: &[u8]) -> Result<(), AtError> {
+    let t = m.cfg.command_timeout_us;
+    let deadline = m.at.deadline(t);
+    m.at.send(format_args!("AT+CASEND=0,{}", chunk.len()), deadline).await?;
+    if m.at.finish(deadline, Probe::Prompt, &mut [], &mut 0, &mut |_| Take::No).await? != Final::Prompt {
+        return Err(AtError::Protocol);
+    }
+    let deadline = m.at.deadline(t);
+    m.at.send_payload(chunk, deadline).await?;
+    m.at.finish(deadline, Probe::Lines, &mut [], &mut 0, &mut |_| Take::No).await.map(|_| ())
+}
+
+/// One `AT+CARECV=0,<n>` into `buf`.
+pub(super) async fn read<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, buf: &mut [u8], n: usize) -> Result<Chunk, AtError> {
+    let deadline = m.at.deadline(m.cfg.command_timeout_us);
+    m.at.send(format_args!("AT+CARECV=0,{n}"), deadline).await?;
+    let mut got = 0;
+    // `+CARECV: <n>,<bytes>` is taken by the probe; only the empty form `+CARECV: 0` is a line.
+    m.at.finish(deadline, Probe::Carecv, buf, &mut got, &mut |line| {
+        if after(line, b"+CARECV:").is_some() { Take::Yes } else { Take::No }
+    })
+    .await?;
+    Ok(Chunk { got, more: got >= n })
+}
+
+/// Closes connection 0 (also after `+CASTATE: 0,0`, to free it; `ERROR` means not open).
+pub(super) async fn close<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, _was_open: bool) -> Result<(), AtError> {
+    let t = m.cfg.command_timeout_us;
+    match m.at.command(format_args!("AT+CACLOSE=0"), t, &mut |_| Take::No).await {
+        Ok(()) | Err(AtError::Rejected) => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,138 @@
+//! The bench's benchmark: update strategies side by side in virtual time.
+//!
+//! `ota-bench --scenario seed-cgnat` replays the field failure (docs/DESIGN.md §1) with each
+//! strategy; `ota-bench --scenario random-faults --seeds N` runs the otactl engine through
+//! N seeded runs of transient faults. `--json` prints one JSON object per line.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, ValueEnum};
+use sim::scenario::{self, RunResult, RunSpec, Strategy};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Scenario {
+    /// The field case: 233,040 bytes, SIM7600 at 115200 baud, a NAT that resets after 59 s.
+    SeedCgnat,
+    /// Seeded transient faults of every kind against the otactl engine.
+    RandomFaults,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Runs otactl's virtual-bench benchmarks")]
+struct Args {
+    #[arg(long, value_enum)]
+    scenario: Scenario,
+    /// Number of seeds for random-faults.
+    #[arg(long, default_value_t = 1000)]
+    seeds: u64,
+    /// First seed (random-faults); with --seeds 1 this replays one seed.
+    #[arg(long, default_value_t = 0)]
+    first_seed: u64,
+    /// Worker threads for random-faults (default: available cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let wall = Instant::now();
+    let ok = match args.scenario {
+        Scenario::SeedCgnat => seed_cgnat(&args),
+        Scenario::RandomFaults => random_faults(&args),
+    };
+    let wall_s = wall.elapsed().as_secs_f64();
+    if args.json {
+        println!("{}", serde_json::json!({ "wall_s": wall_s }));
+    } else {
+        println!("wall time: {wall_s:.2} s");
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn seed_cgnat(args: &Args) -> bool {
+    let naive = RunSpec::seed(Strategy::Naive);
+    let mut no_nat = RunSpec::seed(Strategy::Naive);
+    no_nat.nat.idle_timeout = None;
+    let mut ratelimit = RunSpec::seed(Strategy::Naive);
+    ratelimit.origin.rate_limit = Some(2048);
+    let otactl = RunSpec::seed(Strategy::Otactl);
+    let results: Vec<RunResult> = [naive, no_nat, ratelimit, otactl].iter().map(scenario::run).collect();
+    if args.json {
+        for r in &results {
+            println!("{}", serde_json::to_string(r).expect("json"));
+        }
+    } else {
+        println!("{:<14} {:>8} {:>10} {:>10} {:>10} {:>7} {:>9}", "strategy", "outcome", "virtual_s", "written", "uart_lim_s", "ratio", "nat_drops");
+        for r in &results {
+            println!(
+                "{:<14} {:>8} {:>10.2} {:>10} {:>10.2} {:>7.3} {:>9}",
+                r.strategy, r.outcome, r.virtual_s, r.bytes_written, r.uart_limit_s, r.ratio, r.nat_drops
+            );
+        }
+        if let Some(ram) = results.last().and_then(|r| r.data_path_ram_bytes) {
+            println!("otactl data path RAM: {ram} bytes");
+        }
+    }
+    results.iter().all(|r| r.error.is_none() || r.strategy == "naive")
+}
+
+fn random_faults(args: &Args) -> bool {
+    let seeds: Vec<u64> = (args.first_seed..args.first_seed + args.seeds).collect();
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::with_capacity(seeds.len()));
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&seed) = seeds.get(i) else { break };
+                    let r = scenario::run(&scenario::random_fault_spec(seed));
+                    results.lock().expect("results").push(r);
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("results");
+    results.sort_by_key(|r| r.seed);
+    let updated = results.iter().filter(|r| r.outcome == "updated" && r.slot_matches).count();
+    let corrupt = results.iter().filter(|r| r.outcome == "updated" && !r.slot_matches).count();
+    let failing: Vec<&RunResult> = results.iter().filter(|r| r.outcome != "updated" || !r.slot_matches).collect();
+    let resumes: u64 = results.iter().map(|r| u64::from(r.resumes)).sum();
+    let nat_drops: u64 = results.iter().map(|r| r.nat_drops).sum();
+    let virtual_s: f64 = results.iter().map(|r| r.virtual_s).sum();
+    for r in &failing {
+        if args.json {
+            println!("{}", serde_json::to_string(r).expect("json"));
+        } else {
+            println!(
+                "seed {} {}: {} (replay: ota-bench --scenario random-faults --first-seed {} --seeds 1)",
+                r.seed.unwrap_or(0),
+                r.outcome,
+                r.error.as_deref().unwrap_or("slot differs from the image"),
+                r.seed.unwrap_or(0)
+            );
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "scenario": "random-faults", "seeds": results.len(), "updated": updated, "corrupt": corrupt,
+                "failed_seeds": failing.iter().filter_map(|r| r.seed).collect::<Vec<_>>(),
+                "resumes": resumes, "nat_drops": nat_drops, "virtual_s": virtual_s,
+            })
+        );
+    } else {
+        println!(
+            "random-faults: {} seeds, {updated} updated, {corrupt} corrupt, {} failed; {resumes} resumes, {nat_drops} NAT expiries, {virtual_s:.0} s of virtual time",
+            results.len(),
+            failing.len() - corrupt
+        );
+    }
+    failing.is_empty()
+}

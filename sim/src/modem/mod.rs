@@ -1,0 +1,755 @@
+//! Modem emulators: SIMCom SIM7600 (`CIP*`) and SIM7080 (`CA*`) on the virtual UART.
+//!
+//! The bytes follow `docs/at-dialects.md`, the contract the device driver is written
+//! against. One tokio task per modem reads the UART and answers **one command at a time**:
+//! a command that arrives while the modem is still answering waits until the answer is
+//! completely written, then costs [`ModemEmulatorConfig::command_latency`]. All pacing comes
+//! from the UART pipes (a reply takes its line time at the baud) and from [`crate::time`],
+//! so a scenario runs in virtual time.
+//!
+//! # Sockets
+//!
+//! A connection through [`Network`] is watched by a small task that moves bytes as they
+//! *arrive* into the modem's socket buffer ([`ModemEmulatorConfig::rx_buffer`] bytes; when it
+//! is full the task stops taking, the network's window fills and the origin stalls). The
+//! host reads from that buffer with `AT+CIPRXGET=2` / `AT+CARECV`. Just before a read or a
+//! query the modem asks the watcher for everything that has arrived by then, so a read never
+//! sees a byte early and never misses one that is there.
+//!
+//! The watcher also raises the notices: the data-ready line once when the buffer goes from
+//! empty to non-empty (not again until the host has read it empty); on a peer FIN, SIM7600
+//! `+IPCLOSE: <l>,1` with the unread data still readable, SIM7080 `+CASTATE: <cid>,0` with
+//! the unread data thrown away; on a reset (RST, a NAT that forgot the mapping)
+//! `+IPCLOSE: <l>,2` / `+CASTATE: <cid>,0` and the unread data thrown away. Thrown-away
+//! bytes are counted in [`ModemEmuStats::discarded_bytes`].
+//!
+//! # Unsolicited output
+//!
+//! Notices, injected lines ([`ModemHandle::inject_urc`]) and noise
+//! ([`ModemHandle::inject_garbage`]) wait in a queue and go out at the next boundary: when
+//! the modem is idle, before a command's reply, between the lines of a reply, or while a
+//! command waits (its latency, a `CAOPEN` connect). Never inside a binary payload, never
+//! between a read reply's header and its data, never between a `>` prompt and the end of
+//! the payload the host sends after it.
+//!
+//! # What is not emulated
+//!
+//! Direct-push receive (SIM7600 without `AT+CIPRXGET=1`: `CIPOPEN` then fails with
+//! `+CIPOPEN: <l>,4`), hex reads (`CIPRXGET=3`), UDP, TLS, SMS. Echo is written when a
+//! command is taken up, not while its characters arrive.
+
+mod at;
+mod sim7080;
+mod sim7600;
+mod socket;
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{Notify, oneshot};
+
+use crate::net::Network;
+use crate::time;
+use crate::uart::UartEnd;
+
+use at::{Command, Form, line};
+use socket::{Request, Socket};
+
+/// Which AT dialect the emulator speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dialect {
+    /// SIMCom SIM7600 (LTE Cat-1/Cat-4): `NETOPEN`, `CIPOPEN`, `CIPSEND`, `CIPRXGET`.
+    Sim7600,
+    /// SIMCom SIM7080 (LTE Cat-M/NB-IoT): `CNACT`, `CAOPEN`, `CASEND`, `CARECV`.
+    Sim7080,
+}
+
+impl Dialect {
+    /// The `AT+CGMM` answer.
+    fn model(self) -> &'static str {
+        match self {
+            Dialect::Sim7600 => "SIMCOM_SIM7600G-H",
+            Dialect::Sim7080 => "SIM7080G",
+        }
+    }
+
+    /// Link ids (SIM7600 `0..=9`) or connection ids (SIM7080 `0..=12`).
+    fn links(self) -> usize {
+        match self {
+            Dialect::Sim7600 => 10,
+            Dialect::Sim7080 => 13,
+        }
+    }
+
+    /// The notice for data arriving in an empty receive buffer.
+    fn data_ready_urc(self, link: usize) -> String {
+        match self {
+            Dialect::Sim7600 => format!("+CIPRXGET: 1,{link}"),
+            Dialect::Sim7080 => format!("+CADATAIND: {link}"),
+        }
+    }
+
+    /// The notice for a connection the network closed: by the peer's FIN or by a reset.
+    fn closed_urc(self, link: usize, peer_fin: bool) -> String {
+        match self {
+            Dialect::Sim7600 => format!("+IPCLOSE: {link},{}", if peer_fin { 1 } else { 2 }),
+            Dialect::Sim7080 => format!("+CASTATE: {link},0"),
+        }
+    }
+}
+
+/// How the emulated modem behaves. Start from [`ModemEmulatorConfig::new`].
+#[derive(Debug, Clone)]
+pub struct ModemEmulatorConfig {
+    pub dialect: Dialect,
+    /// Processing time of each command, paid after the previous answer is completely
+    /// written (and after the echo). Default: [`default_command_latency`].
+    pub command_latency: Duration,
+    /// The socket receive buffer, bytes. The bench gives the network's `modem_rx_buffer`
+    /// (the TCP window in front of it) the same value.
+    pub rx_buffer: usize,
+    /// Power-on or reset to `RDY`; commands before `RDY` get no reply at all.
+    pub boot_time: Duration,
+    /// SIM7600: `SMS DONE` and `PB DONE` come this long after `RDY` (the SIM7080 sends its
+    /// `SMS Ready` with the other boot lines and ignores this).
+    pub late_urc_delay: Duration,
+    /// Most payload bytes one `CIPRXGET=2` / `CARECV` delivers; larger requests are clamped.
+    pub max_read: usize,
+    /// Operator name in `+COPS:`.
+    pub operator: String,
+    /// `+CSQ:` signal, 0..=31 (99 unknown).
+    pub rssi: u8,
+}
+
+impl ModemEmulatorConfig {
+    /// Defaults for a dialect. Boot times are not in the captured logs for the SIM7600 and
+    /// are settings: SIM7600 `RDY` after 12 s and `SMS DONE`/`PB DONE` 10 s later; SIM7080
+    /// `RDY` after 2 s (transcript 24: first `AT` unanswered, `OK` about 2 s after power-on).
+    pub fn new(dialect: Dialect) -> Self {
+        let (boot_time, late_urc_delay) = match dialect {
+            Dialect::Sim7600 => (Duration::from_secs(12), Duration::from_secs(10)),
+            Dialect::Sim7080 => (Duration::from_secs(2), Duration::ZERO),
+        };
+        ModemEmulatorConfig {
+            dialect,
+            command_latency: default_command_latency(),
+            rx_buffer: 512 * 1024,
+            boot_time,
+            late_urc_delay,
+            max_read: 1460,
+            operator: "otactl sim".into(),
+            rssi: 20,
+        }
+    }
+}
+
+impl Default for ModemEmulatorConfig {
+    fn default() -> Self {
+        Self::new(Dialect::Sim7600)
+    }
+}
+
+/// Bytes read by the seed device before its socket died.
+const SEED_BYTES_READ: f64 = 129_867.0;
+/// Seconds the seed device took to read them.
+const SEED_SECONDS: f64 = 58.87;
+/// TinyGSM's receive FIFO (`TINY_GSM_RX_BUFFER`): the size of each `CIPRXGET=2` read.
+const SEED_READ: usize = 64;
+/// The seed device's UART.
+const SEED_BAUD: f64 = 115_200.0;
+/// 8N1: start bit, 8 data bits, stop bit.
+const BITS_PER_BYTE: f64 = 10.0;
+/// ESP32 flash as Arduino `Update` drives it: one 4 KiB sector erase, then 16 page programs.
+const SECTOR_BYTES: f64 = 4096.0;
+const SECTOR_ERASE_S: f64 = 0.045;
+const PAGE_PROGRAM_S: f64 = 0.0004;
+const PAGES_PER_SECTOR: f64 = 16.0;
+
+/// The per-command latency of a SIM7600, derived from the seed field failure.
+///
+/// The seed device read 129,867 bytes in 58.87 s with TinyGSM's 64-byte
+/// `AT+CIPRXGET=2,0,64` reads at 115200 baud (8N1), writing each byte to flash as Arduino
+/// `Update` does. One read cycle is the command on the wire, the modem's processing, the
+/// reply on the wire and the flash work for its 64 bytes; all but the processing are known:
+///
+/// | | |
+/// |---|---|
+/// | one read cycle | 64 / (129,867 / 58.87) s = 29.012 ms |
+/// | command `AT+CIPRXGET=2,0,64\r` (echo off) | 19 B × 10 / 115200 = 1.649 ms |
+/// | reply `\r\n+CIPRXGET: 2,0,64,<6 digits>\r\n` + 64 B + `\r\nOK\r\n` | 98 B × 10 / 115200 = 8.507 ms |
+/// | flash: (45 ms erase + 16 × 0.4 ms program) per 4 KiB, × 64 / 4096 | 0.803 ms |
+/// | **modem processing per command** | **18.05 ms** |
+pub fn default_command_latency() -> Duration {
+    let cycle = SEED_READ as f64 / (SEED_BYTES_READ / SEED_SECONDS);
+    let command = "AT+CIPRXGET=2,0,64\r".len();
+    let reply = "\r\n+CIPRXGET: 2,0,64,123456\r\n".len() + SEED_READ + "\r\nOK\r\n".len();
+    let wire = (command + reply) as f64 * BITS_PER_BYTE / SEED_BAUD;
+    let flash = (SECTOR_ERASE_S + PAGES_PER_SECTOR * PAGE_PROGRAM_S) * SEED_READ as f64 / SECTOR_BYTES;
+    Duration::from_secs_f64(cycle - wire - flash)
+}
+
+/// Counters a scenario reports.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ModemEmuStats {
+    /// Commands taken up (after boot).
+    pub commands: u64,
+    /// Read commands (`CIPRXGET=2`, `CARECV`) answered for an existing socket.
+    pub reads: u64,
+    /// Payload bytes delivered to the host by those reads.
+    pub bytes_read: u64,
+    /// Unsolicited lines written (boot lines, notices, injected lines; not noise).
+    pub urcs_sent: u64,
+    /// Modem reboots (handle, `AT+CRESET`, `AT+CFUN=1,1`).
+    pub resets: u64,
+    /// Bytes that had arrived in a socket buffer and were thrown away unread.
+    pub discarded_bytes: u64,
+}
+
+/// Controls a running emulator from the scenario.
+#[derive(Debug, Clone)]
+pub struct ModemHandle {
+    shared: Arc<Shared>,
+}
+
+impl ModemHandle {
+    /// Queues an unsolicited line; it goes out framed `\r\n<line>\r\n` at the next boundary.
+    pub fn inject_urc(&self, line: &str) {
+        let mut core = self.shared.lock();
+        self.shared.queue(&mut core, Unsolicited::Line(line.to_string()));
+    }
+
+    /// Queues raw noise for the next boundary.
+    pub fn inject_garbage(&self, bytes: &[u8]) {
+        let mut core = self.shared.lock();
+        self.shared.queue(&mut core, Unsolicited::Raw(bytes.to_vec()));
+    }
+
+    /// Reboots the modem: sockets dropped (unread data lost, peers reset), echo on, PDP
+    /// down, silent for `boot_time`, then the boot lines.
+    pub fn reset(&self) {
+        let mut core = self.shared.lock();
+        self.shared.reboot_state(&mut core);
+        drop(core);
+        self.shared.reboot.notify_one();
+    }
+
+    /// The packet network drops: SIM7600 `+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY`, SIM7080
+    /// `+CASTATE: <cid>,0` for each open socket and `+APP PDP: 0,DEACTIVE`. Sockets are
+    /// closed with their unread data; `NETOPEN` / `CNACT` is needed again. Nothing happens
+    /// while the context is down already.
+    pub fn network_lost(&self) {
+        let sh = &self.shared;
+        let mut core = sh.lock();
+        if !core.booted || !core.pdp {
+            return;
+        }
+        core.pdp = false;
+        for link in 0..core.links.len() {
+            let Some(sock) = core.links[link].take() else { continue };
+            core.stats.discarded_bytes += sock.buf.len() as u64;
+            let was_open = sock.state == socket::SockState::Open;
+            sock.abort();
+            if sh.cfg.dialect == Dialect::Sim7080 && was_open {
+                sh.queue(&mut core, Unsolicited::Line(sh.cfg.dialect.closed_urc(link, false)));
+            }
+        }
+        let notice = match sh.cfg.dialect {
+            Dialect::Sim7600 => "+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY",
+            Dialect::Sim7080 => "+APP PDP: 0,DEACTIVE",
+        };
+        sh.queue(&mut core, Unsolicited::Line(notice.into()));
+    }
+
+    pub fn stats(&self) -> ModemEmuStats {
+        self.shared.lock().stats
+    }
+
+    pub fn config(&self) -> &ModemEmulatorConfig {
+        &self.shared.cfg
+    }
+}
+
+/// Powers the modem on: it boots (silent for `boot_time`, then `RDY` and the boot lines) and
+/// then answers on `uart` (the modem end of [`crate::uart::uart`]), connecting through `net`.
+pub fn spawn_modem(cfg: ModemEmulatorConfig, uart: UartEnd, net: Network) -> ModemHandle {
+    let links = cfg.dialect.links();
+    let shared = Arc::new(Shared {
+        cfg,
+        net,
+        core: Mutex::new(Core {
+            generation: 0,
+            booted: false,
+            echo: true,
+            cereg_mode: 0,
+            cmee: 0,
+            pdp: false,
+            manual_rx: false,
+            apn: String::new(),
+            links: (0..links).map(|_| None).collect(),
+            next_socket_id: 1,
+            out: VecDeque::new(),
+            stats: ModemEmuStats::default(),
+        }),
+        wake: Notify::new(),
+        reboot: Notify::new(),
+    });
+    tokio::spawn(run_modem(shared.clone(), uart));
+    ModemHandle { shared }
+}
+
+/// Output that is not part of a command's reply.
+#[derive(Debug)]
+enum Unsolicited {
+    Line(String),
+    Raw(Vec<u8>),
+    /// The data-ready notice of one socket; dropped if the host has read the buffer empty
+    /// (or the socket is gone) by the time it would go out.
+    DataReady { link: usize, id: u64 },
+}
+
+#[derive(Debug)]
+struct Shared {
+    cfg: ModemEmulatorConfig,
+    net: Network,
+    core: Mutex<Core>,
+    /// Unsolicited output was queued.
+    wake: Notify,
+    /// A reboot was requested from outside the modem task.
+    reboot: Notify,
+}
+
+#[derive(Debug)]
+struct Core {
+    /// Bumped by every reboot; tasks started before it (connects, timers) see it changed.
+    generation: u64,
+    /// `RDY` has been sent: commands are answered, unsolicited output flows.
+    booted: bool,
+    echo: bool,
+    cmee: u8,
+    cereg_mode: u8,
+    /// SIM7600 `NETOPEN` / SIM7080 `CNACT=0,1`.
+    pdp: bool,
+    /// SIM7600 `AT+CIPRXGET=1`.
+    manual_rx: bool,
+    apn: String,
+    links: Vec<Option<Socket>>,
+    next_socket_id: u64,
+    out: VecDeque<Unsolicited>,
+    stats: ModemEmuStats,
+}
+
+impl Core {
+    fn socket(&self, link: usize, id: u64) -> Option<&Socket> {
+        self.links.get(link)?.as_ref().filter(|s| s.id == id)
+    }
+
+    fn socket_mut(&mut self, link: usize, id: u64) -> Option<&mut Socket> {
+        self.links.get_mut(link)?.as_mut().filter(|s| s.id == id)
+    }
+
+    fn link(&self, link: usize) -> Option<&Socket> {
+        self.links.get(link)?.as_ref()
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().expect("modem lock poisoned")
+    }
+
+    fn queue(&self, core: &mut Core, u: Unsolicited) {
+        core.out.push_back(u);
+        self.wake.notify_one();
+    }
+
+    fn urc(&self, text: String) {
+        let mut core = self.lock();
+        self.queue(&mut core, Unsolicited::Line(text));
+    }
+
+    /// Everything a reboot forgets.
+    fn reboot_state(&self, core: &mut Core) {
+        core.generation += 1;
+        core.booted = false;
+        core.echo = true;
+        core.cmee = 0;
+        core.cereg_mode = 0;
+        core.pdp = false;
+        core.manual_rx = false;
+        for slot in core.links.iter_mut() {
+            if let Some(sock) = slot.take() {
+                core.stats.discarded_bytes += sock.buf.len() as u64;
+                sock.abort();
+            }
+        }
+        core.out.clear();
+        core.stats.resets += 1;
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The UART was torn down: the modem task ends.
+    Uart,
+    /// A command rebooted the modem (state already reset).
+    Reboot,
+}
+
+async fn run_modem(sh: Arc<Shared>, mut uart: UartEnd) {
+    loop {
+        let mut session = Session { sh: &sh, uart: &mut uart, inbuf: Vec::new() };
+        let rebooted = tokio::select! {
+            biased;
+            _ = sh.reboot.notified() => true,
+            r = session.run() => r == Err(Stop::Reboot),
+        };
+        if !rebooted {
+            return;
+        }
+    }
+}
+
+/// Longest command line kept; longer input without `\r` is noise and is dropped.
+const MAX_LINE: usize = 4096;
+
+/// One power cycle of the modem: boot, then commands until the UART goes away or a reboot.
+struct Session<'a> {
+    sh: &'a Arc<Shared>,
+    uart: &'a mut UartEnd,
+    /// Received bytes not yet taken up as a command.
+    inbuf: Vec<u8>,
+}
+
+impl Session<'_> {
+    async fn run(&mut self) -> Result<(), Stop> {
+        self.boot().await?;
+        let mut chunk = [0u8; 512];
+        loop {
+            self.flush().await?;
+            if let Some(cmd) = self.next_command() {
+                self.process(cmd).await?;
+                continue;
+            }
+            tokio::select! {
+                r = self.uart.rx.read(&mut chunk) => {
+                    let n = r.map_err(|_| Stop::Uart)?;
+                    if n == 0 {
+                        return Err(Stop::Uart);
+                    }
+                    self.inbuf.extend_from_slice(&chunk[..n]);
+                }
+                _ = self.sh.wake.notified() => {}
+            }
+        }
+    }
+
+    /// Silent for `boot_time` (input is swallowed), then the boot lines.
+    async fn boot(&mut self) -> Result<(), Stop> {
+        let ready_at = time::now_ns() + self.sh.cfg.boot_time.as_nanos() as u64;
+        let mut chunk = [0u8; 512];
+        loop {
+            tokio::select! {
+                biased;
+                _ = time::sleep_until_ns(ready_at) => break,
+                r = self.uart.rx.read(&mut chunk) => {
+                    if r.map_err(|_| Stop::Uart)? == 0 {
+                        return Err(Stop::Uart);
+                    }
+                }
+            }
+        }
+        self.inbuf.clear();
+        let sh = self.sh;
+        let (now, late): (&[&str], &[&str]) = match sh.cfg.dialect {
+            Dialect::Sim7600 => (&["RDY", "+CPIN: READY"], &["SMS DONE", "PB DONE"]),
+            Dialect::Sim7080 => (&["RDY", "+CFUN: 1", "+CPIN: READY", "SMS Ready"], &[]),
+        };
+        let delay = sh.cfg.late_urc_delay;
+        let mut core = sh.lock();
+        core.booted = true;
+        let mut boot: Vec<&str> = now.to_vec();
+        if delay.is_zero() {
+            boot.extend_from_slice(late);
+        } else if !late.is_empty() {
+            let generation = core.generation;
+            let sh2 = sh.clone();
+            tokio::spawn(async move {
+                time::sleep(delay).await;
+                let mut core = sh2.lock();
+                if core.generation == generation {
+                    for l in late {
+                        sh2.queue(&mut core, Unsolicited::Line((*l).to_string()));
+                    }
+                }
+            });
+        }
+        // Lines injected during the boot wait behind the boot lines.
+        for l in boot.iter().rev() {
+            core.out.push_front(Unsolicited::Line((*l).to_string()));
+        }
+        drop(core);
+        sh.wake.notify_one();
+        Ok(())
+    }
+
+    /// The next complete command line (text from `AT` up to, not including, the `\r`).
+    /// Bytes before the `AT` of a line (a stray `\n`, noise) are dropped, as are lines
+    /// with no `AT` at all.
+    fn next_command(&mut self) -> Option<Vec<u8>> {
+        loop {
+            let Some(cr) = self.inbuf.iter().position(|&b| b == b'\r') else {
+                if self.inbuf.len() > MAX_LINE {
+                    self.inbuf.clear();
+                }
+                return None;
+            };
+            let line: Vec<u8> = self.inbuf.drain(..=cr).take(cr).collect();
+            if let Some(at) = line.windows(2).position(|w| w.eq_ignore_ascii_case(b"AT")) {
+                return Some(line[at..].to_vec());
+            }
+        }
+    }
+
+    async fn process(&mut self, text: Vec<u8>) -> Result<(), Stop> {
+        let echo = {
+            let mut core = self.sh.lock();
+            core.stats.commands += 1;
+            core.echo
+        };
+        if echo {
+            let mut e = text.clone();
+            e.push(b'\r');
+            self.write(&e).await?;
+        }
+        self.pause(self.sh.cfg.command_latency).await?;
+        let Some(cmd) = Command::parse(&text) else {
+            return self.reply(vec![at::error()]).await;
+        };
+        if self.common(&cmd).await? {
+            return Ok(());
+        }
+        let handled = match self.sh.cfg.dialect {
+            Dialect::Sim7600 => sim7600::execute(self, &cmd).await?,
+            Dialect::Sim7080 => sim7080::execute(self, &cmd).await?,
+        };
+        if !handled {
+            self.reply(vec![at::error()]).await?;
+        }
+        Ok(())
+    }
+
+    /// Commands both dialects answer alike. `Ok(false)`: not one of them.
+    async fn common(&mut self, cmd: &Command) -> Result<bool, Stop> {
+        let cfg = &self.sh.cfg;
+        let reply = match (cmd.name.as_str(), &cmd.form) {
+            ("", Form::Exec) => vec![at::ok()],
+            ("E", Form::Set(_)) => match cmd.num(0) {
+                Some(v @ 0..=1) => {
+                    self.sh.lock().echo = v == 1;
+                    vec![at::ok()]
+                }
+                _ => vec![at::error()],
+            },
+            ("+CMEE", Form::Set(_)) => match cmd.num(0) {
+                Some(v @ 0..=2) => {
+                    self.sh.lock().cmee = v as u8;
+                    vec![at::ok()]
+                }
+                _ => vec![at::error()],
+            },
+            ("+CMEE", Form::Read) => vec![line(&format!("+CMEE: {}", self.sh.lock().cmee)), at::ok()],
+            ("+CGMM" | "+GMM", Form::Exec) => vec![line(cfg.dialect.model()), at::ok()],
+            ("+CPIN", Form::Read) => vec![line("+CPIN: READY"), at::ok()],
+            ("+CSQ", Form::Exec) => vec![line(&format!("+CSQ: {},99", cfg.rssi)), at::ok()],
+            ("+CEREG", Form::Read) => vec![line(&format!("+CEREG: {},1", self.sh.lock().cereg_mode)), at::ok()],
+            ("+CEREG", Form::Set(_)) => match cmd.num(0) {
+                Some(v @ 0..=1) => {
+                    self.sh.lock().cereg_mode = v as u8;
+                    vec![at::ok()]
+                }
+                _ => vec![at::error()],
+            },
+            ("+CGREG", Form::Read) => vec![line("+CGREG: 0,1"), at::ok()],
+            ("+CREG", Form::Read) => vec![line("+CREG: 0,1"), at::ok()],
+            ("+CGATT", Form::Read) => vec![line("+CGATT: 1"), at::ok()],
+            ("+COPS", Form::Read) => vec![line(&format!("+COPS: 0,0,\"{}\",7", cfg.operator)), at::ok()],
+            ("+CGDCONT", Form::Set(args)) if args.len() >= 3 && cmd.num(0).is_some() => {
+                self.sh.lock().apn = cmd.text(2).unwrap_or_default().to_string();
+                vec![at::ok()]
+            }
+            ("+CGDCONT", Form::Read) => {
+                let apn = self.sh.lock().apn.clone();
+                vec![line(&format!("+CGDCONT: 1,\"IP\",\"{apn}\"")), at::ok()]
+            }
+            ("+CFUN", Form::Read) => vec![line("+CFUN: 1"), at::ok()],
+            ("+CFUN", Form::Set(args)) => match (cmd.num(0), cmd.num(1), args.len()) {
+                (Some(1), _, 1) => vec![at::ok()],
+                (Some(1), Some(1), 2) => {
+                    self.reply(vec![at::ok()]).await?;
+                    return Err(self.reboot());
+                }
+                _ => vec![at::error()],
+            },
+            _ => return Ok(false),
+        };
+        self.reply(reply).await?;
+        Ok(true)
+    }
+
+    /// Reboots from a command (after its `OK` went out).
+    fn reboot(&self) -> Stop {
+        let mut core = self.sh.lock();
+        self.sh.reboot_state(&mut core);
+        Stop::Reboot
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), Stop> {
+        self.uart.tx.write(bytes).await.map_err(|_| Stop::Uart)
+    }
+
+    /// Writes a reply, one piece after another; queued unsolicited output may go out
+    /// between the pieces (each piece is a whole line, or a read header with its data).
+    async fn reply(&mut self, pieces: Vec<Vec<u8>>) -> Result<(), Stop> {
+        for (i, piece) in pieces.iter().enumerate() {
+            if i > 0 {
+                self.flush().await?;
+            }
+            self.write(piece).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes all queued unsolicited output (once booted).
+    async fn flush(&mut self) -> Result<(), Stop> {
+        loop {
+            let bytes = {
+                let mut core = self.sh.lock();
+                if !core.booted {
+                    return Ok(());
+                }
+                let Some(u) = core.out.pop_front() else { return Ok(()) };
+                match u {
+                    Unsolicited::Line(text) => {
+                        core.stats.urcs_sent += 1;
+                        line(&text)
+                    }
+                    Unsolicited::Raw(bytes) => bytes,
+                    Unsolicited::DataReady { link, id } => {
+                        if core.socket(link, id).is_none_or(|s| s.buf.is_empty()) {
+                            continue;
+                        }
+                        core.stats.urcs_sent += 1;
+                        line(&self.sh.cfg.dialect.data_ready_urc(link))
+                    }
+                }
+            };
+            self.write(&bytes).await?;
+        }
+    }
+
+    /// Waits for `fut`, writing unsolicited output that comes up meanwhile.
+    async fn wait_for<F: Future>(&mut self, fut: F) -> Result<F::Output, Stop> {
+        tokio::pin!(fut);
+        loop {
+            self.flush().await?;
+            tokio::select! {
+                biased;
+                r = &mut fut => return Ok(r),
+                _ = self.sh.wake.notified() => {}
+            }
+        }
+    }
+
+    /// The command latency (or any modem-side wait) with the line free for notices.
+    async fn pause(&mut self, d: Duration) -> Result<(), Stop> {
+        if d.is_zero() {
+            return Ok(());
+        }
+        self.wait_for(time::sleep(d)).await
+    }
+
+    /// Exactly `n` payload bytes after a `>` prompt (bytes already received count).
+    async fn read_payload(&mut self, n: usize) -> Result<Vec<u8>, Stop> {
+        let take = n.min(self.inbuf.len());
+        let mut data: Vec<u8> = self.inbuf.drain(..take).collect();
+        let mut chunk = [0u8; 1024];
+        while data.len() < n {
+            let want = (n - data.len()).min(chunk.len());
+            let got = self.uart.rx.read(&mut chunk[..want]).await.map_err(|_| Stop::Uart)?;
+            if got == 0 {
+                return Err(Stop::Uart);
+            }
+            data.extend_from_slice(&chunk[..got]);
+        }
+        Ok(data)
+    }
+
+    /// Has the socket's watcher take in every byte that has arrived by now.
+    async fn sync_socket(&self, link: usize) {
+        let requests = {
+            let core = self.sh.lock();
+            core.link(link).and_then(|s| s.conn.as_ref()).map(|c| c.requests.clone())
+        };
+        if let Some(requests) = requests {
+            let (ack, done) = oneshot::channel();
+            if requests.send(Request::Drain(ack)).is_ok() {
+                let _ = done.await;
+            }
+        }
+    }
+
+    /// Takes up to `want` (clamped to `max_read`) unread bytes of a socket.
+    /// `None`: no such socket. `Some((data, rest))`.
+    fn take(&self, link: usize, want: usize) -> Option<(Vec<u8>, usize)> {
+        let sh = self.sh;
+        let mut core = sh.lock();
+        let cap = sh.cfg.rx_buffer;
+        let sock = core.links.get_mut(link)?.as_mut()?;
+        let was_full = sock.buf.len() >= cap;
+        let n = want.min(sh.cfg.max_read.max(1)).min(sock.buf.len());
+        let data: Vec<u8> = sock.buf.drain(..n).collect();
+        let rest = sock.buf.len();
+        let id = sock.id;
+        if was_full && let Some(c) = &sock.conn {
+            let _ = c.requests.send(Request::Room);
+        }
+        if rest == 0 {
+            sock.armed = true;
+            if sock.state == socket::SockState::PeerClosed {
+                core.links[link] = None;
+            }
+            core.out.retain(|u| !matches!(u, Unsolicited::DataReady { id: i, .. } if *i == id));
+        }
+        core.stats.reads += 1;
+        core.stats.bytes_read += n as u64;
+        Some((data, rest))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_latency_from_the_seed_figures() {
+        // By hand: 64 B / (129867 B / 58.87 s) = 29.0118 ms per read cycle;
+        // wire (19 + 98) B × 10 / 115200 = 10.1563 ms; flash 51.4 ms × 64 / 4096 = 0.8031 ms;
+        // 29.0118 − 10.1563 − 0.8031 = 18.0524 ms.
+        let ms = default_command_latency().as_secs_f64() * 1e3;
+        assert!((ms - 18.05).abs() < 0.5, "derived latency {ms} ms");
+        assert!((ms - 18.0524).abs() < 0.001, "derived latency {ms} ms");
+    }
+
+    #[test]
+    fn defaults_follow_the_dialect() {
+        let a = ModemEmulatorConfig::new(Dialect::Sim7600);
+        let b = ModemEmulatorConfig::new(Dialect::Sim7080);
+        assert_eq!(a.max_read, 1460);
+        assert!(a.boot_time > b.boot_time);
+        assert_eq!(a.command_latency, default_command_latency());
+    }
+}
