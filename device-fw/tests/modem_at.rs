@@ -12,10 +12,16 @@ use support::*;
 #[test]
 fn driver_ram_stays_under_the_documented_figure() {
     let own = core::mem::size_of::<Modem<(), ()>>();
-    assert!(own <= DRIVER_RAM_BYTES, "driver state is {own} bytes, documented bound {DRIVER_RAM_BYTES}");
+    assert!(
+        own <= DRIVER_RAM_BYTES,
+        "driver state is {own} bytes, documented bound {DRIVER_RAM_BYTES}"
+    );
     let with_handles = core::mem::size_of::<Modem<FakeUart, TestClock>>();
     let handles = core::mem::size_of::<FakeUart>() + core::mem::size_of::<TestClock>();
-    assert!(with_handles <= DRIVER_RAM_BYTES + handles, "{with_handles} > {DRIVER_RAM_BYTES} + {handles}");
+    assert!(
+        with_handles <= DRIVER_RAM_BYTES + handles,
+        "{with_handles} > {DRIVER_RAM_BYTES} + {handles}"
+    );
     // The bound is tight enough to mean something: the two fixed buffers alone are 544 B.
     assert!(own >= 544 && DRIVER_RAM_BYTES <= 1024);
 }
@@ -28,8 +34,14 @@ fn config_defaults_and_apn_validation() {
     assert!(c.read_timeout_us > 0 && c.command_timeout_us > 0 && c.connect_timeout_us >= c.command_timeout_us);
     assert_eq!(ModemConfig::new(Dialect::Sim7080, "").unwrap().apn, "");
     assert_eq!(ModemConfig::new(Dialect::Sim7080, "a\"b"), Err(ModemError::InvalidApn));
-    assert_eq!(ModemConfig::new(Dialect::Sim7080, "tab\there"), Err(ModemError::InvalidApn));
-    assert_eq!(ModemConfig::new(Dialect::Sim7080, &"x".repeat(64)), Err(ModemError::InvalidApn));
+    assert_eq!(
+        ModemConfig::new(Dialect::Sim7080, "tab\there"),
+        Err(ModemError::InvalidApn)
+    );
+    assert_eq!(
+        ModemConfig::new(Dialect::Sim7080, &"x".repeat(64)),
+        Err(ModemError::InvalidApn)
+    );
     assert!(ModemConfig::new(Dialect::Sim7080, &"x".repeat(63)).is_ok());
     let mut c = ModemConfig::new(Dialect::Sim7080, "apn").unwrap();
     c.read_block = 0;
@@ -44,9 +56,21 @@ fn error_messages_say_what_to_do() {
         (ModemError::NoResponse { secs: 30 }, "baud"),
         (ModemError::InvalidApn, "apn"),
         (ModemError::Restarted { times: 4 }, "supply"),
-        (ModemError::SimNotReady { reply: "SIM not inserted".try_into().unwrap(), secs: 30 }, "inserted"),
+        (
+            ModemError::SimNotReady {
+                reply: "SIM not inserted".try_into().unwrap(),
+                secs: 30,
+            },
+            "inserted",
+        ),
         (ModemError::NotRegistered { stat: 2, secs: 120 }, "antenna"),
-        (ModemError::AttachFailed { command: "+NETOPEN", code: 1 }, "APN"),
+        (
+            ModemError::AttachFailed {
+                command: "+NETOPEN",
+                code: 1,
+            },
+            "APN",
+        ),
         (ModemError::Uart(ErrorKind::Other), "UART"),
     ];
     for (e, hint) in cases {

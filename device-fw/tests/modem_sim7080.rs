@@ -35,7 +35,14 @@ async fn cold_boot_bring_up() {
     let mut m = modem(&uart, D);
     let info = m.bring_up().await.expect("bring-up");
     uart.assert_done();
-    assert_eq!(info, ModemInfo { model: "SIM7080G".try_into().unwrap(), rssi: 18, operator: "1NCE".try_into().unwrap() });
+    assert_eq!(
+        info,
+        ModemInfo {
+            model: "SIM7080G".try_into().unwrap(),
+            rssi: 18,
+            operator: "1NCE".try_into().unwrap()
+        }
+    );
     assert_eq!(uart.0.borrow().swallowed, b"AT\rAT\r");
     let st = m.stats();
     assert_eq!((st.restarts_seen, st.garbage_bytes), (1, 0));
@@ -67,7 +74,9 @@ async fn payload_byte_exact_at_every_split() {
             .build();
         let mut m = modem(&uart, D);
         m.bring_up().await.unwrap_or_else(|e| panic!("chunk {chunk}: {e}"));
-        m.connect("example.com", 80).await.unwrap_or_else(|e| panic!("chunk {chunk}: {e}"));
+        m.connect("example.com", 80)
+            .await
+            .unwrap_or_else(|e| panic!("chunk {chunk}: {e}"));
         m.write_all(req).await.unwrap_or_else(|e| panic!("chunk {chunk}: {e}"));
         let mut got = Vec::new();
         let mut buf = vec![0u8; 4096];
@@ -76,11 +85,19 @@ async fn payload_byte_exact_at_every_split() {
             assert!(n > 0);
             got.extend_from_slice(&buf[..n]);
         }
-        assert!(got == payload, "chunk {chunk}: payload differs at {:?}", got.iter().zip(&payload).position(|(a, b)| a != b));
+        assert!(
+            got == payload,
+            "chunk {chunk}: payload differs at {:?}",
+            got.iter().zip(&payload).position(|(a, b)| a != b)
+        );
         m.close().await;
         uart.assert_done();
         let st = m.stats();
-        assert_eq!((st.payload_bytes, st.garbage_bytes, st.restarts_seen), (3000, 0, 0), "chunk {chunk}");
+        assert_eq!(
+            (st.payload_bytes, st.garbage_bytes, st.restarts_seen),
+            (3000, 0, 0),
+            "chunk {chunk}"
+        );
     }
 }
 
@@ -189,7 +206,10 @@ async fn send_chunks_of_1460() {
 #[tokio::test(start_paused = true)]
 async fn connect_and_send_errors() {
     let uart = up(D)
-        .cmd("AT+CAOPEN=0,0,\"TCP\",\"example.com\",80", "\r\n+CAOPEN: 0,1\r\n\r\nOK\r\n")
+        .cmd(
+            "AT+CAOPEN=0,0,\"TCP\",\"example.com\",80",
+            "\r\n+CAOPEN: 0,1\r\n\r\nOK\r\n",
+        )
         .cmd("AT+CAOPEN=0,0,\"TCP\",\"example.com\",80", "\r\nERROR\r\n")
         // Result after the OK.
         .cmd("AT+CAOPEN=0,0,\"TCP\",\"example.com\",80", "\r\nOK\r\n")
@@ -200,7 +220,10 @@ async fn connect_and_send_errors() {
     let mut m = modem(&uart, D);
     m.bring_up().await.unwrap();
     assert_eq!(m.connect("example.com", 80).await, Err(SocketError::ConnectFailed(1)));
-    assert_eq!(m.connect("example.com", 80).await, Err(SocketError::ConnectFailed(CONNECT_NO_CODE)));
+    assert_eq!(
+        m.connect("example.com", 80).await,
+        Err(SocketError::ConnectFailed(CONNECT_NO_CODE))
+    );
     m.connect("example.com", 80).await.unwrap();
     assert_eq!(m.write_all(b"abc").await, Err(SocketError::Closed));
     assert!(!m.is_connected());
@@ -214,7 +237,10 @@ async fn cnact_already_active() {
     let uart = sync_echo_on()
         .then(bring_up_pre_attach(D))
         .cmd("AT+CNACT=0,1", "\r\nERROR\r\n")
-        .cmd("AT+CNACT?", "\r\n+CNACT: 0,1,\"10.32.131.231\"\r\n+CNACT: 1,0,\"0.0.0.0\"\r\n\r\nOK\r\n")
+        .cmd(
+            "AT+CNACT?",
+            "\r\n+CNACT: 0,1,\"10.32.131.231\"\r\n+CNACT: 1,0,\"0.0.0.0\"\r\n\r\nOK\r\n",
+        )
         .build();
     modem(&uart, D).bring_up().await.expect("already active is fine");
     uart.assert_done();
@@ -222,11 +248,17 @@ async fn cnact_already_active() {
     let uart = sync_echo_on()
         .then(bring_up_pre_attach(D))
         .cmd("AT+CNACT=0,1", "\r\n+CME ERROR: operation not allowed\r\n")
-        .cmd("AT+CNACT?", "\r\n+CNACT: 0,0,\"0.0.0.0\"\r\n+CNACT: 1,0,\"0.0.0.0\"\r\n\r\nOK\r\n")
+        .cmd(
+            "AT+CNACT?",
+            "\r\n+CNACT: 0,0,\"0.0.0.0\"\r\n+CNACT: 1,0,\"0.0.0.0\"\r\n\r\nOK\r\n",
+        )
         .build();
     assert_eq!(
         modem(&uart, D).bring_up().await,
-        Err(ModemError::CommandFailed { command: "AT+CNACT=0,1", reply: "operation not allowed".try_into().unwrap() })
+        Err(ModemError::CommandFailed {
+            command: "AT+CNACT=0,1",
+            reply: "operation not allowed".try_into().unwrap()
+        })
     );
     uart.assert_done();
 

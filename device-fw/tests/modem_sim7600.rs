@@ -1,5 +1,5 @@
 //! SIM7600 (`CIP*`) driver against scripted modem output built from the captured
-//! transcripts (`/work/shared/docs/at-transcripts`) and the contract in `docs/at-dialects.md`.
+//! transcripts (`docs/at-transcripts`) and the contract in `docs/at-dialects.md`.
 
 #[path = "modem_support.rs"]
 mod support;
@@ -66,13 +66,23 @@ async fn cold_boot_bring_up_from_transcripts() {
     uart.assert_done();
     assert_eq!(
         info,
-        ModemInfo { model: "SIMCOM_SIM7600G-H".try_into().unwrap(), rssi: 31, operator: "Mint".try_into().unwrap() }
+        ModemInfo {
+            model: "SIMCOM_SIM7600G-H".try_into().unwrap(),
+            rssi: 31,
+            operator: "Mint".try_into().unwrap()
+        }
     );
     // `AT` at 0, 1 and 2 s went unanswered; `RDY` at 2.5 s triggered the fourth at once.
     assert_eq!(uart.0.borrow().swallowed, b"AT\rAT\rAT\r");
     assert_eq!(
         m.stats(),
-        ModemStats { commands: 16, urcs: 6, garbage_bytes: 0, restarts_seen: 1, payload_bytes: 0 }
+        ModemStats {
+            commands: 16,
+            urcs: 6,
+            garbage_bytes: 0,
+            restarts_seen: 1,
+            payload_bytes: 0
+        }
     );
     let took = t0.elapsed().as_secs_f64();
     assert!((4.5..6.0).contains(&took), "bring-up took {took} s of virtual time");
@@ -103,18 +113,30 @@ async fn payload_byte_exact_at_every_split() {
             .build();
         let mut m = modem(&uart, D);
         m.bring_up().await.unwrap_or_else(|e| panic!("chunk {chunk}: {e}"));
-        m.connect("example.com", 80).await.unwrap_or_else(|e| panic!("chunk {chunk}: {e}"));
+        m.connect("example.com", 80)
+            .await
+            .unwrap_or_else(|e| panic!("chunk {chunk}: {e}"));
         assert!(m.is_connected());
         m.write_all(REQ).await.unwrap_or_else(|e| panic!("chunk {chunk}: {e}"));
         let got = read_all(&mut m, payload.len()).await;
-        assert!(got == payload, "chunk {chunk}: payload differs at byte {:?}", got.iter().zip(&payload).position(|(a, b)| a != b));
+        assert!(
+            got == payload,
+            "chunk {chunk}: payload differs at byte {:?}",
+            got.iter().zip(&payload).position(|(a, b)| a != b)
+        );
         m.close().await;
         assert!(!m.is_connected());
         uart.assert_done();
         let st = m.stats();
         assert_eq!(st.payload_bytes, 2000, "chunk {chunk}");
-        assert_eq!(st.garbage_bytes, 0, "chunk {chunk}: payload bytes leaked into the line parser");
-        assert_eq!(st.restarts_seen, 0, "chunk {chunk}: a payload `RDY` was taken for a reboot");
+        assert_eq!(
+            st.garbage_bytes, 0,
+            "chunk {chunk}: payload bytes leaked into the line parser"
+        );
+        assert_eq!(
+            st.restarts_seen, 0,
+            "chunk {chunk}: a payload `RDY` was taken for a reboot"
+        );
     }
 }
 
@@ -362,7 +384,10 @@ async fn connect_timeout_cancels_attempt() {
 async fn socket_error_replies() {
     let uart = up(D)
         // Immediate failure (file 06 form): `+CIPOPEN: 0,<err>` + ERROR, no OK.
-        .cmd("AT+CIPOPEN=0,\"TCP\",\"example.com\",80", "\r\n+CIPOPEN: 0,1\r\n\r\nERROR\r\n")
+        .cmd(
+            "AT+CIPOPEN=0,\"TCP\",\"example.com\",80",
+            "\r\n+CIPOPEN: 0,1\r\n\r\nERROR\r\n",
+        )
         // Failure reported later.
         .cmd("AT+CIPOPEN=0,\"TCP\",\"example.com\",80", "\r\nOK\r\n")
         .sleep(2_000_000)
@@ -377,9 +402,18 @@ async fn socket_error_replies() {
     m.bring_up().await.unwrap();
     assert_eq!(m.connect("example.com", 80).await, Err(SocketError::ConnectFailed(1)));
     assert_eq!(m.connect("example.com", 80).await, Err(SocketError::ConnectFailed(4)));
-    assert_eq!(m.connect("example.com", 80).await, Err(SocketError::ConnectFailed(CONNECT_NO_CODE)));
-    assert_eq!(m.connect("", 80).await, Err(SocketError::ConnectFailed(CONNECT_BAD_HOST)));
-    assert_eq!(m.connect("evil\",1\r\nAT+CFUN=0", 80).await, Err(SocketError::ConnectFailed(CONNECT_BAD_HOST)));
+    assert_eq!(
+        m.connect("example.com", 80).await,
+        Err(SocketError::ConnectFailed(CONNECT_NO_CODE))
+    );
+    assert_eq!(
+        m.connect("", 80).await,
+        Err(SocketError::ConnectFailed(CONNECT_BAD_HOST))
+    );
+    assert_eq!(
+        m.connect("evil\",1\r\nAT+CFUN=0", 80).await,
+        Err(SocketError::ConnectFailed(CONNECT_BAD_HOST))
+    );
     let mut buf = [0u8; 8];
     assert_eq!(m.read(&mut buf).await, Err(SocketError::NotConnected));
     assert_eq!(m.write_all(b"hello").await, Err(SocketError::NotConnected));
@@ -444,6 +478,9 @@ async fn overlong_read_reply_is_protocol_error() {
 async fn garbage_between_replies() {
     let mut long = vec![0xaau8; 300];
     long.extend_from_slice(b"\r\n");
+    // Printable, longer than the receive buffer, no line end for 300 bytes.
+    let mut overlong = vec![b'U'; 300];
+    overlong.extend_from_slice(b"\r\n");
     let uart = sync_echo_on()
         .ok("AT+CMEE=2")
         .out(b"\x00\xff\xfe\r\n")
@@ -452,9 +489,13 @@ async fn garbage_between_replies() {
         .out(long)
         .cmd("AT+CEREG?", b"\r\n\x00\x00+CEREG: 0,1\x00\r\n\r\nOK\r\n")
         .cmd("AT+CSQ", "\r\n+CSQ: 23,99\r\n\r\n+QIURC: \"recv\",0\r\n\r\nOK\r\n")
+        .out(overlong)
         .cmd("AT+COPS?", "\r\n+COPS: 0\r\n\r\nOK\r\n")
         .ok("AT+CGDCONT=1,\"IP\",\"iot.1nce.net\"")
-        .cmd("AT+NETOPEN", "\r\n+IP ERROR: Network is already opened\r\n\r\nERROR\r\n")
+        .cmd(
+            "AT+NETOPEN",
+            "\r\n+IP ERROR: Network is already opened\r\n\r\nERROR\r\n",
+        )
         .ok("AT+CIPRXGET=1")
         .build();
     let mut m = modem(&uart, D);
@@ -464,8 +505,8 @@ async fn garbage_between_replies() {
     assert_eq!(info.operator, "");
     uart.assert_done();
     let st = m.stats();
-    // 3 + 4 ("~~~~") + 300 + 2 (glued in front of `+CEREG`) + 1.
-    assert_eq!(st.garbage_bytes, 310);
+    // 3 + 4 ("~~~~") + 300 + 2 (glued in front of `+CEREG`) + 1 + 300 (overlong line).
+    assert_eq!(st.garbage_bytes, 610);
     // `+QIURC` (unknown notice) and `+IP ERROR` (detail of the refused NETOPEN).
     assert_eq!(st.urcs, 2);
 }
@@ -494,14 +535,22 @@ async fn bring_up_errors() {
     uart.assert_done();
 
     // No SIM: retried once a second until the boot timeout, then the last answer.
-    let mut s = sync_echo_on().ok("AT+CMEE=2").cmd("AT+CGMM", "\r\nSIMCOM_SIM7600G-H\r\n\r\nOK\r\n");
+    let mut s = sync_echo_on()
+        .ok("AT+CMEE=2")
+        .cmd("AT+CGMM", "\r\nSIMCOM_SIM7600G-H\r\n\r\nOK\r\n");
     for _ in 0..4 {
         s = s.cmd("AT+CPIN?", "\r\n+CME ERROR: SIM not inserted\r\n");
     }
     let uart = s.build();
     let mut m = modem_with(&uart, D, |c| c.boot_timeout_us = 3_000_000);
     let e = m.bring_up().await.unwrap_err();
-    assert_eq!(e, ModemError::SimNotReady { reply: "SIM not inserted".try_into().unwrap(), secs: 3 });
+    assert_eq!(
+        e,
+        ModemError::SimNotReady {
+            reply: "SIM not inserted".try_into().unwrap(),
+            secs: 3
+        }
+    );
     uart.assert_done();
 
     // Registration denied.
@@ -535,11 +584,17 @@ async fn bring_up_errors() {
         .cmd("AT+CEREG?", "\r\n+CEREG: 0,5\r\n\r\nOK\r\n")
         .cmd("AT+CSQ", "\r\n+CSQ: 99,99\r\n\r\nOK\r\n")
         .cmd("AT+COPS?", "\r\n+COPS: 0,0,\"Mint\",7\r\n\r\nOK\r\n")
-        .cmd("AT+CGDCONT=1,\"IP\",\"iot.1nce.net\"", "\r\n+CME ERROR: operation not allowed\r\n")
+        .cmd(
+            "AT+CGDCONT=1,\"IP\",\"iot.1nce.net\"",
+            "\r\n+CME ERROR: operation not allowed\r\n",
+        )
         .build();
     assert_eq!(
         modem(&uart, D).bring_up().await,
-        Err(ModemError::CommandFailed { command: "AT+CGDCONT", reply: "operation not allowed".try_into().unwrap() })
+        Err(ModemError::CommandFailed {
+            command: "AT+CGDCONT",
+            reply: "operation not allowed".try_into().unwrap()
+        })
     );
     uart.assert_done();
 
@@ -550,7 +605,13 @@ async fn bring_up_errors() {
         .sleep(1_000_000)
         .out("\r\n+NETOPEN: 1\r\n")
         .build();
-    assert_eq!(modem(&uart, D).bring_up().await, Err(ModemError::AttachFailed { command: "+NETOPEN", code: 1 }));
+    assert_eq!(
+        modem(&uart, D).bring_up().await,
+        Err(ModemError::AttachFailed {
+            command: "+NETOPEN",
+            code: 1
+        })
+    );
     uart.assert_done();
 
     // Plain ERROR to NETOPEN (file 02) and the network is not open.
@@ -561,7 +622,10 @@ async fn bring_up_errors() {
         .build();
     assert_eq!(
         modem(&uart, D).bring_up().await,
-        Err(ModemError::CommandFailed { command: "AT+NETOPEN", reply: "ERROR".try_into().unwrap() })
+        Err(ModemError::CommandFailed {
+            command: "AT+NETOPEN",
+            reply: "ERROR".try_into().unwrap()
+        })
     );
     uart.assert_done();
 
@@ -620,7 +684,10 @@ async fn notice_after_payload_means_more() {
 async fn close_notice_inside_empty_read_reply() {
     let uart = up(D)
         .then(open_7600())
-        .cmd("AT+CIPRXGET=2,0,1460", format!("\r\n+CIPRXGET: 1,0\r\n\r\n+IPCLOSE: 0,1\r\n{NO_DATA_7600}"))
+        .cmd(
+            "AT+CIPRXGET=2,0,1460",
+            format!("\r\n+CIPRXGET: 1,0\r\n\r\n+IPCLOSE: 0,1\r\n{NO_DATA_7600}"),
+        )
         .cmd("AT+CIPRXGET=2,0,1460", ciprxget(b"tail", 0))
         .cmd("AT+CIPRXGET=2,0,1460", NO_DATA_7600)
         .build();
@@ -631,5 +698,45 @@ async fn close_notice_inside_empty_read_reply() {
     assert_eq!(m.read(&mut buf).await, Ok(4));
     assert_eq!(&buf[..4], b"tail");
     assert_eq!(m.read(&mut buf).await, Ok(0));
+    uart.assert_done();
+}
+
+/// Bringing the modem up again while a connection is open closes it first, so the link is
+/// free for the next connect.
+#[tokio::test(start_paused = true)]
+async fn bring_up_while_connected_closes_first() {
+    let uart = up(D)
+        .then(open_7600())
+        .cmd("AT+CIPCLOSE=0", "\r\nOK\r\n\r\n+CIPCLOSE: 0,0\r\n")
+        .ok("AT")
+        .ok("ATE0")
+        .then(bring_up_rest(D))
+        .then(open_7600())
+        .build();
+    let mut m = modem(&uart, D);
+    m.bring_up().await.unwrap();
+    m.connect("example.com", 80).await.unwrap();
+    m.bring_up().await.unwrap();
+    assert!(!m.is_connected());
+    m.connect("example.com", 80).await.unwrap();
+    uart.assert_done();
+}
+
+/// A modem that announces data with every empty reply does not make a read spin: after a
+/// few empty answers the driver waits for a fresh notice, and the read deadline holds.
+#[tokio::test(start_paused = true)]
+async fn announcing_modem_does_not_spin() {
+    let lying = format!("\r\n+CIPRXGET: 1,0\r\n{NO_DATA_7600}");
+    let uart = up(D)
+        .then(open_7600())
+        .cmd("AT+CIPRXGET=2,0,1460", lying.as_str())
+        .cmd("AT+CIPRXGET=2,0,1460", lying.as_str())
+        .cmd("AT+CIPRXGET=2,0,1460", lying.as_str())
+        .build();
+    let mut m = modem(&uart, D);
+    m.bring_up().await.unwrap();
+    m.connect("example.com", 80).await.unwrap();
+    let mut buf = [0u8; 2048];
+    assert_eq!(m.read(&mut buf).await, Err(SocketError::Timeout));
     uart.assert_done();
 }

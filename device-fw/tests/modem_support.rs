@@ -193,7 +193,10 @@ impl FakeUart {
     /// How often `needle` was written.
     pub fn count_written(&self, needle: &str) -> usize {
         let s = self.0.borrow();
-        s.written.windows(needle.len()).filter(|w| *w == needle.as_bytes()).count()
+        s.written
+            .windows(needle.len())
+            .filter(|w| *w == needle.as_bytes())
+            .count()
     }
 
     fn poll_read(&self, buf: &mut [u8]) -> Poll {
@@ -261,11 +264,16 @@ impl Write for FakeUart {
             return Ok(buf.len());
         }
         for &b in buf {
-            let Some(Step::Expect(exp, n)) =
-                s.steps.iter_mut().find(|st| matches!(st, Step::Expect(e, n) if *n < e.len()))
+            let Some(Step::Expect(exp, n)) = s
+                .steps
+                .iter_mut()
+                .find(|st| matches!(st, Step::Expect(e, n) if *n < e.len()))
             else {
                 let written = show(&s.written);
-                panic!("unexpected write {:?} (script has no more expected input)\nwritten: {written}", show(buf));
+                panic!(
+                    "unexpected write {:?} (script has no more expected input)\nwritten: {written}",
+                    show(buf)
+                );
             };
             if exp[*n] != b {
                 let (exp, n) = (exp.clone(), *n);
@@ -350,7 +358,9 @@ pub fn nasty_payload(len: usize) -> Vec<u8> {
 
 /// Echo-on sync after boot, the real bytes (`AT\r\r\nOK\r\n`, `ATE0\r\r\nOK\r\n`).
 pub fn sync_echo_on() -> Script {
-    Script::new().cmd("AT", "AT\r\r\nOK\r\n").cmd("ATE0", "ATE0\r\r\nOK\r\n")
+    Script::new()
+        .cmd("AT", "AT\r\r\nOK\r\n")
+        .cmd("ATE0", "ATE0\r\r\nOK\r\n")
 }
 
 /// Bring-up after sync up to the PDP context (`AT+CGDCONT`), both dialects.
@@ -377,7 +387,10 @@ pub fn bring_up_rest(dialect: Dialect) -> Script {
             .sleep(300_000)
             .out("\r\n+NETOPEN: 0\r\n")
             .ok("AT+CIPRXGET=1"),
-        _ => Script::new().cmd("AT+CNACT=0,1", "\r\nOK\r\n").sleep(500_000).out("\r\n+APP PDP: 0,ACTIVE\r\n"),
+        _ => Script::new()
+            .cmd("AT+CNACT=0,1", "\r\nOK\r\n")
+            .sleep(500_000)
+            .out("\r\n+APP PDP: 0,ACTIVE\r\n"),
     };
     bring_up_pre_attach(dialect).then(attach)
 }
@@ -398,7 +411,10 @@ pub fn open_7600() -> Script {
 
 /// SIM7080 connection 0 opening to example.com:80.
 pub fn open_7080() -> Script {
-    Script::new().cmd("AT+CAOPEN=0,0,\"TCP\",\"example.com\",80", "\r\n+CAOPEN: 0,0\r\n\r\nOK\r\n")
+    Script::new().cmd(
+        "AT+CAOPEN=0,0,\"TCP\",\"example.com\",80",
+        "\r\n+CAOPEN: 0,0\r\n\r\nOK\r\n",
+    )
 }
 
 /// SIM7600 read reply carrying `data` with `rest` left.

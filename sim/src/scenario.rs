@@ -7,8 +7,8 @@ use std::time::Duration;
 use device_fw::http::HttpClient;
 use device_fw::modem::{Dialect as DeviceDialect, Modem, ModemConfig};
 use device_fw::ota::{ChunkPolicy, DownloadConfig, DownloadError, DownloadMode, ImageTarget, Slot, SlotWriter, download};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::rngs::ChaCha8Rng;
+use rand::{Rng, RngExt, SeedableRng};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -81,7 +81,9 @@ impl RunSpec {
             baud: 115_200,
             nat: NatConfig { idle_timeout: Some(Duration::from_secs(59)), on_expiry: NatExpiry::Reset },
             profile_nat_idle: Duration::from_secs(59),
-            origin: OriginBehaviour::default(),
+            // The origin keeps an idle connection open longer than the NAT does (nginx's
+            // default keepalive_timeout is 75 s), so the mapping, not the server, ends it.
+            origin: OriginBehaviour { keep_alive_timeout: Duration::from_secs(75), ..OriginBehaviour::default() },
             modem_rx_buffer: 512 * 1024,
             faults: Faults::None,
             deadline: Duration::from_secs(3600),
@@ -326,6 +328,9 @@ impl embedded_io_async::Read for ChipUart {
 impl embedded_io_async::Write for ChipUart {
     async fn write(&mut self, b: &[u8]) -> Result<usize, Self::Error> {
         Ok(b.len())
+    }
+    async fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
     }
 }
 

@@ -40,13 +40,19 @@ async fn sim7600_boot_is_silent_then_rdy_then_late_lines() {
     b.dev.expect(early).await;
     let rdy_at = time::now() - t0;
     let want = Duration::from_secs(3) + wire(early.len());
-    assert!(rdy_at.abs_diff(want) < Duration::from_micros(5), "RDY complete at {rdy_at:?}, want {want:?}");
+    assert!(
+        rdy_at.abs_diff(want) < Duration::from_micros(5),
+        "RDY complete at {rdy_at:?}, want {want:?}"
+    );
     b.dev.cmd("AT", "AT\r\r\nOK\r\n").await;
     let late = b"\r\nSMS DONE\r\n\r\nPB DONE\r\n";
     b.dev.expect(late).await;
     let late_at = time::now() - t0;
     let want = Duration::from_secs(5) + wire(late.len());
-    assert!(late_at.abs_diff(want) < Duration::from_micros(5), "late lines complete at {late_at:?}, want {want:?}");
+    assert!(
+        late_at.abs_diff(want) < Duration::from_micros(5),
+        "late lines complete at {late_at:?}, want {want:?}"
+    );
     b.dev.silent_for(Duration::from_secs(30)).await;
     assert_eq!(b.modem.stats().urcs_sent, 4);
     assert_eq!(b.modem.stats().commands, 1, "boot-time commands are not taken up");
@@ -59,7 +65,9 @@ async fn sim7080_boot_lines() {
     let mut b = bench(cfg, no_nat());
     b.dev.send("AT\r").await;
     b.dev.silent_for(Duration::from_millis(1990)).await;
-    b.dev.expect(b"\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\nSMS Ready\r\n").await;
+    b.dev
+        .expect(b"\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\nSMS Ready\r\n")
+        .await;
     b.dev.silent_for(Duration::from_secs(30)).await;
 }
 
@@ -77,19 +85,29 @@ async fn bring_up_answers() {
         b.dev.cmd("AT+CEREG?", "\r\n+CEREG: 0,1\r\n\r\nOK\r\n").await;
         b.dev.cmd("AT+COPS?", "\r\n+COPS: 0,0,\"Skinny\",7\r\n\r\nOK\r\n").await;
         b.dev.cmd("AT+CGDCONT=1,\"IP\",\"m2m.example\"", "\r\nOK\r\n").await;
-        b.dev.cmd("AT+CGDCONT?", "\r\n+CGDCONT: 1,\"IP\",\"m2m.example\"\r\n\r\nOK\r\n").await;
+        b.dev
+            .cmd("AT+CGDCONT?", "\r\n+CGDCONT: 1,\"IP\",\"m2m.example\"\r\n\r\nOK\r\n")
+            .await;
         b.dev.cmd("at+csq", "\r\n+CSQ: 17,99\r\n\r\nOK\r\n").await;
         // Unknown or malformed commands, and the other dialect's commands.
         b.dev.cmd("AT+NOSUCH", "\r\nERROR\r\n").await;
         b.dev.cmd("ATI", "\r\nERROR\r\n").await;
         b.dev.cmd("AT+CMEE=7", "\r\nERROR\r\n").await;
-        let other = if dialect == Dialect::Sim7600 { "AT+CNACT=0,1" } else { "AT+NETOPEN" };
+        let other = if dialect == Dialect::Sim7600 {
+            "AT+CNACT=0,1"
+        } else {
+            "AT+NETOPEN"
+        };
         b.dev.cmd(other, "\r\nERROR\r\n").await;
         // Noise before a command and a stray line feed are skipped.
         b.dev.cmd("\n\u{1}xyAT", "\r\nOK\r\n").await;
         b.dev.send("junk noise\r").await;
         b.dev.cmd("\nAT", "\r\nOK\r\n").await;
-        assert_eq!(b.modem.stats().commands, 16, "ATE0 + 15 commands; the junk line is not one");
+        assert_eq!(
+            b.modem.stats().commands,
+            16,
+            "ATE0 + 15 commands; the junk line is not one"
+        );
     }
 }
 
@@ -106,7 +124,10 @@ async fn commands_written_in_pieces_are_accepted() {
     b.dev.expect(reply).await;
     let took = time::now() - t0;
     let want = wire(2) + default_command_latency() + wire(reply.len());
-    assert!(took.abs_diff(want) < Duration::from_micros(5), "took {took:?}, want {want:?}");
+    assert!(
+        took.abs_diff(want) < Duration::from_micros(5),
+        "took {took:?}, want {want:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -115,7 +136,8 @@ async fn commands_arriving_together_are_answered_one_at_a_time() {
         let mut b = ready(config(dialect), no_nat()).await;
         let latency = default_command_latency();
         let t0 = time::now();
-        b.dev.send("AT+CSQ\rAT+CPIN?\rAT\r").await;
+        let batch = "AT+CSQ\rAT+CPIN?\rAT\r";
+        b.dev.send(batch).await;
         let r1 = b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n";
         let r2 = b"\r\n+CPIN: READY\r\n\r\nOK\r\n";
         let r3 = b"\r\nOK\r\n";
@@ -127,13 +149,25 @@ async fn commands_arriving_together_are_answered_one_at_a_time() {
         let t3 = time::now();
         let tol = Duration::from_micros(5);
         // The three commands arrive in one write (the modem sees them when it ends).
-        let want1 = wire(18) + latency + wire(r1.len());
-        assert!((t1 - t0).abs_diff(want1) < tol, "first answer after {:?}, want {want1:?}", t1 - t0);
+        let want1 = wire(batch.len()) + latency + wire(r1.len());
+        assert!(
+            (t1 - t0).abs_diff(want1) < tol,
+            "first answer after {:?}, want {want1:?}",
+            t1 - t0
+        );
         // Each later command waits for the previous answer, then costs the latency.
         let want2 = latency + wire(r2.len());
-        assert!((t2 - t1).abs_diff(want2) < tol, "second answer {:?} after the first, want {want2:?}", t2 - t1);
+        assert!(
+            (t2 - t1).abs_diff(want2) < tol,
+            "second answer {:?} after the first, want {want2:?}",
+            t2 - t1
+        );
         let want3 = latency + wire(r3.len());
-        assert!((t3 - t2).abs_diff(want3) < tol, "third answer {:?} after the second, want {want3:?}", t3 - t2);
+        assert!(
+            (t3 - t2).abs_diff(want3) < tol,
+            "third answer {:?} after the second, want {want3:?}",
+            t3 - t2
+        );
     }
 }
 
@@ -148,7 +182,9 @@ async fn injected_lines_and_noise_go_out_when_idle() {
         b.dev.send("AT+CSQ\r").await;
         time::sleep(default_command_latency() + wire(8) + wire(4)).await;
         b.modem.inject_urc("+CGEV: NW PDN DEACT 1");
-        b.dev.expect(b"\r\n+CSQ: 20,99\r\n\r\n+CGEV: NW PDN DEACT 1\r\n\r\nOK\r\n").await;
+        b.dev
+            .expect(b"\r\n+CSQ: 20,99\r\n\r\n+CGEV: NW PDN DEACT 1\r\n\r\nOK\r\n")
+            .await;
         assert_eq!(b.modem.stats().urcs_sent, 4 + 2);
     }
 }

@@ -16,6 +16,7 @@ pub const PORT: u16 = 80;
 /// Long enough for anything a test waits for; a hang fails instead of blocking.
 const PATIENCE: Duration = Duration::from_secs(600);
 
+#[derive(Debug)]
 pub struct Bench {
     pub dev: Dev,
     pub modem: ModemHandle,
@@ -32,7 +33,10 @@ pub fn config(dialect: Dialect) -> ModemEmulatorConfig {
 }
 
 pub fn no_nat() -> NatConfig {
-    NatConfig { idle_timeout: None, on_expiry: NatExpiry::Reset }
+    NatConfig {
+        idle_timeout: None,
+        on_expiry: NatExpiry::Reset,
+    }
 }
 
 /// Powers a modem on (call first in the test: it switches to virtual time).
@@ -44,7 +48,12 @@ pub fn bench(cfg: ModemEmulatorConfig, nat: NatConfig) -> Bench {
     let origin = net.listen(HOST, PORT);
     let (dev_end, modem_end) = uart(BAUD, 1 << 20, 4096);
     let modem = spawn_modem(cfg, modem_end, net.clone());
-    Bench { dev: Dev { uart: dev_end }, modem, net, origin }
+    Bench {
+        dev: Dev { uart: dev_end },
+        modem,
+        net,
+        origin,
+    }
 }
 
 /// A booted modem with echo off.
@@ -91,6 +100,7 @@ pub fn show(b: &[u8]) -> String {
 }
 
 /// The device's end of the UART.
+#[derive(Debug)]
 pub struct Dev {
     pub uart: UartEnd,
 }
@@ -138,7 +148,10 @@ impl Dev {
 }
 
 pub async fn accept(origin: &mut Listener) -> Connection {
-    time::timeout(PATIENCE, origin.accept()).await.expect("no connection").expect("network gone")
+    time::timeout(PATIENCE, origin.accept())
+        .await
+        .expect("no connection")
+        .expect("network gone")
 }
 
 /// Exactly `n` bytes from a connection.
@@ -146,7 +159,10 @@ pub async fn conn_read(conn: &mut Connection, n: usize) -> Vec<u8> {
     let mut got = vec![0u8; n];
     let mut have = 0;
     while have < n {
-        let k = time::timeout(PATIENCE, conn.read(&mut got[have..])).await.expect("origin waited forever").expect("connection failed");
+        let k = time::timeout(PATIENCE, conn.read(&mut got[have..]))
+            .await
+            .expect("origin waited forever")
+            .expect("connection failed");
         assert!(k > 0, "connection ended after {have} of {n} bytes");
         have += k;
     }

@@ -224,7 +224,7 @@ impl<U, C> At<U, C> {
             }
             n += 1;
         }
-        self.stats.garbage_bytes += noise;
+        bump(&mut self.stats.garbage_bytes, noise);
         self.consume(n);
     }
 
@@ -261,14 +261,14 @@ impl<U, C> At<U, C> {
                     b'\r' | b' ' | b'\t' => e -= 1,
                     0x21..=0x7e => break,
                     _ => {
-                        self.stats.garbage_bytes += 1;
+                        bump(&mut self.stats.garbage_bytes, 1);
                         e -= 1;
                     }
                 }
             }
             // Lines that still hold control or 8-bit bytes are noise, whole.
             if self.rx[s..e].iter().any(|&b| !(0x20..=0x7e).contains(&b)) {
-                self.stats.garbage_bytes += (e - s) as u32;
+                bump(&mut self.stats.garbage_bytes, e - s);
                 s = e;
             }
             self.consume(nl + 1);
@@ -320,24 +320,31 @@ impl<U, C> At<U, C> {
             set_text(&mut self.err_text, line);
             return self.record(Urc::Other);
         }
-        self.stats.garbage_bytes += line.len() as u32;
+        bump(&mut self.stats.garbage_bytes, line.len());
         Class::Garbage
     }
 
     fn record(&mut self, urc: Urc) -> Class {
-        self.stats.urcs += 1;
+        bump(&mut self.stats.urcs, 1);
         let ev = &mut self.events;
         match urc {
             Urc::Ready => {
-                self.stats.restarts_seen += 1;
+                bump(&mut self.stats.restarts_seen, 1);
                 // Echo is back on and every context is gone.
-                *ev = Events { restarted: true, ..Events::default() };
+                *ev = Events {
+                    restarted: true,
+                    ..Events::default()
+                };
                 return Class::Restart;
             }
             Urc::SimReady => ev.sim_ready = true,
             Urc::DataReady(0) => ev.data_ready = true,
             Urc::IpClose(0, reason) => {
-                ev.closed = Some(if reason == 1 { CloseKind::PeerFin } else { CloseKind::Reset });
+                ev.closed = Some(if reason == 1 {
+                    CloseKind::PeerFin
+                } else {
+                    CloseKind::Reset
+                });
             }
             Urc::SocketState(0, 0) | Urc::SocketClosed(0) => ev.closed = Some(CloseKind::Reset),
             Urc::NetworkDown => {
@@ -369,7 +376,7 @@ impl<U: Read + Write, C: Clock> At<U, C> {
         if self.rx_end as usize == RX_BUF {
             if self.rx_start == 0 {
                 // A full buffer without a line end: noise or an overlong line. Drop it.
-                self.stats.garbage_bytes += RX_BUF as u32;
+                bump(&mut self.stats.garbage_bytes, RX_BUF);
                 self.rx_end = 0;
             } else {
                 let (s, e) = (self.rx_start as usize, self.rx_end as usize);
@@ -413,13 +420,16 @@ impl<U: Read + Write, C: Clock> At<U, C> {
                     Class::Restart => return Err(AtError::Restarted),
                     // A final result nobody waits for any more: stale.
                     Class::Ok | Class::Error | Class::Echo | Class::Info(_) => {
-                        self.stats.garbage_bytes += (e - s) as u32;
+                        bump(&mut self.stats.garbage_bytes, e - s);
                     }
                     Class::Urc | Class::Garbage => {}
                 }
             }
         }
-        let mut w = CmdWriter { buf: &mut self.cmd, len: 0 };
+        let mut w = CmdWriter {
+            buf: &mut self.cmd,
+            len: 0,
+        };
         if w.write_fmt(args).is_err() || w.len >= CMD_BUF {
             return Err(AtError::CommandTooLong);
         }
@@ -427,7 +437,7 @@ impl<U: Read + Write, C: Clock> At<U, C> {
         self.cmd[len] = b'\r';
         self.cmd_len = len as u16;
         self.err_text.clear();
-        self.stats.commands += 1;
+        bump(&mut self.stats.commands, 1);
         write_io(&mut self.uart, &self.clock, &self.cmd[..=len], deadline).await
     }
 
@@ -485,7 +495,9 @@ impl<U: Read + Write, C: Clock> At<U, C> {
     ) -> Result<(), AtError> {
         let deadline = self.deadline(timeout_us);
         self.send(args, deadline).await?;
-        self.finish(deadline, Probe::Lines, &mut [], &mut 0, on_info).await.map(|_| ())
+        self.finish(deadline, Probe::Lines, &mut [], &mut 0, on_info)
+            .await
+            .map(|_| ())
     }
 
     /// Reads lines with no command in flight until `done(&events)` holds or the deadline
@@ -499,7 +511,7 @@ impl<U: Read + Write, C: Clock> At<U, C> {
                 match self.classify(s, e, &mut |_| Take::No) {
                     Class::Restart => return Err(AtError::Restarted),
                     Class::Ok | Class::Error | Class::Echo | Class::Info(_) => {
-                        self.stats.garbage_bytes += (e - s) as u32;
+                        bump(&mut self.stats.garbage_bytes, e - s);
                     }
                     Class::Urc | Class::Garbage => {}
                 }
@@ -526,7 +538,7 @@ impl<U: Read + Write, C: Clock> At<U, C> {
                 Ok(Ok(n)) => got += n,
             }
         }
-        self.stats.payload_bytes += dest.len() as u64;
+        self.stats.payload_bytes = self.stats.payload_bytes.saturating_add(dest.len() as u64);
         Ok(())
     }
 
@@ -550,11 +562,16 @@ impl<U: Read + Write, C: Clock> At<U, C> {
             }
             let k = self.buffered().len().min(n);
             self.consume(k);
-            self.stats.garbage_bytes += k as u32;
+            bump(&mut self.stats.garbage_bytes, k);
             n -= k;
         }
         Ok(())
     }
+}
+
+/// Adds to a counter; counters stick at their maximum rather than wrap.
+fn bump(counter: &mut u32, n: impl TryInto<u32>) {
+    *counter = counter.saturating_add(n.try_into().unwrap_or(u32::MAX));
 }
 
 /// Writes all of `bytes` and flushes, within the deadline.
@@ -615,7 +632,12 @@ fn carecv_header(buf: &[u8]) -> Header {
                 len = len * 10 + usize::from(b - b'0');
                 digits += 1;
             }
-            b',' if digits > 0 => return Header::Found { len, header: P.len() + i + 1 },
+            b',' if digits > 0 => {
+                return Header::Found {
+                    len,
+                    header: P.len() + i + 1,
+                };
+            }
             _ => return Header::No,
         }
     }
@@ -713,7 +735,8 @@ pub(crate) fn parse_num(s: &[u8]) -> Option<u32> {
     if s.is_empty() || s.len() > 9 {
         return None;
     }
-    s.iter().try_fold(0u32, |n, &b| b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0')))
+    s.iter()
+        .try_fold(0u32, |n, &b| b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0')))
 }
 
 /// Copies as much of `src` (ASCII by construction) as fits.
@@ -743,14 +766,20 @@ mod tests {
         assert_eq!(parse_urc(b"+CIPCLOSE: 0,1,0,0,0,0,0,0,0,0"), None);
         assert_eq!(parse_urc(b"+CIPCLOSE: 0,0"), Some(Urc::CloseDone(0)));
         assert_eq!(parse_urc(b"+NETOPEN: 0"), Some(Urc::NetOpen(0)));
-        assert_eq!(parse_urc(b"+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY"), Some(Urc::NetworkDown));
+        assert_eq!(
+            parse_urc(b"+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY"),
+            Some(Urc::NetworkDown)
+        );
     }
 
     #[test]
     fn carecv_header_needs_the_comma() {
         assert!(matches!(carecv_header(b"+CAR"), Header::NeedMore));
         assert!(matches!(carecv_header(b"+CARECV: 14"), Header::NeedMore));
-        assert!(matches!(carecv_header(b"+CARECV: 14,\r\nOK"), Header::Found { len: 14, header: 12 }));
+        assert!(matches!(
+            carecv_header(b"+CARECV: 14,\r\nOK"),
+            Header::Found { len: 14, header: 12 }
+        ));
         assert!(matches!(carecv_header(b"+CARECV: 0\r\n"), Header::No));
         assert!(matches!(carecv_header(b"+CASTATE: 0,0\r\n"), Header::No));
     }
@@ -761,6 +790,9 @@ mod tests {
         assert_eq!(parse_num(b""), None);
         assert_eq!(parse_num(b"1a"), None);
         let mut f = Fields(b"2,0,5, 11");
-        assert_eq!((f.num(), f.num(), f.num32(), f.num32(), f.next()), (Some(2), Some(0), Some(5), Some(11), None));
+        assert_eq!(
+            (f.num(), f.num(), f.num32(), f.num32(), f.next()),
+            (Some(2), Some(0), Some(5), Some(11), None)
+        );
     }
 }

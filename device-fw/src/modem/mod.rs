@@ -5,8 +5,8 @@
 //! through [`crate::socket::Socket`]. The command set and the reply formats are the contract
 //! in `docs/at-dialects.md`; the emulators in `sim` answer the same way.
 //!
-//! Layers: [`at`](self) splits the byte stream into lines, skips echo, records unsolicited
-//! results wherever they arrive, counts and drops noise, and reads binary payloads with exact
+//! Layers: `at` splits the byte stream into lines, skips echo, records unsolicited results
+//! wherever they arrive, counts and drops noise, and reads binary payloads with exact
 //! lengths; `sim7600` and `sim7080` turn socket operations into their dialect's commands.
 //!
 //! # RAM
@@ -21,11 +21,16 @@
 //! | configuration (APN up to 63 bytes, timeouts) | about 128 |
 //! | notices, counters, link state | about 64 |
 //!
-//! In all `size_of::<Modem<U, C>>()` stays under [`DRIVER_RAM_BYTES`] (1 KiB) plus the UART
-//! and clock handles themselves (checked at compile time and by a test). Payloads are never
-//! staged in a driver buffer of their own: they go from the UART straight into the caller's
-//! buffer (bytes that arrived together with the reply header are copied out of the receive
-//! buffer first), so a read of 1460 bytes needs 1460 bytes of the *caller's* memory only.
+//! In all 784 bytes on a 64-bit host (less on the 32-bit ESP32, where lengths and `usize`
+//! fields halve): `size_of::<Modem<U, C>>()` stays under [`DRIVER_RAM_BYTES`] (1 KiB) plus
+//! the UART and clock handles themselves (checked at compile time and by a test). The
+//! futures of the async methods add only small locals (at most a 48-byte error text) and the
+//! UART's own read/write futures.
+//!
+//! Payloads are never staged in a driver buffer of their own: they go from the UART straight
+//! into the caller's buffer (bytes that arrived together with the reply header are copied out
+//! of the receive buffer first), so a read of 1460 bytes needs 1460 bytes of the *caller's*
+//! memory only.
 //!
 //! # Cancellation
 //!
@@ -64,6 +69,8 @@ const SYNC_SETTLE_US: u64 = ms(100);
 const POLL_US: u64 = secs(1);
 /// Restarts (`RDY`) tolerated during one bring-up before giving up.
 const MAX_RESTARTS: u8 = 3;
+/// Empty read replies in a row before a read stops asking and waits for a new notice.
+const MAX_EMPTY_POLLS: u8 = 3;
 /// Longest host name (DNS limit).
 const MAX_HOST: usize = 253;
 
@@ -192,13 +199,17 @@ pub enum ModemError {
     #[error("APN is not usable: it must be at most 63 printable ASCII characters without '\"'; fix the apn setting")]
     InvalidApn,
     /// Nothing answered `AT`.
-    #[error("modem did not answer `AT` within {secs} s: check its power and PWRKEY, the UART baud rate and TX/RX wiring")]
+    #[error(
+        "modem did not answer `AT` within {secs} s: check its power and PWRKEY, the UART baud rate and TX/RX wiring"
+    )]
     NoResponse {
         /// How long the driver tried.
         secs: u32,
     },
     /// `RDY` kept showing up: the modem rebooted during bring-up.
-    #[error("modem restarted {times} times during bring-up: check its supply (brown-outs under transmit bursts) and reset line")]
+    #[error(
+        "modem restarted {times} times during bring-up: check its supply (brown-outs under transmit bursts) and reset line"
+    )]
     Restarted {
         /// `RDY` lines seen during this bring-up.
         times: u8,
@@ -215,7 +226,9 @@ pub enum ModemError {
         ms: u64,
     },
     /// The SIM never became ready.
-    #[error("SIM not ready after {secs} s (last answer: {reply}): check that a SIM is inserted, its contacts and that it is activated")]
+    #[error(
+        "SIM not ready after {secs} s (last answer: {reply}): check that a SIM is inserted, its contacts and that it is activated"
+    )]
     SimNotReady {
         /// The modem's last answer to `AT+CPIN?`.
         reply: heapless::String<48>,
@@ -226,7 +239,9 @@ pub enum ModemError {
     #[error("SIM is locked ({0}): remove the PIN from the SIM (in a phone) or unlock it before use")]
     SimLocked(heapless::String<48>),
     /// No registration in time.
-    #[error("not registered on the network after {secs} s (+CEREG stat {stat}): check the antenna, coverage, the SIM's activation and the modem's band/RAT settings")]
+    #[error(
+        "not registered on the network after {secs} s (+CEREG stat {stat}): check the antenna, coverage, the SIM's activation and the modem's band/RAT settings"
+    )]
     NotRegistered {
         /// Last `+CEREG` stat (0 not searching, 2 searching, 4 unknown).
         stat: u8,
@@ -234,7 +249,9 @@ pub enum ModemError {
         secs: u32,
     },
     /// The network refused registration.
-    #[error("network registration denied (+CEREG stat 3): the SIM is not allowed on this network; check the SIM's plan and roaming")]
+    #[error(
+        "network registration denied (+CEREG stat 3): the SIM is not allowed on this network; check the SIM's plan and roaming"
+    )]
     RegistrationDenied,
     /// The packet data network could not be opened.
     #[error("packet data attach failed (`{command}` code {code}): check the APN and that the SIM has a data plan")]
@@ -332,7 +349,12 @@ impl<U, C> core::fmt::Debug for Modem<U, C> {
 impl<U: Read + Write, C: Clock> Modem<U, C> {
     /// Wraps the modem UART. Nothing is sent until [`Modem::bring_up`].
     pub fn new(uart: U, clock: C, cfg: ModemConfig) -> Self {
-        Self { at: At::new(uart, clock), cfg, link: Link::Down, maybe_data: false }
+        Self {
+            at: At::new(uart, clock),
+            cfg,
+            link: Link::Down,
+            maybe_data: false,
+        }
     }
 
     /// Counters since creation.
@@ -363,6 +385,10 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
         if !apn_ok(&self.cfg.apn) {
             return Err(ModemError::InvalidApn);
         }
+        if matches!(self.link, Link::Open | Link::Ending(_) | Link::Ended(_)) {
+            // Free the modem's link so that the next connect can use it.
+            self.close().await;
+        }
         self.link = Link::Down;
         let mut restarts = 0u8;
         loop {
@@ -383,12 +409,16 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
         // Start from a clean slate, except that an active PDP context (SIM7080) stays
         // active until a restart or a deactivation notice says otherwise.
         let pdp_active = self.at.events.pdp_active;
-        self.at.events = at::Events { pdp_active, ..Default::default() };
+        self.at.events = at::Events {
+            pdp_active,
+            ..Default::default()
+        };
         self.sync().await?;
         // Anything before here (boot notices, RDY) belongs to the boot we synced with.
         self.at.events.restarted = false;
         self.cmd("ATE0", format_args!("ATE0"), &mut |_| Take::No).await?;
-        self.cmd("AT+CMEE=2", format_args!("AT+CMEE=2"), &mut |_| Take::No).await?;
+        self.cmd("AT+CMEE=2", format_args!("AT+CMEE=2"), &mut |_| Take::No)
+            .await?;
 
         let mut info = ModemInfo::default();
         let model = &mut info.model;
@@ -407,31 +437,42 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
         self.registered().await?;
 
         let mut rssi = 99u8;
-        self.cmd("AT+CSQ", format_args!("AT+CSQ"), &mut |line| match after(line, b"+CSQ:") {
-            Some(rest) => {
-                rssi = Fields(rest).num().and_then(|n| u8::try_from(n).ok()).unwrap_or(99);
-                Take::Yes
-            }
-            None => Take::No,
-        })
+        self.cmd(
+            "AT+CSQ",
+            format_args!("AT+CSQ"),
+            &mut |line| match after(line, b"+CSQ:") {
+                Some(rest) => {
+                    rssi = Fields(rest).num().and_then(|n| u8::try_from(n).ok()).unwrap_or(99);
+                    Take::Yes
+                }
+                None => Take::No,
+            },
+        )
         .await?;
         info.rssi = rssi;
 
         let operator = &mut info.operator;
-        self.cmd("AT+COPS?", format_args!("AT+COPS?"), &mut |line| match after(line, b"+COPS:") {
-            Some(rest) => {
-                let mut q = rest.split(|&b| b == b'"');
-                if let (Some(_), Some(name)) = (q.next(), q.next()) {
-                    at::set_text(operator, name);
+        self.cmd(
+            "AT+COPS?",
+            format_args!("AT+COPS?"),
+            &mut |line| match after(line, b"+COPS:") {
+                Some(rest) => {
+                    let mut q = rest.split(|&b| b == b'"');
+                    if let (Some(_), Some(name)) = (q.next(), q.next()) {
+                        at::set_text(operator, name);
+                    }
+                    Take::Yes
                 }
-                Take::Yes
-            }
-            None => Take::No,
-        })
+                None => Take::No,
+            },
+        )
         .await?;
 
         let apn = self.cfg.apn.clone();
-        self.cmd("AT+CGDCONT", format_args!("AT+CGDCONT=1,\"IP\",\"{apn}\""), &mut |_| Take::No).await?;
+        self.cmd("AT+CGDCONT", format_args!("AT+CGDCONT=1,\"IP\",\"{apn}\""), &mut |_| {
+            Take::No
+        })
+        .await?;
 
         // Socket notices from before the attach are history (a `+CIPEVENT` during boot);
         // the ones from here on count.
@@ -453,11 +494,17 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
         loop {
             let now = self.at.now_us();
             if now >= end {
-                return Err(ModemError::NoResponse { secs: us_to_secs(self.cfg.boot_timeout_us) });
+                return Err(ModemError::NoResponse {
+                    secs: us_to_secs(self.cfg.boot_timeout_us),
+                });
             }
             let attempt = end.min(now + SYNC_ATTEMPT_US);
             let res = match self.at.send(format_args!("AT"), attempt).await {
-                Ok(()) => self.at.finish(attempt, at::Probe::Lines, &mut [], &mut 0, &mut |_| Take::No).await,
+                Ok(()) => {
+                    self.at
+                        .finish(attempt, at::Probe::Lines, &mut [], &mut 0, &mut |_| Take::No)
+                        .await
+                }
                 Err(e) => Err(e),
             };
             match res {
@@ -490,15 +537,17 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
             let st = &mut state;
             let res = self
                 .at
-                .command(format_args!("AT+CPIN?"), self.cfg.command_timeout_us, &mut |line| {
-                    match after(line, b"+CPIN:") {
+                .command(
+                    format_args!("AT+CPIN?"),
+                    self.cfg.command_timeout_us,
+                    &mut |line| match after(line, b"+CPIN:") {
                         Some(rest) => {
                             at::set_text(st, rest);
                             Take::Yes
                         }
                         None => Take::No,
-                    }
-                })
+                    },
+                )
                 .await;
             let last = match res {
                 Ok(()) if state == "READY" => return Ok(()),
@@ -508,7 +557,10 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
                 Err(e) => return Err(self.at_error("AT+CPIN?", e)),
             };
             if self.at.now_us() >= end {
-                return Err(ModemError::SimNotReady { reply: last, secs: us_to_secs(self.cfg.boot_timeout_us) });
+                return Err(ModemError::SimNotReady {
+                    reply: last,
+                    secs: us_to_secs(self.cfg.boot_timeout_us),
+                });
             }
             // `SIM busy`: the modem announces `+CPIN: READY` when done.
             self.at.events.sim_ready = false;
@@ -522,23 +574,30 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
         let end = self.at.deadline(self.cfg.register_timeout_us);
         loop {
             let mut stat = None;
-            self.cmd("AT+CEREG?", format_args!("AT+CEREG?"), &mut |line| match after(line, b"+CEREG:") {
-                Some(rest) => {
-                    let mut f = Fields(rest);
-                    let first = f.num();
-                    // `+CEREG: <n>,<stat>[,…]` (query form).
-                    stat = f.num().or(first).and_then(|s| u8::try_from(s).ok());
-                    Take::Yes
-                }
-                None => Take::No,
-            })
+            self.cmd(
+                "AT+CEREG?",
+                format_args!("AT+CEREG?"),
+                &mut |line| match after(line, b"+CEREG:") {
+                    Some(rest) => {
+                        let mut f = Fields(rest);
+                        let first = f.num();
+                        // `+CEREG: <n>,<stat>[,…]` (query form).
+                        stat = f.num().or(first).and_then(|s| u8::try_from(s).ok());
+                        Take::Yes
+                    }
+                    None => Take::No,
+                },
+            )
             .await?;
             match stat {
                 Some(1 | 5) => return Ok(()),
                 Some(3) => return Err(ModemError::RegistrationDenied),
                 None => return Err(self.protocol("AT+CEREG?")),
                 Some(s) if self.at.now_us() >= end => {
-                    return Err(ModemError::NotRegistered { stat: s, secs: us_to_secs(self.cfg.register_timeout_us) });
+                    return Err(ModemError::NotRegistered {
+                        stat: s,
+                        secs: us_to_secs(self.cfg.register_timeout_us),
+                    });
                 }
                 Some(_) => {}
             }
@@ -571,16 +630,25 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
 
     fn at_error(&self, command: &'static str, e: AtError) -> ModemError {
         match e {
-            AtError::Timeout => ModemError::Timeout { command, ms: self.cfg.command_timeout_us / 1000 },
+            AtError::Timeout => ModemError::Timeout {
+                command,
+                ms: self.cfg.command_timeout_us / 1000,
+            },
             AtError::Restarted => ModemError::Restarted { times: 1 },
             AtError::Uart(k) => ModemError::Uart(k),
-            AtError::Rejected => ModemError::CommandFailed { command, reply: self.at.err_text.clone() },
+            AtError::Rejected => ModemError::CommandFailed {
+                command,
+                reply: self.at.err_text.clone(),
+            },
             AtError::CommandTooLong | AtError::Protocol => self.protocol(command),
         }
     }
 
     fn protocol(&self, command: &'static str) -> ModemError {
-        ModemError::Protocol { command, dialect: self.cfg.dialect.name() }
+        ModemError::Protocol {
+            command,
+            dialect: self.cfg.dialect.name(),
+        }
     }
 
     /// Folds the notices seen so far into the link state.
@@ -706,6 +774,7 @@ impl<U: Read + Write, C: Clock> Socket for Modem<U, C> {
             return Ok(0);
         }
         let deadline = self.at.deadline(self.cfg.read_timeout_us);
+        let mut empty_polls = 0u8;
         loop {
             let ending = matches!(self.link, Link::Ending(_));
             if self.maybe_data || ending {
@@ -739,7 +808,13 @@ impl<U: Read + Write, C: Clock> Socket for Modem<U, C> {
                     self.maybe_data = false;
                     return end.result();
                 }
-                if self.maybe_data || matches!(self.link, Link::Ending(_)) {
+                empty_polls += 1;
+                if empty_polls >= MAX_EMPTY_POLLS {
+                    // The modem keeps announcing data it does not hand out: stop asking
+                    // and wait for a fresh notice (or the deadline).
+                    self.maybe_data = false;
+                    self.at.events.data_ready = false;
+                } else if self.maybe_data || matches!(self.link, Link::Ending(_)) {
                     continue;
                 }
             }
@@ -798,6 +873,12 @@ impl<U: Read + Write, C: Clock> Socket for Modem<U, C> {
 
     fn is_connected(&self) -> bool {
         self.link == Link::Open
+    }
+
+    /// A modem that rebooted or lost its packet network is brought up from scratch: sync,
+    /// echo off, SIM, registration, attach.
+    async fn recover(&mut self) -> Result<(), SocketError> {
+        self.bring_up().await.map(|_| ()).map_err(|_| SocketError::ModemLost)
     }
 }
 

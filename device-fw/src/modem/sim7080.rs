@@ -24,11 +24,15 @@ pub(super) async fn attach<U: Read + Write, C: Clock>(m: &mut Modem<U, C>) -> Re
                 Ok(()) => {
                     let mut reply = heapless::String::new();
                     super::at::set_text(&mut reply, b"+APP PDP: 0,DEACTIVE");
-                    Err(ModemError::CommandFailed { command: "AT+CNACT=0,1", reply })
+                    Err(ModemError::CommandFailed {
+                        command: "AT+CNACT=0,1",
+                        reply,
+                    })
                 }
-                Err(AtError::Timeout) => {
-                    Err(ModemError::Timeout { command: "+APP PDP", ms: m.cfg.connect_timeout_us / 1000 })
-                }
+                Err(AtError::Timeout) => Err(ModemError::Timeout {
+                    command: "+APP PDP",
+                    ms: m.cfg.connect_timeout_us / 1000,
+                }),
                 Err(e) => Err(m.at_error("AT+CNACT=0,1", e)),
             }
         }
@@ -37,22 +41,28 @@ pub(super) async fn attach<U: Read + Write, C: Clock>(m: &mut Modem<U, C>) -> Re
         Err(AtError::Rejected) => {
             let refused = m.at.err_text.clone();
             let mut state = None;
-            let res = m
-                .at
-                .command(format_args!("AT+CNACT?"), t, &mut |line| match after(line, b"+CNACT:") {
-                    Some(rest) => {
-                        let mut f = Fields(rest);
-                        if f.num() == Some(0) {
-                            state = f.num();
+            let res =
+                m.at.command(
+                    format_args!("AT+CNACT?"),
+                    t,
+                    &mut |line| match after(line, b"+CNACT:") {
+                        Some(rest) => {
+                            let mut f = Fields(rest);
+                            if f.num() == Some(0) {
+                                state = f.num();
+                            }
+                            Take::Yes
                         }
-                        Take::Yes
-                    }
-                    None => Take::No,
-                })
+                        None => Take::No,
+                    },
+                )
                 .await;
             match res {
                 Ok(()) if state == Some(1) => Ok(()),
-                Ok(()) => Err(ModemError::CommandFailed { command: "AT+CNACT=0,1", reply: refused }),
+                Ok(()) => Err(ModemError::CommandFailed {
+                    command: "AT+CNACT=0,1",
+                    reply: refused,
+                }),
                 // No way to check on this firmware: take `ERROR` for "already active";
                 // `AT+CAOPEN` will tell if it was not.
                 Err(AtError::Rejected) => Ok(()),
@@ -64,9 +74,19 @@ pub(super) async fn attach<U: Read + Write, C: Clock>(m: &mut Modem<U, C>) -> Re
 }
 
 /// Opens connection 0.
-pub(super) async fn open<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, host: &str, port: u16) -> Result<(), SocketError> {
+pub(super) async fn open<U: Read + Write, C: Clock>(
+    m: &mut Modem<U, C>,
+    host: &str,
+    port: u16,
+) -> Result<(), SocketError> {
     let t = m.cfg.connect_timeout_us;
-    match m.at.command(format_args!("AT+CAOPEN=0,0,\"TCP\",\"{host}\",{port}"), t, &mut |_| Take::No).await {
+    match m
+        .at
+        .command(format_args!("AT+CAOPEN=0,0,\"TCP\",\"{host}\",{port}"), t, &mut |_| {
+            Take::No
+        })
+        .await
+    {
         Ok(()) => {}
         Err(AtError::Rejected) => {
             let code = m.at.events.open_result.filter(|&c| c != 0).unwrap_or(CONNECT_NO_CODE);
@@ -77,7 +97,11 @@ pub(super) async fn open<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, host: &
     if m.at.events.open_result.is_none() {
         // `+CAOPEN` may trail the `OK`.
         let end = m.at.deadline(t);
-        match m.at.wait_for(end, |ev| ev.open_result.is_some() || ev.network_down).await {
+        match m
+            .at
+            .wait_for(end, |ev| ev.open_result.is_some() || ev.network_down)
+            .await
+        {
             Ok(()) => {}
             Err(AtError::Timeout) => {
                 if let Err(e) = close(m, true).await {
@@ -108,22 +132,36 @@ async fn send_at<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, chunk: &[u8]) -
     let t = m.cfg.command_timeout_us;
     let deadline = m.at.deadline(t);
     m.at.send(format_args!("AT+CASEND=0,{}", chunk.len()), deadline).await?;
-    if m.at.finish(deadline, Probe::Prompt, &mut [], &mut 0, &mut |_| Take::No).await? != Final::Prompt {
+    if m.at
+        .finish(deadline, Probe::Prompt, &mut [], &mut 0, &mut |_| Take::No)
+        .await?
+        != Final::Prompt
+    {
         return Err(AtError::Protocol);
     }
     let deadline = m.at.deadline(t);
     m.at.send_payload(chunk, deadline).await?;
-    m.at.finish(deadline, Probe::Lines, &mut [], &mut 0, &mut |_| Take::No).await.map(|_| ())
+    m.at.finish(deadline, Probe::Lines, &mut [], &mut 0, &mut |_| Take::No)
+        .await
+        .map(|_| ())
 }
 
 /// One `AT+CARECV=0,<n>` into `buf`.
-pub(super) async fn read<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, buf: &mut [u8], n: usize) -> Result<Chunk, AtError> {
+pub(super) async fn read<U: Read + Write, C: Clock>(
+    m: &mut Modem<U, C>,
+    buf: &mut [u8],
+    n: usize,
+) -> Result<Chunk, AtError> {
     let deadline = m.at.deadline(m.cfg.command_timeout_us);
     m.at.send(format_args!("AT+CARECV=0,{n}"), deadline).await?;
     let mut got = 0;
     // `+CARECV: <n>,<bytes>` is taken by the probe; only the empty form `+CARECV: 0` is a line.
     m.at.finish(deadline, Probe::Carecv, buf, &mut got, &mut |line| {
-        if after(line, b"+CARECV:").is_some() { Take::Yes } else { Take::No }
+        if after(line, b"+CARECV:").is_some() {
+            Take::Yes
+        } else {
+            Take::No
+        }
     })
     .await?;
     Ok(Chunk { got, more: got >= n })

@@ -24,11 +24,19 @@ pub(super) async fn attach<U: Read + Write, C: Clock>(m: &mut Modem<U, C>) -> Re
             match m.at.wait_for(end, |ev| ev.net_open.is_some()).await {
                 Ok(()) => match m.at.events.net_open {
                     Some(0) => {}
-                    Some(code) => return Err(ModemError::AttachFailed { command: "+NETOPEN", code }),
+                    Some(code) => {
+                        return Err(ModemError::AttachFailed {
+                            command: "+NETOPEN",
+                            code,
+                        });
+                    }
                     None => return Err(m.protocol("AT+NETOPEN")),
                 },
                 Err(AtError::Timeout) => {
-                    return Err(ModemError::Timeout { command: "+NETOPEN", ms: m.cfg.connect_timeout_us / 1000 });
+                    return Err(ModemError::Timeout {
+                        command: "+NETOPEN",
+                        ms: m.cfg.connect_timeout_us / 1000,
+                    });
                 }
                 Err(e) => return Err(m.at_error("AT+NETOPEN", e)),
             }
@@ -38,27 +46,45 @@ pub(super) async fn attach<U: Read + Write, C: Clock>(m: &mut Modem<U, C>) -> Re
             // A bare `ERROR` (seen when the context is busy): open already?
             let refused = m.at.err_text.clone();
             let mut open = None;
-            m.cmd("AT+NETOPEN?", format_args!("AT+NETOPEN?"), &mut |line| match after(line, b"+NETOPEN:") {
-                Some(rest) => {
-                    open = Fields(rest).num();
-                    Take::Yes
-                }
-                None => Take::No,
-            })
+            m.cmd(
+                "AT+NETOPEN?",
+                format_args!("AT+NETOPEN?"),
+                &mut |line| match after(line, b"+NETOPEN:") {
+                    Some(rest) => {
+                        open = Fields(rest).num();
+                        Take::Yes
+                    }
+                    None => Take::No,
+                },
+            )
             .await?;
             if open != Some(1) {
-                return Err(ModemError::CommandFailed { command: "AT+NETOPEN", reply: refused });
+                return Err(ModemError::CommandFailed {
+                    command: "AT+NETOPEN",
+                    reply: refused,
+                });
             }
         }
         Err(e) => return Err(m.at_error("AT+NETOPEN", e)),
     }
-    m.cmd("AT+CIPRXGET=1", format_args!("AT+CIPRXGET=1"), &mut |_| Take::No).await
+    m.cmd("AT+CIPRXGET=1", format_args!("AT+CIPRXGET=1"), &mut |_| Take::No)
+        .await
 }
 
 /// Opens link 0.
-pub(super) async fn open<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, host: &str, port: u16) -> Result<(), SocketError> {
+pub(super) async fn open<U: Read + Write, C: Clock>(
+    m: &mut Modem<U, C>,
+    host: &str,
+    port: u16,
+) -> Result<(), SocketError> {
     let t = m.cfg.command_timeout_us;
-    match m.at.command(format_args!("AT+CIPOPEN=0,\"TCP\",\"{host}\",{port}"), t, &mut |_| Take::No).await {
+    match m
+        .at
+        .command(format_args!("AT+CIPOPEN=0,\"TCP\",\"{host}\",{port}"), t, &mut |_| {
+            Take::No
+        })
+        .await
+    {
         Ok(()) => {}
         // Immediate failure: `+CIPOPEN: 0,<err>` + `ERROR`.
         Err(AtError::Rejected) => {
@@ -68,7 +94,11 @@ pub(super) async fn open<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, host: &
         Err(e) => return Err(m.lost(e)),
     }
     let end = m.at.deadline(m.cfg.connect_timeout_us);
-    match m.at.wait_for(end, |ev| ev.open_result.is_some() || ev.network_down).await {
+    match m
+        .at
+        .wait_for(end, |ev| ev.open_result.is_some() || ev.network_down)
+        .await
+    {
         Ok(()) => match m.at.events.open_result {
             Some(0) => Ok(()),
             Some(code) => Err(SocketError::ConnectFailed(code)),
@@ -97,13 +127,20 @@ pub(super) async fn send<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, chunk: 
 async fn send_at<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, chunk: &[u8]) -> Result<(), AtError> {
     let t = m.cfg.command_timeout_us;
     let deadline = m.at.deadline(t);
-    m.at.send(format_args!("AT+CIPSEND=0,{}", chunk.len()), deadline).await?;
-    if m.at.finish(deadline, Probe::Prompt, &mut [], &mut 0, &mut |_| Take::No).await? != Final::Prompt {
+    m.at.send(format_args!("AT+CIPSEND=0,{}", chunk.len()), deadline)
+        .await?;
+    if m.at
+        .finish(deadline, Probe::Prompt, &mut [], &mut 0, &mut |_| Take::No)
+        .await?
+        != Final::Prompt
+    {
         return Err(AtError::Protocol);
     }
     let deadline = m.at.deadline(t);
     m.at.send_payload(chunk, deadline).await?;
-    m.at.finish(deadline, Probe::Lines, &mut [], &mut 0, &mut |_| Take::No).await.map(|_| ())
+    m.at.finish(deadline, Probe::Lines, &mut [], &mut 0, &mut |_| Take::No)
+        .await
+        .map(|_| ())
 }
 
 /// A refused send: `+CIPERROR: 4` (or a network notice) means the network is gone,
@@ -120,13 +157,19 @@ pub(super) fn send_refused<U, C>(m: &mut Modem<U, C>) -> SocketError {
 }
 
 /// One `AT+CIPRXGET=2,0,<n>` into `buf`.
-pub(super) async fn read<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, buf: &mut [u8], n: usize) -> Result<Chunk, AtError> {
+pub(super) async fn read<U: Read + Write, C: Clock>(
+    m: &mut Modem<U, C>,
+    buf: &mut [u8],
+    n: usize,
+) -> Result<Chunk, AtError> {
     let deadline = m.at.deadline(m.cfg.command_timeout_us);
     m.at.send(format_args!("AT+CIPRXGET=2,0,{n}"), deadline).await?;
     let mut header: Option<(u16, u32)> = None;
     let mut got = 0;
     m.at.finish(deadline, Probe::Lines, buf, &mut got, &mut |line| {
-        let Some(rest) = after(line, b"+CIPRXGET:") else { return Take::No };
+        let Some(rest) = after(line, b"+CIPRXGET:") else {
+            return Take::No;
+        };
         let mut f = Fields(rest);
         if f.num() != Some(2) {
             // `+CIPRXGET: 1,<l>`: a data notice, for this link or another.

@@ -277,8 +277,7 @@ where
         events.event(OtaEvent::Resumed { offset });
     }
 
-    slot.finish().await?;
-    report.bytes = slot.accepted();
+    report.bytes = slot.finish().await?;
     report.sha256 = progress.hasher.finalize().into();
     if let Some(expected) = target.sha256
         && expected != report.sha256

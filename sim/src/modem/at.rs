@@ -47,12 +47,18 @@ impl Command {
         }
         let body = &text[2..];
         if body.is_empty() {
-            return Some(Command { name: String::new(), form: Form::Exec });
+            return Some(Command {
+                name: String::new(),
+                form: Form::Exec,
+            });
         }
         let first = body.chars().next()?;
         if first.eq_ignore_ascii_case(&'E') && body[1..].chars().all(|c| c.is_ascii_digit()) {
             let v = if body.len() > 1 { &body[1..] } else { "0" };
-            return Some(Command { name: "E".into(), form: Form::Set(vec![v.to_string()]) });
+            return Some(Command {
+                name: "E".into(),
+                form: Form::Set(vec![v.to_string()]),
+            });
         }
         if first != '+' {
             return None;
@@ -131,10 +137,34 @@ mod tests {
 
     #[test]
     fn forms() {
-        assert_eq!(parse("AT"), Command { name: String::new(), form: Form::Exec });
-        assert_eq!(parse("at+csq"), Command { name: "+CSQ".into(), form: Form::Exec });
-        assert_eq!(parse("AT+CPIN?"), Command { name: "+CPIN".into(), form: Form::Read });
-        assert_eq!(parse("AT+CASEND=?"), Command { name: "+CASEND".into(), form: Form::Test });
+        assert_eq!(
+            parse("AT"),
+            Command {
+                name: String::new(),
+                form: Form::Exec
+            }
+        );
+        assert_eq!(
+            parse("at+csq"),
+            Command {
+                name: "+CSQ".into(),
+                form: Form::Exec
+            }
+        );
+        assert_eq!(
+            parse("AT+CPIN?"),
+            Command {
+                name: "+CPIN".into(),
+                form: Form::Read
+            }
+        );
+        assert_eq!(
+            parse("AT+CASEND=?"),
+            Command {
+                name: "+CASEND".into(),
+                form: Form::Test
+            }
+        );
         assert_eq!(parse("ATE0").num(0), Some(0));
         assert_eq!(parse("ATE").num(0), Some(0));
         assert_eq!(parse("ATE1").num(0), Some(1));

@@ -108,8 +108,10 @@ pub struct ModemEmulatorConfig {
     /// Processing time of each command, paid after the previous answer is completely
     /// written (and after the echo). Default: [`default_command_latency`].
     pub command_latency: Duration,
-    /// The socket receive buffer, bytes. The bench gives the network's `modem_rx_buffer`
-    /// (the TCP window in front of it) the same value.
+    /// The socket receive buffer the host reads from, bytes. When it is full the modem
+    /// takes nothing more from the connection, whose window (the network's
+    /// `modem_rx_buffer`) then fills before the origin stalls: with both set to the same
+    /// value, up to twice this many bytes are on the modem side of the network.
     pub rx_buffer: usize,
     /// Power-on or reset to `RDY`; commands before `RDY` get no reply at all.
     pub boot_time: Duration,
@@ -127,7 +129,8 @@ pub struct ModemEmulatorConfig {
 impl ModemEmulatorConfig {
     /// Defaults for a dialect. Boot times are not in the captured logs for the SIM7600 and
     /// are settings: SIM7600 `RDY` after 12 s and `SMS DONE`/`PB DONE` 10 s later; SIM7080
-    /// `RDY` after 2 s (transcript 24: first `AT` unanswered, `OK` about 2 s after power-on).
+    /// `RDY` after 2 s (the SIM7080G capture in the transcript index: the first `AT` after
+    /// power-on is unanswered, `OK` comes about 2 s after power-on).
     pub fn new(dialect: Dialect) -> Self {
         let (boot_time, late_urc_delay) = match dialect {
             Dialect::Sim7600 => (Duration::from_secs(12), Duration::from_secs(10)),
@@ -307,7 +310,10 @@ enum Unsolicited {
     Raw(Vec<u8>),
     /// The data-ready notice of one socket; dropped if the host has read the buffer empty
     /// (or the socket is gone) by the time it would go out.
-    DataReady { link: usize, id: u64 },
+    DataReady {
+        link: usize,
+        id: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -401,7 +407,11 @@ enum Stop {
 
 async fn run_modem(sh: Arc<Shared>, mut uart: UartEnd) {
     loop {
-        let mut session = Session { sh: &sh, uart: &mut uart, inbuf: Vec::new() };
+        let mut session = Session {
+            sh: &sh,
+            uart: &mut uart,
+            inbuf: Vec::new(),
+        };
         let rebooted = tokio::select! {
             biased;
             _ = sh.reboot.notified() => true,
@@ -435,6 +445,7 @@ impl Session<'_> {
                 continue;
             }
             tokio::select! {
+                biased;
                 r = self.uart.rx.read(&mut chunk) => {
                     let n = r.map_err(|_| Stop::Uart)?;
                     if n == 0 {
@@ -692,7 +703,9 @@ impl Session<'_> {
     async fn sync_socket(&self, link: usize) {
         let requests = {
             let core = self.sh.lock();
-            core.link(link).and_then(|s| s.conn.as_ref()).map(|c| c.requests.clone())
+            core.link(link)
+                .and_then(|s| s.conn.as_ref())
+                .map(|c| c.requests.clone())
         };
         if let Some(requests) = requests {
             let (ack, done) = oneshot::channel();
@@ -722,7 +735,8 @@ impl Session<'_> {
             if sock.state == socket::SockState::PeerClosed {
                 core.links[link] = None;
             }
-            core.out.retain(|u| !matches!(u, Unsolicited::DataReady { id: i, .. } if *i == id));
+            core.out
+                .retain(|u| !matches!(u, Unsolicited::DataReady { id: i, .. } if *i == id));
         }
         core.stats.reads += 1;
         core.stats.bytes_read += n as u64;

@@ -16,7 +16,9 @@ const MAX_SEND: u64 = 1460;
 pub(super) async fn execute(s: &mut Session<'_>, cmd: &Command) -> Result<bool, Stop> {
     match (cmd.name.as_str(), &cmd.form) {
         ("+CNACT", Form::Set(_)) => {
-            let (Some(0), Some(on @ 0..=1), 2) = (cmd.num(0), cmd.num(1), cmd.argc()) else { return Ok(false) };
+            let (Some(0), Some(on @ 0..=1), 2) = (cmd.num(0), cmd.num(1), cmd.argc()) else {
+                return Ok(false);
+            };
             let on = on == 1;
             let changed = {
                 let mut core = s.sh.lock();
@@ -40,14 +42,19 @@ pub(super) async fn execute(s: &mut Session<'_>, cmd: &Command) -> Result<bool, 
         }
         ("+CNACT", Form::Read) => {
             let pdp = s.sh.lock().pdp;
-            let mut reply = vec![if pdp { line("+CNACT: 0,1,\"10.64.0.2\"") } else { line("+CNACT: 0,0,\"0.0.0.0\"") }];
+            let mut reply = vec![if pdp {
+                line("+CNACT: 0,1,\"10.64.0.2\"")
+            } else {
+                line("+CNACT: 0,0,\"0.0.0.0\"")
+            }];
             reply.extend((1..4).map(|i| line(&format!("+CNACT: {i},0,\"0.0.0.0\""))));
             reply.push(at::ok());
             s.reply(reply).await?;
         }
         ("+CAOPEN", Form::Set(_)) => caopen(s, cmd).await?,
         ("+CASEND", Form::Test) => {
-            s.reply(vec![line("+CASEND: (0-12),(1-1460),(100-10000)"), at::ok()]).await?;
+            s.reply(vec![line("+CASEND: (0-12),(1-1460),(100-10000)"), at::ok()])
+                .await?;
         }
         ("+CASEND", Form::Set(_)) => casend(s, cmd).await?,
         ("+CARECV", Form::Set(_)) => carecv(s, cmd).await?,
@@ -58,7 +65,12 @@ pub(super) async fn execute(s: &mut Session<'_>, cmd: &Command) -> Result<bool, 
             }
             let mut reply: Vec<Vec<u8>> = {
                 let core = s.sh.lock();
-                open.iter().filter_map(|&cid| core.link(cid).map(|sock| line(&format!("+CARECV: {cid},{}", sock.buf.len())))).collect()
+                open.iter()
+                    .filter_map(|&cid| {
+                        core.link(cid)
+                            .map(|sock| line(&format!("+CARECV: {cid},{}", sock.buf.len())))
+                    })
+                    .collect()
             };
             reply.push(at::ok());
             s.reply(reply).await?;
@@ -101,19 +113,26 @@ fn cid_arg(s: &Session<'_>, cmd: &Command) -> Option<usize> {
 
 fn open_links(s: &Session<'_>) -> Vec<usize> {
     let core = s.sh.lock();
-    (0..core.links.len()).filter(|&i| core.link(i).is_some_and(|sock| sock.state == SockState::Open)).collect()
+    (0..core.links.len())
+        .filter(|&i| core.link(i).is_some_and(|sock| sock.state == SockState::Open))
+        .collect()
 }
 
 /// `AT+CAOPEN=<cid>,<pdp>,"TCP","<host>",<port>` (the SIM7000 form without `<pdp>` too):
 /// waits for the connect, then `+CAOPEN: <cid>,<result>` and `OK`.
 async fn caopen(s: &mut Session<'_>, cmd: &Command) -> Result<(), Stop> {
-    let Some(cid) = cid_arg(s, cmd) else { return s.reply(vec![at::error()]).await };
+    let Some(cid) = cid_arg(s, cmd) else {
+        return s.reply(vec![at::error()]).await;
+    };
     let (pdp_ok, first) = match cmd.argc() {
         5 => (cmd.num(1) == Some(0), 2),
         4 => (true, 1),
         _ => (false, 0),
     };
-    let port = cmd.num(first + 2).and_then(|p| u16::try_from(p).ok()).filter(|&p| p != 0);
+    let port = cmd
+        .num(first + 2)
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|&p| p != 0);
     let kind_ok = cmd.text(first).is_some_and(|k| k.eq_ignore_ascii_case("TCP"));
     let host = cmd.text(first + 1).filter(|h| !h.is_empty()).map(str::to_string);
     let (true, true, Some(host), Some(port)) = (pdp_ok, kind_ok, host, port) else {
@@ -147,7 +166,8 @@ async fn caopen(s: &mut Session<'_>, cmd: &Command) -> Result<(), Stop> {
         },
         Err(e) => {
             s.sh.forget(cid, id);
-            s.reply(result(if matches!(e, ConnectError::Refused(_)) { 23 } else { 21 })).await
+            s.reply(result(if matches!(e, ConnectError::Refused(_)) { 23 } else { 21 }))
+                .await
         }
     }
 }
@@ -158,7 +178,9 @@ async fn casend(s: &mut Session<'_>, cmd: &Command) -> Result<(), Stop> {
         return s.reply(vec![at::error()]).await;
     };
     let writer = s.sh.lock().link(cid).and_then(|sock| sock.writer());
-    let Some(writer) = writer else { return s.reply(vec![at::error()]).await };
+    let Some(writer) = writer else {
+        return s.reply(vec![at::error()]).await;
+    };
     s.write(PROMPT).await?;
     let data = s.read_payload(n as usize).await?;
     if writer.write(&data).await.is_err() {

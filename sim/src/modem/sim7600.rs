@@ -28,12 +28,14 @@ pub(super) async fn execute(s: &mut Session<'_>, cmd: &Command) -> Result<bool, 
                 s.reply(vec![at::ok()]).await?;
                 s.sh.urc("+NETOPEN: 0".into());
             } else {
-                s.reply(vec![line("+IP ERROR: Network is already opened"), at::error()]).await?;
+                s.reply(vec![line("+IP ERROR: Network is already opened"), at::error()])
+                    .await?;
             }
         }
         ("+NETOPEN", Form::Read) => {
             let pdp = s.sh.lock().pdp;
-            s.reply(vec![line(&format!("+NETOPEN: {}", u8::from(pdp))), at::ok()]).await?;
+            s.reply(vec![line(&format!("+NETOPEN: {}", u8::from(pdp))), at::ok()])
+                .await?;
         }
         ("+NETCLOSE", Form::Exec) => {
             let was_open = {
@@ -61,7 +63,9 @@ pub(super) async fn execute(s: &mut Session<'_>, cmd: &Command) -> Result<bool, 
         ("+CIPOPEN", Form::Set(_)) => cipopen(s, cmd).await?,
         ("+CIPSEND", Form::Set(_)) => cipsend(s, cmd).await?,
         ("+CIPCLOSE", Form::Set(_)) => {
-            let Some(link) = link_arg(s, cmd, 0) else { return Ok(false) };
+            let Some(link) = link_arg(s, cmd, 0) else {
+                return Ok(false);
+            };
             let closed = {
                 let mut core = s.sh.lock();
                 s.sh.close_by_host(&mut core, link)
@@ -70,15 +74,26 @@ pub(super) async fn execute(s: &mut Session<'_>, cmd: &Command) -> Result<bool, 
                 s.reply(vec![at::ok()]).await?;
                 s.sh.urc(format!("+CIPCLOSE: {link},0"));
             } else {
-                s.reply(vec![line(&format!("+CIPCLOSE: {link},4")), at::error()]).await?;
+                s.reply(vec![line(&format!("+CIPCLOSE: {link},4")), at::error()])
+                    .await?;
             }
         }
         ("+CIPCLOSE", Form::Read) => {
             let states: Vec<&str> = {
                 let core = s.sh.lock();
-                core.links.iter().map(|l| if l.as_ref().is_some_and(|s| s.state == SockState::Open) { "1" } else { "0" }).collect()
+                core.links
+                    .iter()
+                    .map(|l| {
+                        if l.as_ref().is_some_and(|s| s.state == SockState::Open) {
+                            "1"
+                        } else {
+                            "0"
+                        }
+                    })
+                    .collect()
             };
-            s.reply(vec![line(&format!("+CIPCLOSE: {}", states.join(","))), at::ok()]).await?;
+            s.reply(vec![line(&format!("+CIPCLOSE: {}", states.join(","))), at::ok()])
+                .await?;
         }
         _ => return Ok(false),
     }
@@ -99,7 +114,9 @@ async fn ciprxget(s: &mut Session<'_>, cmd: &Command) -> Result<(), Stop> {
             s.reply(vec![at::ok()]).await
         }
         (Some(4), 2) => {
-            let Some(link) = link_arg(s, cmd, 1) else { return s.reply(vec![at::error()]).await };
+            let Some(link) = link_arg(s, cmd, 1) else {
+                return s.reply(vec![at::error()]).await;
+            };
             s.sync_socket(link).await;
             let unread = s.sh.lock().link(link).map(|sock| sock.buf.len());
             match unread {
@@ -108,7 +125,9 @@ async fn ciprxget(s: &mut Session<'_>, cmd: &Command) -> Result<(), Stop> {
             }
         }
         (Some(2), 2 | 3) => {
-            let Some(link) = link_arg(s, cmd, 1) else { return s.reply(vec![at::error()]).await };
+            let Some(link) = link_arg(s, cmd, 1) else {
+                return s.reply(vec![at::error()]).await;
+            };
             let want = if cmd.argc() == 3 {
                 match cmd.num(2) {
                     Some(n @ 1..) => usize::try_from(n).unwrap_or(usize::MAX),
@@ -133,15 +152,26 @@ async fn ciprxget(s: &mut Session<'_>, cmd: &Command) -> Result<(), Stop> {
 
 /// `AT+CIPOPEN=<l>,"TCP","<host>",<port>`: `OK` now, `+CIPOPEN: <l>,<err>` after the connect.
 async fn cipopen(s: &mut Session<'_>, cmd: &Command) -> Result<(), Stop> {
-    let Some(link) = link_arg(s, cmd, 0) else { return s.reply(vec![at::error()]).await };
+    let Some(link) = link_arg(s, cmd, 0) else {
+        return s.reply(vec![at::error()]).await;
+    };
     let fail = |code: u8| vec![line(&format!("+CIPOPEN: {link},{code}")), at::error()];
-    let target = match (cmd.argc(), cmd.text(1), cmd.text(2), cmd.num(3).and_then(|p| u16::try_from(p).ok())) {
-        (4, Some(kind), Some(host), Some(port)) if kind.eq_ignore_ascii_case("TCP") && !host.is_empty() && port != 0 => {
+    let target = match (
+        cmd.argc(),
+        cmd.text(1),
+        cmd.text(2),
+        cmd.num(3).and_then(|p| u16::try_from(p).ok()),
+    ) {
+        (4, Some(kind), Some(host), Some(port))
+            if kind.eq_ignore_ascii_case("TCP") && !host.is_empty() && port != 0 =>
+        {
             Some((host.to_string(), port))
         }
         _ => None,
     };
-    let Some((host, port)) = target else { return s.reply(fail(3)).await };
+    let Some((host, port)) = target else {
+        return s.reply(fail(3)).await;
+    };
     let opened = {
         let mut core = s.sh.lock();
         if !core.pdp {

@@ -96,14 +96,24 @@ impl Shared {
     /// The connect for socket `id` completed: the socket is open and `conn`'s receive side
     /// goes to the watcher (returned with its request queue). If the socket was closed or
     /// dropped meanwhile, the new connection is reset and `None` returned.
-    pub(super) fn attach(&self, link: usize, id: u64, conn: Connection) -> Option<(Connection, mpsc::UnboundedReceiver<Request>)> {
+    pub(super) fn attach(
+        &self,
+        link: usize,
+        id: u64,
+        conn: Connection,
+    ) -> Option<(Connection, mpsc::UnboundedReceiver<Request>)> {
         let mut core = self.lock();
         let Some(sock) = core.socket_mut(link, id).filter(|s| s.state == SockState::Connecting) else {
             conn.abort();
             return None;
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        sock.conn = Some(SockConn { writer: conn.writer.clone(), down: conn.reader.control(), up: conn.writer.control(), requests: tx });
+        sock.conn = Some(SockConn {
+            writer: conn.writer.clone(),
+            down: conn.reader.control(),
+            up: conn.writer.control(),
+            requests: tx,
+        });
         sock.state = SockState::Open;
         Some((conn, rx))
     }
@@ -119,7 +129,9 @@ impl Shared {
     /// The host closes `link`: FIN if everything was read, RST if unread data is thrown
     /// away (as a TCP stack closing a socket with unread data does). `false`: nothing open.
     pub(super) fn close_by_host(&self, core: &mut Core, link: usize) -> bool {
-        let Some(sock) = core.links.get_mut(link).and_then(Option::take) else { return false };
+        let Some(sock) = core.links.get_mut(link).and_then(Option::take) else {
+            return false;
+        };
         core.stats.discarded_bytes += sock.buf.len() as u64;
         if !sock.buf.is_empty() {
             sock.abort();
@@ -171,15 +183,15 @@ impl Shared {
     fn drain(&self, link: usize, id: u64, reader: &mut PipeReader) -> bool {
         let mut core = self.lock();
         let cap = self.cfg.rx_buffer.max(1);
-        let Some(sock) = core.socket_mut(link, id).filter(|s| s.conn.is_some()) else { return true };
+        let Some(sock) = core.socket_mut(link, id).filter(|s| s.conn.is_some()) else {
+            return true;
+        };
         let was_empty = sock.buf.is_empty();
         let mut chunk = [0u8; 4096];
         let mut reset = false;
         loop {
+            // With no room this still asks the pipe, which tells a reset apart.
             let room = cap.saturating_sub(sock.buf.len()).min(chunk.len());
-            if room == 0 {
-                break;
-            }
             match reader.try_read(&mut chunk[..room]) {
                 Ok(0) => break,
                 Ok(n) => sock.buf.extend(&chunk[..n]),
@@ -200,7 +212,9 @@ impl Shared {
             self.close_by_reset(&mut core, link);
             return true;
         }
-        let fin = reader.state() == PipeState::Closed && reader.available() == 0 && reader.control().last_arrival_ns() <= time::now_ns();
+        let fin = reader.state() == PipeState::Closed
+            && reader.available() == 0
+            && reader.control().last_arrival_ns() <= time::now_ns();
         if fin {
             self.close_by_peer(&mut core, link);
             return true;
@@ -211,7 +225,13 @@ impl Shared {
 
 /// Fills socket `id`'s buffer from the connection as bytes arrive, until the connection
 /// ends or the socket goes away.
-pub(super) async fn watch(sh: Arc<Shared>, link: usize, id: u64, mut conn: Connection, mut requests: mpsc::UnboundedReceiver<Request>) {
+pub(super) async fn watch(
+    sh: Arc<Shared>,
+    link: usize,
+    id: u64,
+    mut conn: Connection,
+    mut requests: mpsc::UnboundedReceiver<Request>,
+) {
     enum Wake {
         Pipe,
         Request(Request),
@@ -220,11 +240,13 @@ pub(super) async fn watch(sh: Arc<Shared>, link: usize, id: u64, mut conn: Conne
     while let Some(full) = sh.buffer_full(link, id) {
         let wake = if full {
             tokio::select! {
+                biased;
                 r = requests.recv() => r.map_or(Wake::Gone, Wake::Request),
                 _ = time::sleep(FULL_POLL) => Wake::Pipe,
             }
         } else {
             tokio::select! {
+                biased;
                 _ = conn.reader.readable() => Wake::Pipe,
                 r = requests.recv() => r.map_or(Wake::Gone, Wake::Request),
             }
