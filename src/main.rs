@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 mod cli;
 
 #[derive(Debug, Parser)]
-#[command(name = "otactl", version, about = "Cellular OTA for ESP32 fleets: release, flash, watch")]
+#[command(
+    name = "otactl",
+    version,
+    about = "Cellular OTA for ESP32 fleets: release, flash, watch"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -24,7 +24,7 @@
 //! [download]                 # (optional table)
 //! chunk_min = 4096           # bytes, >= 256                                (default 4096)
 //! chunk_max = 524288         # bytes, chunk_min..=16 MiB                    (default 512 KiB)
-//! retries = 8                # attempts without progress, 0..=255           (default 8)
+//! retries = 12               # attempts without progress, 0..=255           (default 12)
 //! backoff_initial_ms = 500   # >= 1                                         (default 500)
 //! backoff_max_ms = 30000     # >= backoff_initial_ms                        (default 30000)
 //!
@@ -73,15 +73,13 @@ pub const DEFAULT_CHUNK_MIN: u32 = 4096;
 /// Default `download.chunk_max`.
 pub const DEFAULT_CHUNK_MAX: u32 = 512 * 1024;
 /// Default `download.retries`.
-pub const DEFAULT_RETRIES: u8 = 8;
+pub const DEFAULT_RETRIES: u8 = 12;
 /// Default `download.backoff_initial_ms`.
 pub const DEFAULT_BACKOFF_INITIAL_MS: u32 = 500;
 /// Default `download.backoff_max_ms`.
 pub const DEFAULT_BACKOFF_MAX_MS: u32 = 30_000;
 /// UART rates a profile may use (8N1).
-pub const STANDARD_BAUDS: [u32; 9] = [
-    9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 3_000_000,
-];
+pub const STANDARD_BAUDS: [u32; 9] = [9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 3_000_000];
 
 /// Offset of the partition table; regions start after its sector.
 pub const PARTITION_TABLE_OFFSET: u32 = 0x8000;
@@ -390,9 +388,7 @@ impl Profile {
         let board = &self.device.board;
         if board.is_empty()
             || board.len() > 64
-            || !board
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            || !board.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         {
             return Err(doc.bad_value(
                 "device.board",
@@ -403,20 +399,14 @@ impl Profile {
         if !STANDARD_BAUDS.contains(&self.modem.baud) {
             return Err(doc.bad_value(
                 "modem.baud",
-                format!(
-                    "modem.baud = {} is not a standard UART rate",
-                    self.modem.baud
-                ),
+                format!("modem.baud = {} is not a standard UART rate", self.modem.baud),
             ));
         }
         let apn = &self.modem.apn;
         if apn.is_empty() || apn.len() > 63 {
             return Err(doc.bad_value(
                 "modem.apn",
-                format!(
-                    "modem.apn has {} characters, not 1 to 63",
-                    apn.chars().count()
-                ),
+                format!("modem.apn has {} characters, not 1 to 63", apn.chars().count()),
             ));
         }
         if let Some(c) = apn.chars().find(|&c| !(' '..='~').contains(&c) || c == '"') {
@@ -439,10 +429,7 @@ impl Profile {
         if !(0.1..=0.9).contains(&net.safety_factor) {
             return Err(doc.bad_value(
                 "network.safety_factor",
-                format!(
-                    "network.safety_factor = {} is outside 0.1..=0.9",
-                    net.safety_factor
-                ),
+                format!("network.safety_factor = {} is outside 0.1..=0.9", net.safety_factor),
             ));
         }
 
@@ -493,8 +480,7 @@ impl Profile {
                         "slots.{name}.size = {:#X} is not a non-zero multiple of 4 KiB (0x1000)",
                         region.size
                     ),
-                    "flash is erased in 4 KiB sectors: round the size to a multiple of 0x1000"
-                        .into(),
+                    "flash is erased in 4 KiB sectors: round the size to a multiple of 0x1000".into(),
                 ));
             }
             let align = if is_app { APP_ALIGN } else { SECTOR };
@@ -547,10 +533,7 @@ impl Profile {
             if is_app && region.size < APP_ALIGN {
                 return Err(doc.layout(
                     &key(".size"),
-                    format!(
-                        "slots.{name}.size = {:#X} is smaller than 64 KiB",
-                        region.size
-                    ),
+                    format!("slots.{name}.size = {:#X} is smaller than 64 KiB", region.size),
                     "an app slot must hold the whole app image: make it at least 0x10000".into(),
                 ));
             }
@@ -564,7 +547,8 @@ impl Profile {
                         format!("slots.{name} ({region}) overlaps slots.{other} ({other_region})"),
                         format!(
                             "make the regions disjoint: move slots.{name} to {:#X} or later, or shrink slots.{other}",
-                            b.end.next_multiple_of(if name.starts_with("ota_") { 0x10000 } else { 0x1000 })
+                            b.end
+                                .next_multiple_of(if name.starts_with("ota_") { 0x10000 } else { 0x1000 })
                         ),
                     ));
                 }
@@ -861,13 +845,7 @@ impl Doc<'_> {
     }
 
     fn bad_value(&self, key: &str, reason: String) -> ProfileError {
-        self.error(
-            ProfileErrorKind::BadValue,
-            key,
-            None,
-            reason,
-            expectation(key).1,
-        )
+        self.error(ProfileErrorKind::BadValue, key, None, reason, expectation(key).1)
     }
 
     fn layout(&self, key: &str, reason: String, help: String) -> ProfileError {
@@ -904,13 +882,7 @@ impl Doc<'_> {
                 .max_by_key(|en| (en.path.matches('.').count(), en.path.len()))
         });
         let path = entry.map_or(String::new(), |en| en.path.clone());
-        let at = entry.map(|en| {
-            if en.key == span {
-                en.key.start
-            } else {
-                span.start
-            }
-        });
+        let at = entry.map(|en| if en.key == span { en.key.start } else { span.start });
         let quoted = |m: &str| m.split('`').nth(1).map(str::to_owned);
 
         if let Some(rest) = message.strip_prefix("unknown field ") {
@@ -919,11 +891,7 @@ impl Doc<'_> {
                 .strip_suffix(&name)
                 .map_or(path.as_str(), |t| t.trim_end_matches('.'));
             let known = known_keys(table);
-            let what = if table.is_empty() {
-                "top-level table"
-            } else {
-                "key"
-            };
+            let what = if table.is_empty() { "top-level table" } else { "key" };
             let mut help = if table.is_empty() {
                 format!("known top-level tables: {}", known.join(", "))
             } else {
@@ -985,10 +953,7 @@ impl Doc<'_> {
             format!(" = {snippet}")
         };
         let reason = if message.starts_with("unknown variant") {
-            format!(
-                "{path}{value} is not a known {}",
-                what.trim_start_matches("a ")
-            )
+            format!("{path}{value} is not a known {}", what.trim_start_matches("a "))
         } else if message.starts_with("invalid value: integer") {
             format!("{path}{value} is out of range for {what}")
         } else {
@@ -1020,6 +985,9 @@ impl Profile {
 
     /// OTA slot `n` as the engine addresses it.
     pub fn ota_slot(&self, n: usize) -> Option<crate::ota::Slot> {
-        self.slots.ota(n).map(|r| crate::ota::Slot { offset: r.offset, size: r.size })
+        self.slots.ota(n).map(|r| crate::ota::Slot {
+            offset: r.offset,
+            size: r.size,
+        })
     }
 }

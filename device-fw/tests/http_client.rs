@@ -6,8 +6,7 @@ use std::pin::{Pin, pin};
 use std::task::{Context, Poll, Waker};
 
 use device_fw::http::{
-    CLIENT_RAM, ContentRange, HEAD_BUF_LEN, HttpClient, HttpError, MAX_URL_LEN, ResponseHead,
-    USER_AGENT, Url,
+    CLIENT_RAM, ContentRange, HEAD_BUF_LEN, HttpClient, HttpError, MAX_URL_LEN, ResponseHead, USER_AGENT, Url,
 };
 use device_fw::socket::{Socket, SocketError};
 use embassy_futures::block_on;
@@ -94,9 +93,7 @@ impl FakeSocket {
             .iter()
             .flat_map(|bytes| {
                 let text = String::from_utf8(bytes.clone()).unwrap();
-                text.split_inclusive("\r\n\r\n")
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
+                text.split_inclusive("\r\n\r\n").map(str::to_owned).collect::<Vec<_>>()
             })
             .collect()
     }
@@ -109,10 +106,7 @@ impl FakeSocket {
     }
 
     fn requests_on(&self, conn: usize) -> usize {
-        self.sent[conn]
-            .windows(4)
-            .filter(|w| w == b"\r\n\r\n")
-            .count()
+        self.sent[conn].windows(4).filter(|w| w == b"\r\n\r\n").count()
     }
 }
 
@@ -232,11 +226,7 @@ fn in_pieces(bytes: &[u8], n: usize) -> Vec<Step> {
 }
 
 fn ok_200(body: &[u8]) -> Vec<u8> {
-    response(
-        "200 OK",
-        &[&format!("Content-Length: {}", body.len())],
-        body,
-    )
+    response("200 OK", &[&format!("Content-Length: {}", body.len())], body)
 }
 
 fn partial(start: u64, body: &[u8], total: u64) -> Vec<u8> {
@@ -285,11 +275,7 @@ fn request_has_exact_line_and_headers() {
         vec![data(partial(100, b"abc", 1000))],
         vec![data(ok_200(b"x"))],
     ])]);
-    block_on(c.get(
-        &url("http://bucket.example:8080/fw/app.bin?v=2"),
-        Some((100, None)),
-    ))
-    .unwrap();
+    block_on(c.get(&url("http://bucket.example:8080/fw/app.bin?v=2"), Some((100, None)))).unwrap();
     read_all(&mut c, 64).unwrap();
     block_on(c.get(&url("http://bucket.example:8080/fw/app.bin?v=2"), None)).unwrap();
     let requests = c.socket().requests();
@@ -306,19 +292,12 @@ fn request_has_exact_line_and_headers() {
             "GET /fw/app.bin?v=2 HTTP/1.1\r\nHost: bucket.example:8080\r\nUser-Agent: {USER_AGENT}\r\nConnection: keep-alive\r\n\r\n"
         )
     );
-    assert_eq!(
-        USER_AGENT,
-        concat!("otactl-device/", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(USER_AGENT, concat!("otactl-device/", env!("CARGO_PKG_VERSION")));
 }
 
 #[test]
 fn bounded_range_and_default_port() {
-    let mut c = client(vec![Conn::new(vec![vec![data(partial(
-        0,
-        &body_of(4096),
-        9000,
-    ))]])]);
+    let mut c = client(vec![Conn::new(vec![vec![data(partial(0, &body_of(4096), 9000))]])]);
     block_on(c.get(&url("http://h/a"), Some((0, Some(4095))))).unwrap();
     let req = &c.socket().requests()[0];
     assert!(req.contains("\r\nHost: h\r\n"), "{req}");
@@ -346,8 +325,7 @@ fn ok_200_body_split_at_every_point() {
     for cut in 1..whole.len() {
         let steps = vec![data(&whole[..cut]), data(&whole[cut..])];
         let mut c = client(vec![Conn::new(vec![steps])]);
-        let head =
-            block_on(c.get(&url("http://h/f"), None)).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
+        let head = block_on(c.get(&url("http://h/f"), None)).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
         assert_eq!(
             head,
             ResponseHead {
@@ -388,11 +366,7 @@ fn body_bytes_in_the_header_read_are_kept() {
     let reads = c.socket().reads;
     assert_eq!(c.body_remaining(), Some(200));
     assert_eq!(read_all(&mut c, 64).unwrap(), body);
-    assert_eq!(
-        c.socket().reads,
-        reads,
-        "body was served from the head buffer"
-    );
+    assert_eq!(c.socket().reads, reads, "body was served from the head buffer");
 }
 
 #[test]
@@ -493,11 +467,7 @@ fn response_206_length_mismatch_is_malformed() {
 
 #[test]
 fn response_206_without_content_length_uses_the_range_length() {
-    let r = response(
-        "206 Partial Content",
-        &["Content-Range: bytes 5-9/*"],
-        b"56789",
-    );
+    let r = response("206 Partial Content", &["Content-Range: bytes 5-9/*"], b"56789");
     let mut c = client(vec![Conn::new(vec![vec![data(r)]])]);
     let head = block_on(c.get(&url("http://h/f"), Some((5, None)))).unwrap();
     assert_eq!(head.content_length, Some(5));
@@ -533,11 +503,7 @@ fn ok_200_to_a_range_request_is_returned_as_is() {
             keep_alive: true
         }
     );
-    assert_eq!(
-        read_all(&mut c, 64).unwrap(),
-        body,
-        "the whole object, from byte 0"
-    );
+    assert_eq!(read_all(&mut c, 64).unwrap(), body, "the whole object, from byte 0");
 }
 
 #[test]
@@ -556,10 +522,7 @@ fn body_until_close_without_content_length() {
 
 #[test]
 fn empty_200_body_completes_at_once() {
-    let mut c = client(vec![Conn::new(vec![
-        vec![data(ok_200(b""))],
-        vec![data(ok_200(b"z"))],
-    ])]);
+    let mut c = client(vec![Conn::new(vec![vec![data(ok_200(b""))], vec![data(ok_200(b"z"))]])]);
     block_on(c.get(&url("http://h/f"), None)).unwrap();
     assert_eq!(c.body_remaining(), Some(0));
     assert_eq!(read_all(&mut c, 8).unwrap(), b"");
@@ -569,14 +532,10 @@ fn empty_200_body_completes_at_once() {
 
 #[test]
 fn interim_100_continue_is_skipped() {
-    let mut r =
-        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n".to_vec();
+    let mut r = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n".to_vec();
     r.extend(ok_200(b"hello"));
     let mut c = client(vec![Conn::new(vec![in_pieces(&r, 9)])]);
-    assert_eq!(
-        block_on(c.get(&url("http://h/f"), None)).unwrap().status,
-        200
-    );
+    assert_eq!(block_on(c.get(&url("http://h/f"), None)).unwrap().status, 200);
     assert_eq!(read_all(&mut c, 8).unwrap(), b"hello");
 }
 
@@ -585,8 +544,7 @@ fn interim_100_continue_is_skipped() {
 
 #[test]
 fn header_names_in_any_case_and_folded_lines() {
-    let r =
-        b"HTTP/1.1 206 Partial Content\r\ncontent-RANGE:bytes 2-4/5\r\nX-Long: a\r\n b\r\n\tc\r\n\
+    let r = b"HTTP/1.1 206 Partial Content\r\ncontent-RANGE:bytes 2-4/5\r\nX-Long: a\r\n b\r\n\tc\r\n\
               CONTENT-LENGTH:   3  \r\nconnection:\r\n  Keep-Alive, CLOSE\r\n\r\nxyz";
     let mut c = client(vec![Conn::new(vec![in_pieces(r, 5)])]);
     let head = block_on(c.get(&url("http://h/f"), Some((2, None)))).unwrap();
@@ -608,9 +566,7 @@ fn folded_value_is_joined_before_it_is_parsed() {
     let r = b"HTTP/1.1 200 OK\r\nContent-Length:\r\n \t3\r\n\r\nabc";
     let mut c = client(vec![Conn::new(vec![in_pieces(r, 17)])]);
     assert_eq!(
-        block_on(c.get(&url("http://h/f"), None))
-            .unwrap()
-            .content_length,
+        block_on(c.get(&url("http://h/f"), None)).unwrap().content_length,
         Some(3)
     );
     assert_eq!(read_all(&mut c, 8).unwrap(), b"abc");
@@ -651,9 +607,7 @@ fn header_line_longer_than_the_buffer_is_too_large() {
 
 #[test]
 fn endless_head_is_too_large() {
-    let lines: Vec<String> = (0..400)
-        .map(|i| format!("X-Filler-{i}: {}", "f".repeat(20)))
-        .collect();
+    let lines: Vec<String> = (0..400).map(|i| format!("X-Filler-{i}: {}", "f".repeat(20))).collect();
     let headers: Vec<&str> = lines.iter().map(String::as_str).collect();
     let r = response("200 OK", &headers, b"");
     let mut c = client(vec![Conn::new(vec![in_pieces(&r, 512)])]);
@@ -668,22 +622,13 @@ fn malformed_heads() {
     for (r, what) in [
         (&b"HTTP/2 200 OK\r\n\r\n"[..], "not HTTP/1.x"),
         (b"<html>hello</html>\r\n\r\n", "not HTTP at all"),
-        (
-            b"HTTP/1.1 200 OK\r\nNoColonHere\r\n\r\n",
-            "header without colon",
-        ),
-        (
-            b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n",
-            "non-numeric length",
-        ),
+        (b"HTTP/1.1 200 OK\r\nNoColonHere\r\n\r\n", "header without colon"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n", "non-numeric length"),
         (
             b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
             "conflicting lengths",
         ),
-        (
-            b"HTTP/1.1 200 OK\r\nContent Length: 1\r\n\r\n",
-            "space in header name",
-        ),
+        (b"HTTP/1.1 200 OK\r\nContent Length: 1\r\n\r\n", "space in header name"),
     ] {
         let mut c = client(vec![Conn::new(vec![vec![data(r)]])]);
         let e = block_on(c.get(&url("http://h/f"), None)).unwrap_err();
@@ -694,11 +639,7 @@ fn malformed_heads() {
 
 #[test]
 fn chunked_transfer_encoding_is_refused_clearly() {
-    let r = response(
-        "200 OK",
-        &["Transfer-Encoding: chunked"],
-        b"5\r\nhello\r\n0\r\n\r\n",
-    );
+    let r = response("200 OK", &["Transfer-Encoding: chunked"], b"5\r\nhello\r\n0\r\n\r\n");
     let mut c = client(vec![Conn::new(vec![vec![data(r)]])]);
     let e = block_on(c.get(&url("http://h/f"), None)).unwrap_err();
     assert_eq!(e, HttpError::UnsupportedTransferEncoding);
@@ -738,18 +679,10 @@ fn client_errors_stop_server_errors_retry() {
         ("404 Not Found", HttpError::ClientError(404), false),
         ("408 Request Timeout", HttpError::ClientError(408), true),
         ("429 Too Many Requests", HttpError::ClientError(429), true),
-        (
-            "500 Internal Server Error",
-            HttpError::ServerError(500),
-            true,
-        ),
+        ("500 Internal Server Error", HttpError::ServerError(500), true),
         ("503 Service Unavailable", HttpError::ServerError(503), true),
         ("204 No Content", HttpError::UnexpectedStatus(204), false),
-        (
-            "300 Multiple Choices",
-            HttpError::UnexpectedStatus(300),
-            false,
-        ),
+        ("300 Multiple Choices", HttpError::UnexpectedStatus(300), false),
     ] {
         let r = response(status, &["Content-Length: 9"], b"not found");
         let mut c = client(vec![Conn::new(vec![vec![data(r)]])]);
@@ -762,10 +695,7 @@ fn client_errors_stop_server_errors_retry() {
 #[test]
 fn small_error_body_is_drained_and_the_connection_reused() {
     let r404 = response("404 Not Found", &["Content-Length: 9"], b"not found");
-    let mut c = client(vec![Conn::new(vec![
-        in_pieces(&r404, 20),
-        vec![data(ok_200(b"ok"))],
-    ])]);
+    let mut c = client(vec![Conn::new(vec![in_pieces(&r404, 20), vec![data(ok_200(b"ok"))]])]);
     assert_eq!(
         block_on(c.get(&url("http://h/missing"), None)),
         Err(HttpError::ClientError(404))
@@ -777,11 +707,7 @@ fn small_error_body_is_drained_and_the_connection_reused() {
 
 #[test]
 fn large_error_body_costs_a_reconnect() {
-    let r500 = response(
-        "500 Internal Server Error",
-        &["Content-Length: 100000"],
-        b"",
-    );
+    let r500 = response("500 Internal Server Error", &["Content-Length: 100000"], b"");
     let mut c = client(vec![
         Conn::new(vec![vec![data(r500)]]),
         Conn::new(vec![vec![data(ok_200(b"ok"))]]),
@@ -801,10 +727,7 @@ fn large_error_body_costs_a_reconnect() {
 fn absolute_redirect_to_another_host_reconnects_and_keeps_the_range() {
     let redirect = response(
         "302 Found",
-        &[
-            "Location: http://cdn.example:8081/images/abc.bin",
-            "Content-Length: 0",
-        ],
+        &["Location: http://cdn.example:8081/images/abc.bin", "Content-Length: 0"],
         b"",
     );
     let mut c = client(vec![
@@ -821,16 +744,11 @@ fn absolute_redirect_to_another_host_reconnects_and_keeps_the_range() {
     );
     let reqs = sock.requests();
     assert!(
-        reqs[1].starts_with(
-            "GET /images/abc.bin HTTP/1.1\r\nHost: cdn.example:8081\r\nRange: bytes=10-\r\n"
-        ),
+        reqs[1].starts_with("GET /images/abc.bin HTTP/1.1\r\nHost: cdn.example:8081\r\nRange: bytes=10-\r\n"),
         "{}",
         reqs[1]
     );
-    assert_eq!(
-        c.effective_url(),
-        Some("http://cdn.example:8081/images/abc.bin")
-    );
+    assert_eq!(c.effective_url(), Some("http://cdn.example:8081/images/abc.bin"));
 }
 
 #[test]
@@ -857,22 +775,11 @@ fn path_only_redirect_reuses_the_connection() {
 
 #[test]
 fn relative_redirect_resolves_against_the_directory() {
-    for status in [
-        "303 See Other",
-        "307 Temporary Redirect",
-        "308 Permanent Redirect",
-    ] {
+    for status in ["303 See Other", "307 Temporary Redirect", "308 Permanent Redirect"] {
         let redirect = response(status, &["location: abc.bin", "Content-Length: 0"], b"");
-        let mut c = client(vec![Conn::new(vec![
-            vec![data(redirect)],
-            vec![data(ok_200(b"x"))],
-        ])]);
+        let mut c = client(vec![Conn::new(vec![vec![data(redirect)], vec![data(ok_200(b"x"))]])]);
         block_on(c.get(&url("http://h/fw/latest?ch=beta"), None)).unwrap();
-        assert_eq!(
-            c.socket().request_lines()[1],
-            "GET /fw/abc.bin HTTP/1.1",
-            "{status}"
-        );
+        assert_eq!(c.socket().request_lines()[1], "GET /fw/abc.bin HTTP/1.1", "{status}");
     }
 }
 
@@ -888,21 +795,12 @@ fn redirect_on_a_closing_connection_reconnects_to_the_same_host() {
         Conn::new(vec![vec![data(ok_200(b"x"))]]),
     ]);
     block_on(c.get(&url("http://h/a"), None)).unwrap();
-    assert_eq!(
-        c.socket().connects,
-        vec![("h".into(), 80), ("h".into(), 80)]
-    );
+    assert_eq!(c.socket().connects, vec![("h".into(), 80), ("h".into(), 80)]);
 }
 
 #[test]
 fn five_redirects_are_followed_six_are_too_many() {
-    let hop = |i: usize| {
-        response(
-            "302 Found",
-            &[&format!("Location: /hop{i}"), "Content-Length: 0"],
-            b"",
-        )
-    };
+    let hop = |i: usize| response("302 Found", &[&format!("Location: /hop{i}"), "Content-Length: 0"], b"");
     let mut responses: Vec<Vec<Step>> = (1..=5).map(|i| vec![data(hop(i))]).collect();
     responses.push(vec![data(ok_200(b"end"))]);
     let mut c = client(vec![Conn::new(responses)]);
@@ -950,10 +848,7 @@ fn redirect_target_too_long_for_the_url_buffer() {
     let location = format!("Location: /{}", "p".repeat(MAX_URL_LEN));
     let r = response("302 Found", &[&location, "Content-Length: 0"], b"");
     let mut c = client(vec![Conn::new(vec![vec![data(r)]])]);
-    assert_eq!(
-        block_on(c.get(&url("http://h/a"), None)),
-        Err(HttpError::UrlTooLong)
-    );
+    assert_eq!(block_on(c.get(&url("http://h/a"), None)), Err(HttpError::UrlTooLong));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -991,10 +886,7 @@ fn no_reuse_after_connection_close_or_http10() {
         ("HTTP/1.0", "Connection: keep-alive"),
     ] {
         let r = format!("{version} 200 OK\r\n{header}\r\nContent-Length: 2\r\n\r\nok").into_bytes();
-        let mut c = client(vec![
-            Conn::new(vec![vec![data(&r)]]),
-            Conn::new(vec![vec![data(&r)]]),
-        ]);
+        let mut c = client(vec![Conn::new(vec![vec![data(&r)]]), Conn::new(vec![vec![data(&r)]])]);
         let head = block_on(c.get(&url("http://h/f"), None)).unwrap();
         assert!(!head.keep_alive, "{version} {header}");
         assert_eq!(read_all(&mut c, 8).unwrap(), b"ok");
@@ -1084,10 +976,7 @@ fn stale_keep_alive_write_failure_is_retried() {
 #[test]
 fn stale_retry_happens_only_once() {
     let mut c = client(vec![
-        Conn::new(vec![
-            vec![data(ok_200(b"1"))],
-            vec![Step::Fail(SocketError::Closed)],
-        ]),
+        Conn::new(vec![vec![data(ok_200(b"1"))], vec![Step::Fail(SocketError::Closed)]]),
         Conn::new(vec![vec![Step::Fail(SocketError::Closed)]]),
         Conn::new(vec![vec![data(ok_200(b"never reached"))]]),
     ]);
@@ -1104,10 +993,7 @@ fn failure_after_response_bytes_on_a_reused_connection_is_not_retried() {
     let mut c = client(vec![
         Conn::new(vec![
             vec![data(ok_200(b"1"))],
-            vec![
-                data("HTTP/1.1 200 OK\r\nContent-Le"),
-                Step::Fail(SocketError::Closed),
-            ],
+            vec![data("HTTP/1.1 200 OK\r\nContent-Le"), Step::Fail(SocketError::Closed)],
         ]),
         Conn::new(vec![vec![data(ok_200(b"never reached"))]]),
     ]);
@@ -1126,11 +1012,7 @@ fn fresh_connection_closing_before_a_response_is_a_socket_error() {
     let e = block_on(c.get(&url("http://h/f"), None)).unwrap_err();
     assert_eq!(e, HttpError::Socket(SocketError::Closed));
     assert!(e.is_retryable());
-    assert_eq!(
-        c.socket().connects.len(),
-        1,
-        "no retry on a connection that was fresh"
-    );
+    assert_eq!(c.socket().connects.len(), 1, "no retry on a connection that was fresh");
 }
 
 #[test]
@@ -1150,16 +1032,10 @@ fn connect_failure_is_retryable() {
 
 #[test]
 fn connection_ending_mid_body_is_truncation() {
-    for (name, end) in [
-        ("eof", Step::Eof),
-        ("reset", Step::Fail(SocketError::Closed)),
-    ] {
+    for (name, end) in [("eof", Step::Eof), ("reset", Step::Fail(SocketError::Closed))] {
         let whole = ok_200(&body_of(1000));
         let head_len = whole.len() - 1000;
-        let mut c = client(vec![Conn::new(vec![vec![
-            data(&whole[..head_len + 600]),
-            end,
-        ]])]);
+        let mut c = client(vec![Conn::new(vec![vec![data(&whole[..head_len + 600]), end]])]);
         block_on(c.get(&url("http://h/f"), None)).unwrap();
         let e = read_all(&mut c, 256).unwrap_err();
         assert_eq!(
@@ -1244,10 +1120,7 @@ fn bytes_beyond_content_length_are_not_body() {
     // trusted for another request.
     let mut c = client(vec![
         Conn::new(vec![vec![data(
-            ok_200(b"hello")
-                .into_iter()
-                .chain(*b"EXTRA")
-                .collect::<Vec<_>>(),
+            ok_200(b"hello").into_iter().chain(*b"EXTRA").collect::<Vec<_>>(),
         )]]),
         Conn::new(vec![vec![data(ok_200(b"2"))]]),
     ]);

@@ -37,22 +37,13 @@ fn accepts_http_urls() {
             path: "/x"
         }
     );
-    assert_eq!(
-        Url::parse("http://my_host-1.local:65535/").unwrap().port,
-        65535
-    );
+    assert_eq!(Url::parse("http://my_host-1.local:65535/").unwrap().port, 65535);
 }
 
 #[test]
 fn displays_in_normal_form() {
-    assert_eq!(
-        Url::parse("HTTP://h:80/x").unwrap().to_string(),
-        "http://h/x"
-    );
-    assert_eq!(
-        Url::parse("http://h:81").unwrap().to_string(),
-        "http://h:81/"
-    );
+    assert_eq!(Url::parse("HTTP://h:80/x").unwrap().to_string(), "http://h/x");
+    assert_eq!(Url::parse("http://h:81").unwrap().to_string(), "http://h:81/");
 }
 
 #[test]

@@ -64,13 +64,7 @@ fn parse_err(text: &str) -> ProfileError {
 
 /// Checks kind, key and line, and that the message names the file, the key and each
 /// `needle`.
-fn assert_error(
-    e: &ProfileError,
-    kind: ProfileErrorKind,
-    key: &str,
-    line: Option<usize>,
-    needles: &[&str],
-) {
+fn assert_error(e: &ProfileError, kind: ProfileErrorKind, key: &str, line: Option<usize>, needles: &[&str]) {
     let text = e.to_string();
     assert_eq!(e.kind(), kind, "{text}");
     assert_eq!(e.key(), Some(key), "{text}");
@@ -79,10 +73,7 @@ fn assert_error(
     assert!(text.contains(key), "{text}");
     if let Some(line) = line {
         assert_eq!(e.line(), Some(line), "{text}");
-        assert!(
-            text.starts_with(&format!("bench/test.toml:{line}:")),
-            "{text}"
-        );
+        assert!(text.starts_with(&format!("bench/test.toml:{line}:")), "{text}");
     }
     assert!(!e.help().is_empty(), "{text}");
     for needle in needles {
@@ -116,11 +107,8 @@ fn c3_profile_loads_with_defaults() {
     assert_eq!(p.network.nat_idle_timeout_s, 30);
     assert_eq!(p.network.safety_factor, 0.5);
     assert_eq!(p.flash.size, FlashSize::Mb4);
-    assert_eq!(
-        (p.download.chunk_min, p.download.chunk_max),
-        (4096, 512 * 1024)
-    );
-    assert_eq!(p.download.retries, 8);
+    assert_eq!((p.download.chunk_min, p.download.chunk_max), (4096, 512 * 1024));
+    assert_eq!(p.download.retries, 12);
     assert_eq!(p.backoff_initial(), Duration::from_millis(500));
     assert_eq!(p.backoff_max(), Duration::from_secs(30));
     assert_eq!(
@@ -186,18 +174,11 @@ fn syntax_error_has_line_and_column() {
     assert_eq!(e.kind(), ProfileErrorKind::Syntax);
     assert_eq!((e.line(), e.column()), (Some(8), Some(8)), "{e}");
     let text = e.to_string();
-    assert!(
-        text.starts_with("bench/test.toml:8:8: TOML syntax error"),
-        "{text}"
-    );
+    assert!(text.starts_with("bench/test.toml:8:8: TOML syntax error"), "{text}");
     assert!(text.contains("line 8, column 8"), "{text}");
 
     let e = parse_err("[device\nchip = \"esp32\"\n");
-    assert_eq!(
-        (e.kind(), e.line()),
-        (ProfileErrorKind::Syntax, Some(1)),
-        "{e}"
-    );
+    assert_eq!((e.kind(), e.line()), (ProfileErrorKind::Syntax, Some(1)), "{e}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -226,34 +207,22 @@ fn unknown_top_level_table_is_rejected() {
         ProfileErrorKind::UnknownKey,
         "release",
         None,
-        &[
-            "top-level",
-            "device, modem, network, download, flash, slots",
-        ],
+        &["top-level", "device, modem, network, download, flash, slots"],
     );
     assert_eq!(e.line(), Some(BASE.lines().count() + 2));
 }
 
 #[test]
 fn unknown_key_in_a_slot_table() {
-    let e = parse_err(&with(
-        "ota_1 =",
-        "ota_1 = { offset = 0x1F0000, sise = 0x1E0000 }",
-    ));
+    let e = parse_err(&with("ota_1 =", "ota_1 = { offset = 0x1F0000, sise = 0x1E0000 }"));
     assert_error(
         &e,
         ProfileErrorKind::UnknownKey,
         "slots.ota_1.sise",
         Some(22),
-        &[
-            "known keys of [slots.ota_1]: offset, size",
-            "did you mean `size`",
-        ],
+        &["known keys of [slots.ota_1]: offset, size", "did you mean `size`"],
     );
-    let e = parse_err(&with(
-        "ota_1 =",
-        "factory = { offset = 0x1F0000, size = 0x1E0000 }",
-    ));
+    let e = parse_err(&with("ota_1 =", "factory = { offset = 0x1F0000, size = 0x1E0000 }"));
     assert_error(
         &e,
         ProfileErrorKind::UnknownKey,
@@ -313,13 +282,7 @@ fn wrong_type_says_what_was_expected() {
         &["must be a table", "offset = 0x"],
     );
     let e = parse_err("device = 3\n");
-    assert_error(
-        &e,
-        ProfileErrorKind::WrongType,
-        "device",
-        Some(1),
-        &["[device]"],
-    );
+    assert_error(&e, ProfileErrorKind::WrongType, "device", Some(1), &["[device]"]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -348,10 +311,7 @@ fn unknown_chip_and_dialect_name_the_choices() {
         ProfileErrorKind::BadValue,
         "device.chip",
         Some(3),
-        &[
-            "esp32s2",
-            "\"esp32\", \"esp32s3\", \"esp32c3\", \"esp32c6\"",
-        ],
+        &["esp32s2", "\"esp32\", \"esp32s3\", \"esp32c3\", \"esp32c6\""],
     );
     let e = parse_err(&with("dialect =", "dialect = \"bg96\""));
     assert_error(
@@ -374,29 +334,11 @@ fn unknown_chip_and_dialect_name_the_choices() {
 #[test]
 fn apn_rules() {
     let e = parse_err(&with("apn =", "apn = \"\""));
-    assert_error(
-        &e,
-        ProfileErrorKind::BadValue,
-        "modem.apn",
-        Some(9),
-        &["not 1 to 63"],
-    );
+    assert_error(&e, ProfileErrorKind::BadValue, "modem.apn", Some(9), &["not 1 to 63"]);
     let e = parse_err(&with("apn =", &format!("apn = \"{}\"", "a".repeat(64))));
-    assert_error(
-        &e,
-        ProfileErrorKind::BadValue,
-        "modem.apn",
-        Some(9),
-        &["64 characters"],
-    );
+    assert_error(&e, ProfileErrorKind::BadValue, "modem.apn", Some(9), &["64 characters"]);
     let e = parse_err(&with("apn =", "apn = \"inter\\\"net\""));
-    assert_error(
-        &e,
-        ProfileErrorKind::BadValue,
-        "modem.apn",
-        Some(9),
-        &["AT+CGDCONT"],
-    );
+    assert_error(&e, ProfileErrorKind::BadValue, "modem.apn", Some(9), &["AT+CGDCONT"]);
     let e = parse_err(&with("apn =", "apn = \"int\u{e9}rnet\""));
     assert_error(
         &e,
@@ -405,13 +347,7 @@ fn apn_rules() {
         Some(9),
         &["printable ASCII"],
     );
-    assert!(
-        Profile::parse(
-            &with("apn =", &format!("apn = \"{}\"", "a".repeat(63))),
-            "x"
-        )
-        .is_ok()
-    );
+    assert!(Profile::parse(&with("apn =", &format!("apn = \"{}\"", "a".repeat(63))), "x").is_ok());
 }
 
 #[test]
@@ -486,10 +422,7 @@ fn download_ranges() {
         Some(15),
         &["without pause"],
     );
-    let e = parse_err(&with(
-        "chunk_min",
-        "backoff_initial_ms = 5000\nbackoff_max_ms = 1000",
-    ));
+    let e = parse_err(&with("chunk_min", "backoff_initial_ms = 5000\nbackoff_max_ms = 1000"));
     assert_error(
         &e,
         ProfileErrorKind::BadValue,
@@ -556,10 +489,7 @@ fn missing_required_keys() {
 
 #[test]
 fn app_slot_must_be_64k_aligned() {
-    let e = parse_err(&with(
-        "ota_1 =",
-        "ota_1 = { offset = 0x1F8000, size = 0x1E0000 }",
-    ));
+    let e = parse_err(&with("ota_1 =", "ota_1 = { offset = 0x1F8000, size = 0x1E0000 }"));
     assert_error(
         &e,
         ProfileErrorKind::Layout,
@@ -571,10 +501,7 @@ fn app_slot_must_be_64k_aligned() {
 
 #[test]
 fn sizes_must_be_whole_sectors() {
-    let e = parse_err(&with(
-        "ota_1 =",
-        "ota_1 = { offset = 0x1F0000, size = 0x1E0001 }",
-    ));
+    let e = parse_err(&with("ota_1 =", "ota_1 = { offset = 0x1F0000, size = 0x1E0001 }"));
     assert_error(
         &e,
         ProfileErrorKind::Layout,
@@ -594,10 +521,7 @@ fn sizes_must_be_whole_sectors() {
 
 #[test]
 fn slots_must_not_overlap() {
-    let e = parse_err(&with(
-        "ota_1 =",
-        "ota_1 = { offset = 0x100000, size = 0x1E0000 }",
-    ));
+    let e = parse_err(&with("ota_1 =", "ota_1 = { offset = 0x100000, size = 0x1E0000 }"));
     assert_error(
         &e,
         ProfileErrorKind::Layout,
@@ -609,10 +533,7 @@ fn slots_must_not_overlap() {
         ],
     );
     // An app slot over otadata.
-    let e = parse_err(&with(
-        "ota_0 =",
-        "ota_0 = { offset = 0x0, size = 0x1E0000 }",
-    ));
+    let e = parse_err(&with("ota_0 =", "ota_0 = { offset = 0x0, size = 0x1E0000 }"));
     assert_eq!(e.kind(), ProfileErrorKind::Layout);
     let e = parse_err(&with(
         "ota_0 =",
@@ -641,13 +562,7 @@ fn regions_stay_clear_of_the_bootloader_and_partition_table() {
         "ota_0 =",
         "nvs = { offset = 0x8000, size = 0x5000 }\nota_0 = { offset = 0x10000, size = 0x1E0000 }",
     ));
-    assert_error(
-        &e,
-        ProfileErrorKind::Layout,
-        "slots.nvs.offset",
-        Some(21),
-        &["0x8000"],
-    );
+    assert_error(&e, ProfileErrorKind::Layout, "slots.nvs.offset", Some(21), &["0x8000"]);
 }
 
 #[test]

@@ -283,7 +283,10 @@ mod tests {
         let t0 = crate::time::now();
         f.erase(0, 2 * SECTOR as u32).await.unwrap();
         f.write(0, &[0u8; 1024]).await.unwrap();
-        assert_eq!(crate::time::now() - t0, Duration::from_millis(90) + Duration::from_micros(1600));
+        assert_eq!(
+            crate::time::now() - t0,
+            Duration::from_millis(90) + Duration::from_micros(1600)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -304,7 +307,10 @@ mod tests {
         assert_eq!(f.write(SECTOR as u32, &[0; 4]).await, Err(FlashError::PowerLost));
         let after = f.snapshot(0, SECTOR);
         assert!(after[..SECTOR / 2].iter().all(|&b| b == 0xFF));
-        assert!(after[SECTOR / 2..].iter().all(|&b| b == 0x00), "a cut erase is only half done");
+        assert!(
+            after[SECTOR / 2..].iter().all(|&b| b == 0x00),
+            "a cut erase is only half done"
+        );
         f.power_on();
         f.erase(0, SECTOR as u32).await.unwrap();
     }

@@ -9,6 +9,6 @@ pub mod modem;
 pub mod net;
 pub mod origin;
 pub mod pipe;
+pub mod scenario;
 pub mod time;
 pub mod uart;
-pub mod scenario;

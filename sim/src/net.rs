@@ -194,7 +194,12 @@ impl Network {
     /// Serves `host:port`.
     pub fn listen(&self, host: &str, port: u16) -> Listener {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.shared.state.lock().expect("net lock").listeners.insert(format!("{host}:{port}"), tx);
+        self.shared
+            .state
+            .lock()
+            .expect("net lock")
+            .listeners
+            .insert(format!("{host}:{port}"), tx);
         Listener { rx }
     }
 
@@ -227,9 +232,20 @@ impl Network {
             capacity: 1 << 20,
             blocking_write: false,
         });
-        let link = Arc::new(Link { down: down_w.control(), up: up_w.control() });
-        let modem_end = Connection { reader: down_r, writer: up_w, link: link.clone() };
-        let origin_end = Connection { reader: up_r, writer: down_w, link: link.clone() };
+        let link = Arc::new(Link {
+            down: down_w.control(),
+            up: up_w.control(),
+        });
+        let modem_end = Connection {
+            reader: down_r,
+            writer: up_w,
+            link: link.clone(),
+        };
+        let origin_end = Connection {
+            reader: up_r,
+            writer: down_w,
+            link: link.clone(),
+        };
         if listener.send(origin_end).is_err() {
             return Err(ConnectError::Refused(key));
         }
@@ -301,7 +317,10 @@ mod tests {
 
     fn net(idle_s: Option<u64>, how: NatExpiry) -> Network {
         time::use_virtual_time();
-        Network::new(NetConfig::lte(NatConfig { idle_timeout: idle_s.map(Duration::from_secs), on_expiry: how }))
+        Network::new(NetConfig::lte(NatConfig {
+            idle_timeout: idle_s.map(Duration::from_secs),
+            on_expiry: how,
+        }))
     }
 
     #[tokio::test(start_paused = true)]
@@ -315,9 +334,18 @@ mod tests {
         time::sleep(Duration::from_secs(58)).await;
         assert!(modem.is_open());
         let mut buf = [0u8; 100];
-        assert_eq!(modem.read(&mut buf).await.unwrap(), 100, "data is readable before expiry");
+        assert_eq!(
+            modem.read(&mut buf).await.unwrap(),
+            100,
+            "data is readable before expiry"
+        );
         time::sleep(Duration::from_secs(2)).await;
-        assert_eq!(modem.read(&mut buf).await, Err(PipeError::Reset), "unread data gone after {:?}", time::now() - t0);
+        assert_eq!(
+            modem.read(&mut buf).await,
+            Err(PipeError::Reset),
+            "unread data gone after {:?}",
+            time::now() - t0
+        );
         assert_eq!(net.stats().nat_expiries, 1);
     }
 
@@ -352,6 +380,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn refused_without_listener() {
         let net = net(None, NatExpiry::Reset);
-        assert!(matches!(net.connect("nowhere", 80).await, Err(ConnectError::Refused(_))));
+        assert!(matches!(
+            net.connect("nowhere", 80).await,
+            Err(ConnectError::Refused(_))
+        ));
     }
 }

@@ -76,7 +76,11 @@ pub struct OriginHandle {
 
 impl OriginHandle {
     pub fn put(&self, path: &str, data: Vec<u8>) {
-        self.shared.files.lock().expect("origin lock").insert(path.to_string(), Arc::new(data));
+        self.shared
+            .files
+            .lock()
+            .expect("origin lock")
+            .insert(path.to_string(), Arc::new(data));
     }
 
     pub fn set_behaviour(&self, f: impl FnOnce(&mut OriginBehaviour)) {
@@ -139,7 +143,11 @@ fn parse_request(buf: &[u8]) -> Parse {
             };
             let close = header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) || req.version == Some(0);
             Parse::Done(
-                Request { path: req.path.unwrap_or("/").to_string(), range: header("range"), close },
+                Request {
+                    path: req.path.unwrap_or("/").to_string(),
+                    range: header("range"),
+                    close,
+                },
                 n,
             )
         }
@@ -190,7 +198,9 @@ async fn serve_connection(mut conn: Connection, shared: Arc<OriginShared>) {
             match parse_request(&pending) {
                 Parse::Done(req, n) => break (req, n),
                 Parse::Bad => {
-                    let _ = conn.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+                    let _ = conn
+                        .write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .await;
                     conn.shutdown();
                     return;
                 }
@@ -232,36 +242,60 @@ async fn respond(conn: &Connection, req: &Request, shared: &OriginShared) -> Res
         if transient {
             b.ignore_range_next -= 1;
         }
-        (fail, b.ignore_range || transient, b.rate_limit, b.redirects.get(&req.path).cloned())
+        (
+            fail,
+            b.ignore_range || transient,
+            b.rate_limit,
+            b.redirects.get(&req.path).cloned(),
+        )
     };
     if fail {
         c.errors_5xx.fetch_add(1, Ordering::Relaxed);
         let body = "Service Unavailable\n";
-        let head = format!("HTTP/1.1 503 Service Unavailable\r\n{SERVER_HEADERS}Content-Length: {}\r\nConnection: {conn_header}\r\n\r\n{body}", body.len());
+        let head = format!(
+            "HTTP/1.1 503 Service Unavailable\r\n{SERVER_HEADERS}Content-Length: {}\r\nConnection: {conn_header}\r\n\r\n{body}",
+            body.len()
+        );
         return conn.write(head.as_bytes()).await;
     }
     if let Some(location) = redirect {
-        let head = format!("HTTP/1.1 302 Found\r\n{SERVER_HEADERS}Location: {location}\r\nContent-Length: 0\r\nConnection: {conn_header}\r\n\r\n");
+        let head = format!(
+            "HTTP/1.1 302 Found\r\n{SERVER_HEADERS}Location: {location}\r\nContent-Length: 0\r\nConnection: {conn_header}\r\n\r\n"
+        );
         return conn.write(head.as_bytes()).await;
     }
     let file = shared.files.lock().expect("origin lock").get(&req.path).cloned();
     let Some(file) = file else {
-        let head = format!("HTTP/1.1 404 Not Found\r\n{SERVER_HEADERS}Content-Length: 0\r\nConnection: {conn_header}\r\n\r\n");
+        let head =
+            format!("HTTP/1.1 404 Not Found\r\n{SERVER_HEADERS}Content-Length: 0\r\nConnection: {conn_header}\r\n\r\n");
         return conn.write(head.as_bytes()).await;
     };
     let len = file.len() as u64;
-    let range = if ignore_range { None } else { req.range.as_deref().and_then(|r| parse_range(r, len)) };
+    let range = if ignore_range {
+        None
+    } else {
+        req.range.as_deref().and_then(|r| parse_range(r, len))
+    };
     let (status, start, end) = match range {
         Some(Ok((a, b))) => ("206 Partial Content", a, b),
         Some(Err(())) => {
-            let head = format!("HTTP/1.1 416 Range Not Satisfiable\r\n{SERVER_HEADERS}Content-Range: bytes */{len}\r\nContent-Length: 0\r\nConnection: {conn_header}\r\n\r\n");
+            let head = format!(
+                "HTTP/1.1 416 Range Not Satisfiable\r\n{SERVER_HEADERS}Content-Range: bytes */{len}\r\nContent-Length: 0\r\nConnection: {conn_header}\r\n\r\n"
+            );
             return conn.write(head.as_bytes()).await;
         }
         None => ("200 OK", 0, len.saturating_sub(1)),
     };
-    let body = if len == 0 { &file[..0] } else { &file[start as usize..=end as usize] };
-    let content_range =
-        if range.is_some() { format!("Content-Range: bytes {start}-{end}/{len}\r\n") } else { String::new() };
+    let body = if len == 0 {
+        &file[..0]
+    } else {
+        &file[start as usize..=end as usize]
+    };
+    let content_range = if range.is_some() {
+        format!("Content-Range: bytes {start}-{end}/{len}\r\n")
+    } else {
+        String::new()
+    };
     let head = format!(
         "HTTP/1.1 {status}\r\n{SERVER_HEADERS}Content-Length: {}\r\n{content_range}Keep-Alive: timeout=5, max=100\r\nConnection: {conn_header}\r\nContent-Type: application/octet-stream\r\n\r\n",
         body.len()
@@ -314,7 +348,10 @@ mod tests {
 
     fn setup() -> (Network, OriginHandle) {
         time::use_virtual_time();
-        let net = Network::new(NetConfig::lte(NatConfig { idle_timeout: None, on_expiry: NatExpiry::Reset }));
+        let net = Network::new(NetConfig::lte(NatConfig {
+            idle_timeout: None,
+            on_expiry: NatExpiry::Reset,
+        }));
         let origin = spawn_origin(net.listen("origin", 80), OriginBehaviour::default());
         origin.put("/fw.bin", (0..=255u8).cycle().take(10_000).collect());
         (net, origin)
@@ -324,14 +361,22 @@ mod tests {
     async fn range_gives_206_with_content_range() {
         let (net, _o) = setup();
         let mut c = net.connect("origin", 80).await.unwrap();
-        let r = exchange(&mut c, "GET /fw.bin HTTP/1.1\r\nHost: origin\r\nRange: bytes=100-199\r\n\r\n").await;
+        let r = exchange(
+            &mut c,
+            "GET /fw.bin HTTP/1.1\r\nHost: origin\r\nRange: bytes=100-199\r\n\r\n",
+        )
+        .await;
         let text = String::from_utf8_lossy(&r);
         assert!(text.starts_with("HTTP/1.1 206 Partial Content\r\n"));
         assert!(text.contains("Content-Range: bytes 100-199/10000\r\n"));
         let body = &r[r.len() - 100..];
         assert_eq!(body, &(100..200).map(|i| (i % 256) as u8).collect::<Vec<_>>()[..]);
         // Keep-alive: a second request on the same connection.
-        let r = exchange(&mut c, "GET /fw.bin HTTP/1.1\r\nHost: origin\r\nRange: bytes=9990-\r\n\r\n").await;
+        let r = exchange(
+            &mut c,
+            "GET /fw.bin HTTP/1.1\r\nHost: origin\r\nRange: bytes=9990-\r\n\r\n",
+        )
+        .await;
         assert!(String::from_utf8_lossy(&r).contains("Content-Range: bytes 9990-9999/10000\r\n"));
     }
 
@@ -339,15 +384,30 @@ mod tests {
     async fn unsatisfiable_range_is_416_and_ignored_range_is_200() {
         let (net, o) = setup();
         let mut c = net.connect("origin", 80).await.unwrap();
-        let r = exchange(&mut c, "GET /fw.bin HTTP/1.1\r\nHost: origin\r\nRange: bytes=10000-\r\n\r\n").await;
+        let r = exchange(
+            &mut c,
+            "GET /fw.bin HTTP/1.1\r\nHost: origin\r\nRange: bytes=10000-\r\n\r\n",
+        )
+        .await;
         assert!(String::from_utf8_lossy(&r).contains("416 Range Not Satisfiable\r\n"));
         assert!(String::from_utf8_lossy(&r).contains("Content-Range: bytes */10000\r\n"));
         o.set_behaviour(|b| b.ignore_range_next = 1);
-        let r = exchange(&mut c, "GET /fw.bin HTTP/1.1\r\nHost: origin\r\nRange: bytes=5-9\r\n\r\n").await;
+        let r = exchange(
+            &mut c,
+            "GET /fw.bin HTTP/1.1\r\nHost: origin\r\nRange: bytes=5-9\r\n\r\n",
+        )
+        .await;
         assert!(String::from_utf8_lossy(&r).starts_with("HTTP/1.1 200 OK\r\n"));
         assert!(r.len() > 10_000);
-        let r = exchange(&mut c, "GET /fw.bin HTTP/1.1\r\nHost: origin\r\nRange: bytes=5-9\r\n\r\n").await;
-        assert!(String::from_utf8_lossy(&r).starts_with("HTTP/1.1 206"), "the transient fault is over");
+        let r = exchange(
+            &mut c,
+            "GET /fw.bin HTTP/1.1\r\nHost: origin\r\nRange: bytes=5-9\r\n\r\n",
+        )
+        .await;
+        assert!(
+            String::from_utf8_lossy(&r).starts_with("HTTP/1.1 206"),
+            "the transient fault is over"
+        );
     }
 
     #[tokio::test(start_paused = true)]

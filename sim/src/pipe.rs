@@ -143,7 +143,10 @@ pub struct PipeControl {
 
 /// Makes a pipe.
 pub fn pipe(cfg: PipeConfig) -> (PipeWriter, PipeReader) {
-    assert!(cfg.batch > 0 && cfg.capacity > 0, "pipe batch and capacity must be positive");
+    assert!(
+        cfg.batch > 0 && cfg.capacity > 0,
+        "pipe batch and capacity must be positive"
+    );
     let shared = Arc::new(Shared {
         cfg,
         inner: Mutex::new(Inner {
@@ -224,7 +227,9 @@ impl PipeWriter {
     }
 
     pub fn control(&self) -> PipeControl {
-        PipeControl { shared: self.shared.clone() }
+        PipeControl {
+            shared: self.shared.clone(),
+        }
     }
 }
 
@@ -261,7 +266,11 @@ impl PipeReader {
     pub fn available(&self) -> usize {
         let now = self.shared.now_ns();
         let inner = self.shared.lock();
-        inner.segments.iter().map(|seg| seg.arrived_by(now).saturating_sub(seg.read)).sum()
+        inner
+            .segments
+            .iter()
+            .map(|seg| seg.arrived_by(now).saturating_sub(seg.read))
+            .sum()
     }
 
     /// Reads bytes that have arrived, never waiting. `Ok(0)` means none right now;
@@ -357,7 +366,9 @@ impl PipeReader {
     }
 
     pub fn control(&self) -> PipeControl {
-        PipeControl { shared: self.shared.clone() }
+        PipeControl {
+            shared: self.shared.clone(),
+        }
     }
 }
 
@@ -384,7 +395,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn reset_discards_unread_and_close_keeps_it() {
-        let cfg = PipeConfig { bytes_per_sec: None, latency: Duration::ZERO, batch: 64, capacity: 1 << 20, blocking_write: false };
+        let cfg = PipeConfig {
+            bytes_per_sec: None,
+            latency: Duration::ZERO,
+            batch: 64,
+            capacity: 1 << 20,
+            blocking_write: false,
+        };
         let (tx, mut rx) = pipe(cfg);
         tx.write(b"hello").await.unwrap();
         tx.close();
@@ -401,7 +418,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn full_buffer_stalls_writer_until_read() {
-        let cfg = PipeConfig { bytes_per_sec: None, latency: Duration::ZERO, batch: 64, capacity: 8, blocking_write: false };
+        let cfg = PipeConfig {
+            bytes_per_sec: None,
+            latency: Duration::ZERO,
+            batch: 64,
+            capacity: 8,
+            blocking_write: false,
+        };
         let (tx, mut rx) = pipe(cfg);
         let writer = tokio::spawn(async move { tx.write(&[7u8; 20]).await });
         time::sleep(Duration::from_millis(10)).await;
@@ -418,7 +441,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn latency_delays_arrival() {
-        let cfg = PipeConfig { bytes_per_sec: None, latency: Duration::from_millis(40), batch: 64, capacity: 1024, blocking_write: false };
+        let cfg = PipeConfig {
+            bytes_per_sec: None,
+            latency: Duration::from_millis(40),
+            batch: 64,
+            capacity: 1024,
+            blocking_write: false,
+        };
         let (tx, mut rx) = pipe(cfg);
         let t0 = time::now();
         tx.write(b"abc").await.unwrap();

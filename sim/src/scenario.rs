@@ -2,11 +2,14 @@
 //! paced UART, NOR flash, and the device core running one update strategy, all in virtual
 //! time. The benchmark binary and the integration tests both run these.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use device_fw::http::HttpClient;
 use device_fw::modem::{Dialect as DeviceDialect, Modem, ModemConfig};
-use device_fw::ota::{ChunkPolicy, DownloadConfig, DownloadError, DownloadMode, ImageTarget, Slot, SlotWriter, download};
+use device_fw::ota::{DownloadConfig, DownloadError, DownloadMode, ImageTarget, OtaEvent, Slot, SlotWriter, download};
+use device_fw::profile::Profile;
 use rand::rngs::ChaCha8Rng;
 use rand::{Rng, RngExt, SeedableRng};
 use serde::Serialize;
@@ -45,7 +48,9 @@ pub enum Strategy {
 pub enum Faults {
     None,
     /// Seeded random transient faults of every kind.
-    Random { seed: u64 },
+    Random {
+        seed: u64,
+    },
 }
 
 /// Everything a run depends on.
@@ -65,6 +70,8 @@ pub struct RunSpec {
     pub faults: Faults,
     /// Give up (outcome "failed") after this much virtual time.
     pub deadline: Duration,
+    /// Print the engine's events with their virtual time to stderr.
+    pub trace: bool,
 }
 
 impl RunSpec {
@@ -79,14 +86,21 @@ impl RunSpec {
             image_bytes: SEED_IMAGE_BYTES,
             image_seed: 1,
             baud: 115_200,
-            nat: NatConfig { idle_timeout: Some(Duration::from_secs(59)), on_expiry: NatExpiry::Reset },
+            nat: NatConfig {
+                idle_timeout: Some(Duration::from_secs(59)),
+                on_expiry: NatExpiry::Reset,
+            },
             profile_nat_idle: Duration::from_secs(59),
             // The origin keeps an idle connection open longer than the NAT does (nginx's
             // default keepalive_timeout is 75 s), so the mapping, not the server, ends it.
-            origin: OriginBehaviour { keep_alive_timeout: Duration::from_secs(75), ..OriginBehaviour::default() },
+            origin: OriginBehaviour {
+                keep_alive_timeout: Duration::from_secs(75),
+                ..OriginBehaviour::default()
+            },
             modem_rx_buffer: 512 * 1024,
             faults: Faults::None,
             deadline: Duration::from_secs(3600),
+            trace: false,
         }
     }
 }
@@ -106,6 +120,8 @@ pub struct RunResult {
     pub nat_drops: u64,
     pub resumes: u32,
     pub requests: u32,
+    /// Transient faults injected during the run.
+    pub faults: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The slot holds exactly the image (checked against the bench's copy, not the device's
@@ -126,12 +142,19 @@ pub fn image(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// The OTA slot the bench writes: `ota_1` of the default 4 MB layout.
-pub const SLOT: Slot = Slot { offset: 0x1F_0000, size: 0x1E_0000 };
+pub const SLOT: Slot = Slot {
+    offset: 0x1F_0000,
+    size: 0x1E_0000,
+};
 pub const FLASH_BYTES: usize = 4 * 1024 * 1024;
 
 /// Runs one scenario on a fresh paused runtime.
 pub fn run(spec: &RunSpec) -> RunResult {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("tokio runtime");
     rt.block_on(run_in_runtime(spec))
 }
 
@@ -154,7 +177,13 @@ fn build_world(spec: &RunSpec, image: &[u8]) -> World {
     modem_cfg.rx_buffer = spec.modem_rx_buffer;
     let modem = spawn_modem(modem_cfg, modem_uart, net.clone());
     let flash = SimFlash::new(FLASH_BYTES, FlashTiming::ESP32_TYPICAL);
-    World { net, origin, modem, flash, device_uart }
+    World {
+        net,
+        origin,
+        modem,
+        flash,
+        device_uart,
+    }
 }
 
 fn device_dialect(d: EmuDialect) -> DeviceDialect {
@@ -164,17 +193,29 @@ fn device_dialect(d: EmuDialect) -> DeviceDialect {
     }
 }
 
-/// Engine settings the otactl strategy uses for a profile's NAT assumption and baud.
-pub fn otactl_config(nat_idle: Duration, baud: u32) -> DownloadConfig {
-    DownloadConfig {
-        mode: DownloadMode::Ranged,
-        policy: ChunkPolicy { nat_idle_us: nat_idle.as_micros() as u64, safety_permille: 500, min_chunk: 4096, max_chunk: 512 * 1024 },
-        uart_bytes_per_sec: baud / 10,
-        retries: 8,
-        backoff_initial_us: 500_000,
-        backoff_max_us: 30_000_000,
-        overlap_flash: true,
-    }
+/// The field profile (ESP32 + SIM7600) and the Cat-M profile (ESP32-C3 + SIM7080), as
+/// shipped in `profiles/`.
+pub fn profile_for(dialect: EmuDialect) -> Profile {
+    let (name, text) = match dialect {
+        EmuDialect::Sim7600 => (
+            "m5stack-core-sim7600.toml",
+            include_str!("../../profiles/m5stack-core-sim7600.toml"),
+        ),
+        EmuDialect::Sim7080 => (
+            "esp32c3-sim7080.toml",
+            include_str!("../../profiles/esp32c3-sim7080.toml"),
+        ),
+    };
+    Profile::parse(text, name).expect("shipped profiles are valid")
+}
+
+/// Engine settings the otactl strategy uses: the profile's, with the NAT timeout the
+/// device believes in.
+pub fn otactl_config(spec: &RunSpec) -> DownloadConfig {
+    let mut cfg = profile_for(spec.dialect).download_config();
+    cfg.policy.nat_idle_us = spec.profile_nat_idle.as_micros() as u64;
+    cfg.uart_bytes_per_sec = spec.baud / 10;
+    cfg
 }
 
 async fn run_in_runtime(spec: &RunSpec) -> RunResult {
@@ -194,27 +235,68 @@ async fn run_in_runtime(spec: &RunSpec) -> RunResult {
         return failed(spec, format!("modem bring-up failed: {bring_up:?}"));
     }
 
+    let injected = Arc::new(AtomicU64::new(0));
     let faults = match spec.faults {
-        Faults::Random { seed } => Some(tokio::spawn(inject_random_faults(seed, world.net.clone(), world.modem.clone(), world.origin.clone()))),
+        Faults::Random { seed } => Some(tokio::spawn(inject_random_faults(
+            seed,
+            world.net.clone(),
+            world.modem.clone(),
+            world.origin.clone(),
+            injected.clone(),
+            spec.trace,
+        ))),
         Faults::None => None,
     };
 
     let start = time::now();
     let mut http = HttpClient::new(modem);
-    let mut events = ();
-    let target = ImageTarget { url: &url, size: Some(image.len() as u64), sha256: Some(sha) };
+    let trace = spec.trace;
+    let mut events = |e: OtaEvent| {
+        if trace {
+            eprintln!("[{:>9.3} s] {e:?}", time::now().as_secs_f64());
+        }
+    };
+    let target = ImageTarget {
+        url: &url,
+        size: Some(image.len() as u64),
+        sha256: Some(sha),
+    };
     let (outcome, written, error, report, ram) = match spec.strategy {
         Strategy::Naive => {
             let mut slot: SlotWriter<_, 4096> = SlotWriter::new(world.flash.clone(), SLOT);
-            let cfg = DownloadConfig { mode: DownloadMode::SingleGet, overlap_flash: false, ..otactl_config(spec.profile_nat_idle, spec.baud) };
+            let cfg = DownloadConfig {
+                mode: DownloadMode::SingleGet,
+                overlap_flash: false,
+                ..otactl_config(spec)
+            };
             let target = ImageTarget { size: None, ..target };
-            let r = time::timeout(spec.deadline, download(&mut http, &mut slot, &BenchClock, &cfg, &target, Sha256::new(), &mut events)).await;
+            let r = time::timeout(
+                spec.deadline,
+                download(
+                    &mut http,
+                    &mut slot,
+                    &BenchClock,
+                    &cfg,
+                    &target,
+                    Sha256::new(),
+                    &mut events,
+                ),
+            )
+            .await;
             finish(r, slot.accepted())
         }
         Strategy::Otactl => {
             let mut slot: SlotWriter<_, 256> = SlotWriter::new(world.flash.clone(), SLOT);
-            let cfg = otactl_config(spec.profile_nat_idle, spec.baud);
-            let fut = download(&mut http, &mut slot, &BenchClock, &cfg, &target, Sha256::new(), &mut events);
+            let cfg = otactl_config(spec);
+            let fut = download(
+                &mut http,
+                &mut slot,
+                &BenchClock,
+                &cfg,
+                &target,
+                Sha256::new(),
+                &mut events,
+            );
             let ram = data_path_ram_bytes(std::mem::size_of_val(&fut));
             let r = time::timeout(spec.deadline, fut).await;
             let mut out = finish(r, slot.accepted());
@@ -241,6 +323,7 @@ async fn run_in_runtime(spec: &RunSpec) -> RunResult {
         nat_drops: world.net.stats().nat_expiries,
         resumes: report.map_or(0, |r| r.resumes),
         requests: report.map_or(0, |r| r.requests),
+        faults: injected.load(Ordering::Relaxed),
         error,
         slot_matches,
         data_path_ram_bytes: ram,
@@ -251,7 +334,13 @@ async fn run_in_runtime(spec: &RunSpec) -> RunResult {
     }
 }
 
-type Finished = (&'static str, u64, Option<String>, Option<device_fw::ota::DownloadReport>, Option<usize>);
+type Finished = (
+    &'static str,
+    u64,
+    Option<String>,
+    Option<device_fw::ota::DownloadReport>,
+    Option<usize>,
+);
 
 fn finish<E: std::fmt::Debug>(
     r: Result<Result<device_fw::ota::DownloadReport, DownloadError<E>>, tokio::time::error::Elapsed>,
@@ -287,6 +376,7 @@ fn failed(spec: &RunSpec, error: String) -> RunResult {
         nat_drops: 0,
         resumes: 0,
         requests: 0,
+        faults: 0,
         error: Some(error),
         slot_matches: false,
         data_path_ram_bytes: None,
@@ -362,13 +452,49 @@ impl embedded_storage_async::nor_flash::NorFlash for ChipFlash {
 /// Transient faults at seeded random moments: disconnects (reset and silent), bursts of
 /// unsolicited lines, garbage on the UART, 5xx bursts, a server ignoring Range for a
 /// while, modem reboots and packet-network loss.
-async fn inject_random_faults(seed: u64, net: Network, modem: ModemHandle, origin: OriginHandle) {
+const FAULT_NAMES: [&str; 10] = [
+    "disconnect (reset)",
+    "disconnect (silent drop)",
+    "unsolicited lines",
+    "unsolicited lines",
+    "garbage on the UART",
+    "garbage on the UART",
+    "5xx burst",
+    "server ignores Range once",
+    "modem reboot",
+    "packet network lost",
+];
+
+async fn inject_random_faults(
+    seed: u64,
+    net: Network,
+    modem: ModemHandle,
+    origin: OriginHandle,
+    count: Arc<AtomicU64>,
+    trace: bool,
+) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_FA17);
-    const URCS: [&str; 6] = ["SMS DONE", "PB DONE", "+CPIN: READY", "+CGEV: NW PDN DEACT 1", "+CMTI: \"SM\",4", "+CSQ: 17,99"];
+    const URCS: [&str; 6] = [
+        "SMS DONE",
+        "PB DONE",
+        "+CPIN: READY",
+        "+CGEV: NW PDN DEACT 1",
+        "+CMTI: \"SM\",4",
+        "+CSQ: 17,99",
+    ];
     loop {
         let gap = Duration::from_millis(rng.random_range(2_000..20_000));
         time::sleep(gap).await;
-        match rng.random_range(0..10u32) {
+        count.fetch_add(1, Ordering::Relaxed);
+        let kind = rng.random_range(0..10u32);
+        if trace {
+            eprintln!(
+                "[{:>9.3} s] fault {}",
+                time::now().as_secs_f64(),
+                FAULT_NAMES[kind as usize]
+            );
+        }
+        match kind {
             0 => net.disconnect_all(NatExpiry::Reset),
             1 => net.disconnect_all(NatExpiry::Drop),
             2 | 3 => {
@@ -394,21 +520,38 @@ async fn inject_random_faults(seed: u64, net: Network, modem: ModemHandle, origi
 /// profile assumes).
 pub fn random_fault_spec(seed: u64) -> RunSpec {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let dialect = if rng.random_bool(0.5) { EmuDialect::Sim7600 } else { EmuDialect::Sim7080 };
+    let dialect = if rng.random_bool(0.5) {
+        EmuDialect::Sim7600
+    } else {
+        EmuDialect::Sim7080
+    };
     let idle = Duration::from_secs(rng.random_range(8..90));
-    let on_expiry = if rng.random_bool(0.5) { NatExpiry::Reset } else { NatExpiry::Drop };
+    let on_expiry = if rng.random_bool(0.5) {
+        NatExpiry::Reset
+    } else {
+        NatExpiry::Drop
+    };
     RunSpec {
         scenario: "random-faults".into(),
         strategy: Strategy::Otactl,
         dialect,
-        image_bytes: rng.random_range(48 * 1024..160 * 1024),
+        image_bytes: rng.random_range(96 * 1024..400 * 1024),
         image_seed: seed,
         baud: 115_200,
-        nat: NatConfig { idle_timeout: Some(idle), on_expiry },
+        nat: NatConfig {
+            idle_timeout: Some(idle),
+            on_expiry,
+        },
         profile_nat_idle: Duration::from_secs(30),
-        origin: OriginBehaviour::default(),
+        // Apache's 5 s keep-alive or nginx's 75 s: the NAT or the server may end an idle
+        // connection first.
+        origin: OriginBehaviour {
+            keep_alive_timeout: Duration::from_secs(if rng.random_bool(0.5) { 5 } else { 75 }),
+            ..OriginBehaviour::default()
+        },
         modem_rx_buffer: 512 * 1024,
         faults: Faults::Random { seed },
         deadline: Duration::from_secs(4 * 3600),
+        trace: false,
     }
 }

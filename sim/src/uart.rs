@@ -17,7 +17,16 @@ pub struct UartEnd {
 pub fn uart(baud: u32, device_rx_ring: usize, modem_rx_ring: usize) -> (UartEnd, UartEnd) {
     let (to_modem, modem_rx) = pipe(PipeConfig::uart(baud, modem_rx_ring));
     let (to_device, device_rx) = pipe(PipeConfig::uart(baud, device_rx_ring));
-    (UartEnd { tx: to_modem, rx: device_rx }, UartEnd { tx: to_device, rx: modem_rx })
+    (
+        UartEnd {
+            tx: to_modem,
+            rx: device_rx,
+        },
+        UartEnd {
+            tx: to_device,
+            rx: modem_rx,
+        },
+    )
 }
 
 /// A UART never fails on the wire; a reset pipe only happens when a scenario tears the

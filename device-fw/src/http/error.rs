@@ -33,9 +33,7 @@ pub enum HttpError {
     InvalidRange,
     /// 4xx other than 416: the request itself is wrong (missing object, no permission).
     /// Trying again will not help, except for 408 and 429 (see [`HttpError::is_retryable`]).
-    #[error(
-        "the origin refused the request with HTTP {0}; check the URL and the bucket's permissions"
-    )]
+    #[error("the origin refused the request with HTTP {0}; check the URL and the bucket's permissions")]
     ClientError(u16),
     /// 5xx: the origin failed; try again after a backoff.
     #[error("the origin failed with HTTP {0}; retrying after a backoff may help")]
@@ -104,9 +102,7 @@ impl HttpError {
     /// of the URL or of the origin's configuration and will fail the same way again.
     pub fn is_retryable(&self) -> bool {
         match self {
-            HttpError::Socket(_) | HttpError::ServerError(_) | HttpError::TruncatedBody { .. } => {
-                true
-            }
+            HttpError::Socket(_) | HttpError::ServerError(_) | HttpError::TruncatedBody { .. } => true,
             HttpError::ClientError(code) => matches!(code, 408 | 429),
             _ => false,
         }

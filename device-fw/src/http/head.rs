@@ -73,13 +73,9 @@ pub(crate) fn parse_status_line(line: &[u8]) -> Result<(bool, u16), HttpError> {
         .ok_or(HttpError::Malformed("bad HTTP version in the status line"))?;
     let code = rest
         .strip_prefix(b" ")
-        .filter(|r| {
-            r.len() >= 3 && r[..3].iter().all(u8::is_ascii_digit) && (r.len() == 3 || r[3] == b' ')
-        })
+        .filter(|r| r.len() >= 3 && r[..3].iter().all(u8::is_ascii_digit) && (r.len() == 3 || r[3] == b' '))
         .ok_or(HttpError::Malformed("bad status code in the status line"))?;
-    let status = code[..3]
-        .iter()
-        .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+    let status = code[..3].iter().fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
     if status < 100 {
         return Err(HttpError::Malformed("status code below 100"));
     }
@@ -94,9 +90,7 @@ pub(crate) fn split_header(line: &[u8]) -> Result<(&[u8], &[u8]), HttpError> {
         .ok_or(HttpError::Malformed("header line without a colon"))?;
     let name = &line[..colon];
     if name.is_empty() || !name.iter().all(|b| b.is_ascii_graphic()) {
-        return Err(HttpError::Malformed(
-            "empty header name or whitespace before a colon",
-        ));
+        return Err(HttpError::Malformed("empty header name or whitespace before a colon"));
     }
     Ok((name, trim(&line[colon + 1..])))
 }
@@ -117,9 +111,8 @@ pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
     if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    s.iter().try_fold(0u64, |acc, d| {
-        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
+    s.iter()
+        .try_fold(0u64, |acc, d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
 }
 
 /// Parses a `Content-Range` value: `bytes a-b/n`, `bytes a-b/*` or `bytes */n`.
@@ -136,9 +129,7 @@ pub(crate) fn parse_content_range(value: &[u8]) -> Result<RangeField, ()> {
         digits => Some(parse_u64(digits).ok_or(())?),
     };
     if range == b"*" {
-        return total
-            .map(|total| RangeField::Unsatisfied { total })
-            .ok_or(());
+        return total.map(|total| RangeField::Unsatisfied { total }).ok_or(());
     }
     let dash = range.iter().position(|&b| b == b'-').ok_or(())?;
     let start = parse_u64(&range[..dash]).ok_or(())?;
@@ -151,9 +142,7 @@ pub(crate) fn parse_content_range(value: &[u8]) -> Result<RangeField, ()> {
 
 /// Whether a comma-separated header value lists `token` (case-insensitive).
 pub(crate) fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|t| trim(t).eq_ignore_ascii_case(token))
+    value.split(|&b| b == b',').any(|t| trim(t).eq_ignore_ascii_case(token))
 }
 
 #[cfg(test)]
@@ -162,10 +151,7 @@ mod tests {
 
     #[test]
     fn status_lines() {
-        assert_eq!(
-            parse_status_line(b"HTTP/1.1 206 Partial Content"),
-            Ok((false, 206))
-        );
+        assert_eq!(parse_status_line(b"HTTP/1.1 206 Partial Content"), Ok((false, 206)));
         assert_eq!(parse_status_line(b"HTTP/1.0 200"), Ok((true, 200)));
         assert!(parse_status_line(b"HTTP/2 200").is_err());
         assert!(parse_status_line(b"HTTP/1.1 20 OK").is_err());
@@ -182,10 +168,7 @@ mod tests {
                 total: t,
             }))
         };
-        assert_eq!(
-            parse_content_range(b"bytes 0-99/1000"),
-            r(0, 99, Some(1000))
-        );
+        assert_eq!(parse_content_range(b"bytes 0-99/1000"), r(0, 99, Some(1000)));
         assert_eq!(parse_content_range(b"BYTES 5-5/*"), r(5, 5, None));
         assert_eq!(
             parse_content_range(b"bytes */1000"),
@@ -201,29 +184,18 @@ mod tests {
             b"bytes 0-99/99999999999999999999",
             b"bytes0-1/2",
         ] {
-            assert_eq!(
-                parse_content_range(bad),
-                Err(()),
-                "{:?}",
-                core::str::from_utf8(bad)
-            );
+            assert_eq!(parse_content_range(bad), Err(()), "{:?}", core::str::from_utf8(bad));
         }
     }
 
     #[test]
     fn numbers_and_tokens() {
         assert_eq!(parse_u64(b"18446744073709551615"), None); // 20 digits: refused
-        assert_eq!(
-            parse_u64(b"9999999999999999999"),
-            Some(9_999_999_999_999_999_999)
-        );
+        assert_eq!(parse_u64(b"9999999999999999999"), Some(9_999_999_999_999_999_999));
         assert_eq!(parse_u64(b"+1"), None);
         assert!(has_token(b"Keep-Alive, CLOSE", b"close"));
         assert!(!has_token(b"closed", b"close"));
-        assert_eq!(
-            split_header(b"A-B:  x y \t"),
-            Ok((&b"A-B"[..], &b"x y"[..]))
-        );
+        assert_eq!(split_header(b"A-B:  x y \t"), Ok((&b"A-B"[..], &b"x y"[..])));
         assert!(split_header(b"A B: x").is_err());
         assert!(split_header(b"A : x").is_err());
     }

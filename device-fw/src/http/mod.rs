@@ -166,11 +166,7 @@ impl<S: Socket> HttpClient<S> {
     /// A 206 always starts at the asked start (else [`HttpError::UnexpectedContentRange`]);
     /// a 200 to a range request is returned as is. Other statuses are errors: see
     /// [`HttpError`] and [`HttpError::is_retryable`].
-    pub async fn get(
-        &mut self,
-        url: &Url<'_>,
-        range: Option<(u64, Option<u64>)>,
-    ) -> Result<ResponseHead, HttpError> {
+    pub async fn get(&mut self, url: &Url<'_>, range: Option<(u64, Option<u64>)>) -> Result<ResponseHead, HttpError> {
         if let Some((start, Some(end))) = range
             && end < start
         {
@@ -243,9 +239,7 @@ impl<S: Socket> HttpClient<S> {
             return Ok(0);
         }
         let want = match self.body.remaining {
-            Some(remaining) => buf
-                .len()
-                .min(usize::try_from(remaining).unwrap_or(usize::MAX)),
+            Some(remaining) => buf.len().min(usize::try_from(remaining).unwrap_or(usize::MAX)),
             None => buf.len(),
         };
         let n = if self.start < self.end {
@@ -287,11 +281,7 @@ impl<S: Socket> HttpClient<S> {
     /// Body bytes still to read: `Some(0)` when there is no body in progress, `None` when
     /// the body runs until the connection closes.
     pub fn body_remaining(&self) -> Option<u64> {
-        if self.body.active {
-            self.body.remaining
-        } else {
-            Some(0)
-        }
+        if self.body.active { self.body.remaining } else { Some(0) }
     }
 
     /// Closes the connection (if any) and forgets the response in progress.
@@ -337,11 +327,7 @@ impl<S: Socket> HttpClient<S> {
 
     /// Sends the request for the current URL and reads the response head, on the open
     /// connection if `reuse`, retrying once on a fresh connection if that one turns out dead.
-    async fn exchange(
-        &mut self,
-        reuse: bool,
-        range: Option<(u64, Option<u64>)>,
-    ) -> Result<RawHead, HttpError> {
+    async fn exchange(&mut self, reuse: bool, range: Option<(u64, Option<u64>)>) -> Result<RawHead, HttpError> {
         if reuse {
             match self.send_and_read_head(range).await {
                 Ok(head) => return Ok(head),
@@ -359,31 +345,22 @@ impl<S: Socket> HttpClient<S> {
         self.send_and_read_head(range).await.map_err(|a| a.error)
     }
 
-    async fn send_and_read_head(
-        &mut self,
-        range: Option<(u64, Option<u64>)>,
-    ) -> Result<RawHead, Attempt> {
+    async fn send_and_read_head(&mut self, range: Option<(u64, Option<u64>)>) -> Result<RawHead, Attempt> {
         self.idle = false;
         self.start = 0;
         self.end = 0;
         let target = Url::parse(self.url.as_str())?;
         let len = write_request(&mut self.buf, &target, range)?;
-        self.socket
-            .write_all(&self.buf[..len])
-            .await
-            .map_err(|e| Attempt {
-                error: HttpError::Socket(e),
-                got_response: false,
-            })?;
+        self.socket.write_all(&self.buf[..len]).await.map_err(|e| Attempt {
+            error: HttpError::Socket(e),
+            got_response: false,
+        })?;
         let mut got_response = false;
         for _ in 0..=MAX_INTERIM {
             let head = self
                 .read_head(&mut got_response)
                 .await
-                .map_err(|error| Attempt {
-                    error,
-                    got_response,
-                })?;
+                .map_err(|error| Attempt { error, got_response })?;
             match head.status {
                 101 => return Err(HttpError::Malformed("101 Switching Protocols to a GET").into()),
                 100..=199 => continue, // interim (100 Continue, 103 Early Hints): the real one follows
@@ -402,11 +379,7 @@ impl<S: Socket> HttpClient<S> {
         let mut scan = usize::from(self.start);
         loop {
             let (start, end) = (usize::from(self.start), usize::from(self.end));
-            if let Some(lf) = self.buf[scan..end]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map(|i| scan + i)
-            {
+            if let Some(lf) = self.buf[scan..end].iter().position(|&b| b == b'\n').map(|i| scan + i) {
                 let line_end = if lf > start && self.buf[lf - 1] == b'\r' {
                     lf - 1
                 } else {
@@ -533,11 +506,7 @@ impl<S: Socket> HttpClient<S> {
     /// Drops the body of a redirect or error response. Returns whether the connection is
     /// still usable (persistent and the body short enough to read through), else closes it.
     async fn discard_body(&mut self, head: &RawHead) -> bool {
-        let length = if head.bodiless() {
-            Some(0)
-        } else {
-            head.content_length
-        };
+        let length = if head.bodiless() { Some(0) } else { head.content_length };
         let persistent = !head.http10 && !head.close && !head.transfer_encoded;
         let Some(mut remaining) = length.filter(|&n| persistent && n <= DRAIN_LIMIT) else {
             self.close_socket().await;
@@ -572,19 +541,10 @@ impl<S: Socket> HttpClient<S> {
 }
 
 /// Records what the client needs of one header.
-fn apply_header(
-    head: &mut RawHead,
-    url: &mut UrlBuf,
-    name: &[u8],
-    value: &[u8],
-) -> Result<(), HttpError> {
+fn apply_header(head: &mut RawHead, url: &mut UrlBuf, name: &[u8], value: &[u8]) -> Result<(), HttpError> {
     if name.eq_ignore_ascii_case(b"content-length") {
-        let length =
-            head::parse_u64(value).ok_or(HttpError::Malformed("Content-Length is not a number"))?;
-        if head
-            .content_length
-            .is_some_and(|previous| previous != length)
-        {
+        let length = head::parse_u64(value).ok_or(HttpError::Malformed("Content-Length is not a number"))?;
+        if head.content_length.is_some_and(|previous| previous != length) {
             return Err(HttpError::Malformed("conflicting Content-Length headers"));
         }
         head.content_length = Some(length);
@@ -636,10 +596,7 @@ fn check_success(
     if range.start != start || end.is_some_and(|end| range.end > end) {
         return Err(HttpError::UnexpectedContentRange);
     }
-    if head
-        .content_length
-        .is_some_and(|length| length != range.len())
-    {
+    if head.content_length.is_some_and(|length| length != range.len()) {
         return Err(HttpError::Malformed(
             "Content-Length does not match the Content-Range length",
         ));
@@ -648,11 +605,7 @@ fn check_success(
 }
 
 /// Writes the request for `url` into `buf`; returns its length.
-fn write_request(
-    buf: &mut [u8],
-    url: &Url<'_>,
-    range: Option<(u64, Option<u64>)>,
-) -> Result<usize, HttpError> {
+fn write_request(buf: &mut [u8], url: &Url<'_>, range: Option<(u64, Option<u64>)>) -> Result<usize, HttpError> {
     let mut w = SliceWriter { buf, len: 0 };
     let written = (|| -> fmt::Result {
         write!(w, "GET {} HTTP/1.1\r\nHost: {}", url.path, url.host)?;
@@ -667,10 +620,7 @@ fn write_request(
             }
             w.write_str("\r\n")?;
         }
-        write!(
-            w,
-            "User-Agent: {USER_AGENT}\r\nConnection: keep-alive\r\n\r\n"
-        )
+        write!(w, "User-Agent: {USER_AGENT}\r\nConnection: keep-alive\r\n\r\n")
     })();
     written.map(|()| w.len).map_err(|_| HttpError::UrlTooLong)
 }
@@ -683,10 +633,7 @@ struct SliceWriter<'a> {
 
 impl fmt::Write for SliceWriter<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let dest = self
-            .buf
-            .get_mut(self.len..self.len + s.len())
-            .ok_or(fmt::Error)?;
+        let dest = self.buf.get_mut(self.len..self.len + s.len()).ok_or(fmt::Error)?;
         dest.copy_from_slice(s.as_bytes());
         self.len += s.len();
         Ok(())

@@ -34,14 +34,8 @@ impl<'a> Url<'a> {
             return Err(HttpError::BadUrl("missing scheme; write http://host/path"));
         };
         let scheme = &text[..sep];
-        if scheme.is_empty()
-            || !scheme
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-        {
-            return Err(HttpError::BadUrl(
-                "malformed scheme; write http://host/path",
-            ));
+        if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) {
+            return Err(HttpError::BadUrl("malformed scheme; write http://host/path"));
         }
         if !scheme.eq_ignore_ascii_case("http") {
             return Err(HttpError::UnsupportedScheme);
@@ -58,9 +52,7 @@ impl<'a> Url<'a> {
             path = &path[..hash];
         }
         if path.starts_with('?') {
-            return Err(HttpError::BadUrl(
-                "query without a path; write http://host/?query",
-            ));
+            return Err(HttpError::BadUrl("query without a path; write http://host/?query"));
         }
         if path.is_empty() {
             path = "/";
@@ -84,10 +76,7 @@ impl<'a> Url<'a> {
         if host.is_empty() {
             return Err(HttpError::BadUrl("missing host"));
         }
-        if !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
-        {
+        if !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) {
             return Err(HttpError::BadUrl(
                 "host contains a character other than letters, digits, '-', '.' and '_'",
             ));
@@ -165,8 +154,7 @@ fn origin_len(normal: &str) -> usize {
 /// (`/…`) and path-relative (`name`, resolved against the current path's directory; dot
 /// segments are passed to the origin as they are).
 pub(crate) fn resolve_location(buf: &mut UrlBuf, location: &[u8]) -> Result<bool, HttpError> {
-    let location = core::str::from_utf8(location)
-        .map_err(|_| HttpError::BadUrl("redirect Location is not ASCII"))?;
+    let location = core::str::from_utf8(location).map_err(|_| HttpError::BadUrl("redirect Location is not ASCII"))?;
     let location = location.find('#').map_or(location, |i| &location[..i]);
     let is_absolute = location.find(':').is_some_and(|colon| {
         let scheme = &location[..colon];
@@ -221,10 +209,7 @@ mod tests {
             resolve("http://a/x/y?q=1/2", "z").unwrap(),
             ("http://a/x/z".into(), true)
         );
-        assert_eq!(
-            resolve("http://a/x/y", "/p?x").unwrap(),
-            ("http://a/p?x".into(), true)
-        );
+        assert_eq!(resolve("http://a/x/y", "/p?x").unwrap(), ("http://a/p?x".into(), true));
         assert_eq!(
             resolve("http://a:81/x", "//A:81/k").unwrap(),
             ("http://A:81/k".into(), true)
@@ -241,13 +226,7 @@ mod tests {
             resolve("http://a/x", "http://a:8080/k").unwrap(),
             ("http://a:8080/k".into(), false)
         );
-        assert_eq!(
-            resolve("http://a/x", "https://a/k"),
-            Err(HttpError::UnsupportedScheme)
-        );
-        assert!(matches!(
-            resolve("http://a/x", "/a b"),
-            Err(HttpError::BadUrl(_))
-        ));
+        assert_eq!(resolve("http://a/x", "https://a/k"), Err(HttpError::UnsupportedScheme));
+        assert!(matches!(resolve("http://a/x", "/a b"), Err(HttpError::BadUrl(_))));
     }
 }

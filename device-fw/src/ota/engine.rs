@@ -64,7 +64,12 @@ pub enum OtaEvent {
     /// A request for `[offset, offset + len)` went out.
     ChunkRequested { offset: u64, len: u64 },
     /// Bytes accepted so far, the total, the drain rate measured on the last chunk.
-    Progress { written: u64, total: u64, rate_bps: u32, chunk: u32 },
+    Progress {
+        written: u64,
+        total: u64,
+        rate_bps: u32,
+        chunk: u32,
+    },
     /// The connection ended before the chunk did.
     ConnectionLost { offset: u64, error: HttpError },
     /// The next request resumes from `offset`.
@@ -117,7 +122,9 @@ pub enum DownloadError<E> {
     /// Baseline only: the single GET died and there is no resume.
     #[error("download aborted at byte {offset} of {total}: {error}")]
     Aborted { offset: u64, total: u64, error: HttpError },
-    #[error("server says the image has {server} bytes, the manifest says {manifest}; the release changed under the device")]
+    #[error(
+        "server says the image has {server} bytes, the manifest says {manifest}; the release changed under the device"
+    )]
     SizeMismatch { manifest: u64, server: u64 },
     #[error("server did not say how long the image is (no Content-Length or Content-Range)")]
     UnknownSize,
@@ -162,7 +169,15 @@ where
     let url = Url::parse(target.url).map_err(DownloadError::BadUrl)?;
     let mut planner = ChunkPlanner::new(cfg.policy, cfg.uart_bytes_per_sec / 10 * 8);
     let mut total = target.size;
-    let mut report = DownloadReport { bytes: 0, sha256: [0; 32], requests: 0, resumes: 0, connection_losses: 0, modem_recoveries: 0, range_ignored: 0 };
+    let mut report = DownloadReport {
+        bytes: 0,
+        sha256: [0; 32],
+        requests: 0,
+        resumes: 0,
+        connection_losses: 0,
+        modem_recoveries: 0,
+        range_ignored: 0,
+    };
     let mut progress = Progress { hasher, skip: 0 };
     let mut bufs: Buffers = [[0; BLOCK]; 2];
     let mut failures: u8 = 0;
@@ -218,11 +233,18 @@ where
             }
             Err(HttpError::RangeNotSatisfiable { total: server_total }) => {
                 // The image is shorter than what we hold: it changed under us.
-                return Err(DownloadError::SizeMismatch { manifest: total.unwrap_or(0), server: server_total.unwrap_or(0) });
+                return Err(DownloadError::SizeMismatch {
+                    manifest: total.unwrap_or(0),
+                    server: server_total.unwrap_or(0),
+                });
             }
             Err(e) if !e.is_retryable() => {
                 return Err(match e {
-                    HttpError::Socket(_) => DownloadError::RetriesExhausted { attempts: failures, offset, last: e },
+                    HttpError::Socket(_) => DownloadError::RetriesExhausted {
+                        attempts: failures,
+                        offset,
+                        last: e,
+                    },
                     _ => DownloadError::Refused(e),
                 });
             }
@@ -244,19 +266,29 @@ where
         report.connection_losses += 1;
         events.event(OtaEvent::ConnectionLost { offset, error });
         if cfg.mode == DownloadMode::SingleGet {
-            return Err(DownloadError::Aborted { offset, total: total.unwrap_or(0), error });
+            return Err(DownloadError::Aborted {
+                offset,
+                total: total.unwrap_or(0),
+                error,
+            });
         }
         if matches!(error, HttpError::Socket(SocketError::Closed | SocketError::Timeout)) {
             // Quiet since our last request; for a request that got no answer at all on a
             // reused connection, the quiet spell was the drain before it.
-            let quiet = if offset == before { previous_request.map(|p| requested_at - p) } else { Some(clock.now_us() - requested_at) };
+            let quiet = if offset == before {
+                previous_request.map(|p| requested_at - p)
+            } else {
+                Some(clock.now_us() - requested_at)
+            };
             if let Some(quiet) = quiet {
                 planner.record_drop(quiet);
             }
         }
         http.close().await;
-        if matches!(error, HttpError::Socket(SocketError::ModemLost | SocketError::NetworkDown))
-            && http.socket().recover().await.is_ok()
+        if matches!(
+            error,
+            HttpError::Socket(SocketError::ModemLost | SocketError::NetworkDown)
+        ) && http.socket().recover().await.is_ok()
         {
             report.modem_recoveries += 1;
             events.event(OtaEvent::ModemRecovered);
@@ -267,7 +299,11 @@ where
         } else {
             failures += 1;
             if failures > cfg.retries {
-                return Err(DownloadError::RetriesExhausted { attempts: failures, offset, last: error });
+                return Err(DownloadError::RetriesExhausted {
+                    attempts: failures,
+                    offset,
+                    last: error,
+                });
             }
             events.event(OtaEvent::Backoff { us: backoff_us });
             clock.sleep_us(backoff_us).await;
@@ -288,7 +324,12 @@ where
 }
 
 /// Checks a response head against what was asked; returns how many body bytes to skip.
-fn check_head<E>(head: &crate::http::ResponseHead, offset: u64, ranged: bool, total: &mut Option<u64>) -> Result<u64, DownloadError<E>> {
+fn check_head<E>(
+    head: &crate::http::ResponseHead,
+    offset: u64,
+    ranged: bool,
+    total: &mut Option<u64>,
+) -> Result<u64, DownloadError<E>> {
     let server_total = match (head.status, head.content_range) {
         (206, Some(cr)) => cr.total,
         _ => head.content_length,
@@ -302,7 +343,11 @@ fn check_head<E>(head: &crate::http::ResponseHead, offset: u64, ranged: bool, to
         _ => {}
     }
     // A 200 carries the file from byte 0, whatever was asked.
-    Ok(if head.status == 200 && (ranged || offset > 0) { offset } else { 0 })
+    Ok(if head.status == 200 && (ranged || offset > 0) {
+        offset
+    } else {
+        0
+    })
 }
 
 /// Streams the current response body into the slot, double-buffered.

@@ -8,6 +8,8 @@ pub mod engine;
 pub mod planner;
 pub mod slot;
 
-pub use engine::{DownloadConfig, DownloadError, DownloadMode, DownloadReport, EventSink, ImageTarget, OtaEvent, download};
+pub use engine::{
+    DownloadConfig, DownloadError, DownloadMode, DownloadReport, EventSink, ImageTarget, OtaEvent, download,
+};
 pub use planner::{ChunkPlanner, ChunkPolicy};
 pub use slot::{Slot, SlotError, SlotWriter};

@@ -40,7 +40,11 @@ impl ChunkPlanner {
     /// `initial_drain_bps` is the guess before anything is measured: a fraction of the UART
     /// byte rate.
     pub fn new(policy: ChunkPolicy, initial_drain_bps: u32) -> Self {
-        ChunkPlanner { policy, drain_bps: initial_drain_bps.max(1), idle_limit_us: policy.nat_idle_us.max(MIN_IDLE_US) }
+        ChunkPlanner {
+            policy,
+            drain_bps: initial_drain_bps.max(1),
+            idle_limit_us: policy.nat_idle_us.max(MIN_IDLE_US),
+        }
     }
 
     /// The size of the next request, given what remains of the image.
@@ -86,7 +90,12 @@ impl ChunkPlanner {
 mod tests {
     use super::*;
 
-    const SEED: ChunkPolicy = ChunkPolicy { nat_idle_us: 59_000_000, safety_permille: 500, min_chunk: 4096, max_chunk: 512 * 1024 };
+    const SEED: ChunkPolicy = ChunkPolicy {
+        nat_idle_us: 59_000_000,
+        safety_permille: 500,
+        min_chunk: 4096,
+        max_chunk: 512 * 1024,
+    };
 
     #[test]
     fn chunk_drains_within_the_safe_part_of_the_timeout() {

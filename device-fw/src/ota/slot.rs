@@ -95,7 +95,10 @@ impl<F: NorFlash, const STAGE: usize> SlotWriter<F, STAGE> {
     pub async fn write(&mut self, mut data: &[u8]) -> Result<(), SlotError<F::Error>> {
         let needed = self.accepted() + data.len() as u64;
         if needed > u64::from(self.slot.size) {
-            return Err(SlotError::TooLarge { needed, slot: self.slot.size });
+            return Err(SlotError::TooLarge {
+                needed,
+                slot: self.slot.size,
+            });
         }
         while !data.is_empty() {
             let take = (STAGE - self.staged).min(data.len());
@@ -127,7 +130,10 @@ impl<F: NorFlash, const STAGE: usize> SlotWriter<F, STAGE> {
             self.flash.erase(from, from + SECTOR).await.map_err(SlotError::Flash)?;
             self.erased_to += SECTOR;
         }
-        self.flash.write(self.slot.offset + self.programmed, &self.stage).await.map_err(SlotError::Flash)?;
+        self.flash
+            .write(self.slot.offset + self.programmed, &self.stage)
+            .await
+            .map_err(SlotError::Flash)?;
         self.programmed = end;
         self.staged = 0;
         Ok(())
@@ -136,7 +142,12 @@ impl<F: NorFlash, const STAGE: usize> SlotWriter<F, STAGE> {
 
 /// SHA-256 of the first `len` bytes of `slot`, read back from flash: how a resumed
 /// download (after a reboot) gets its hash state without trusting RAM.
-pub async fn hash_prefix<F: NorFlash>(flash: &mut F, slot: Slot, len: u64, hasher: &mut Sha256) -> Result<(), F::Error> {
+pub async fn hash_prefix<F: NorFlash>(
+    flash: &mut F,
+    slot: Slot,
+    len: u64,
+    hasher: &mut Sha256,
+) -> Result<(), F::Error> {
     let mut buf = [0u8; 256];
     let mut at = 0u64;
     while at < len {

@@ -35,6 +35,9 @@ struct Args {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     json: bool,
+    /// Print the device engine's events and the injected faults, with virtual time.
+    #[arg(long)]
+    trace: bool,
 }
 
 fn main() -> ExitCode {
@@ -66,7 +69,10 @@ fn seed_cgnat(args: &Args) -> bool {
             println!("{}", serde_json::to_string(r).expect("json"));
         }
     } else {
-        println!("{:<14} {:>8} {:>10} {:>10} {:>10} {:>7} {:>9}", "strategy", "outcome", "virtual_s", "written", "uart_lim_s", "ratio", "nat_drops");
+        println!(
+            "{:<14} {:>8} {:>10} {:>10} {:>10} {:>7} {:>9}",
+            "strategy", "outcome", "virtual_s", "written", "uart_lim_s", "ratio", "nat_drops"
+        );
         for r in &results {
             println!(
                 "{:<14} {:>8} {:>10.2} {:>10} {:>10.2} {:>7.3} {:>9}",
@@ -82,7 +88,10 @@ fn seed_cgnat(args: &Args) -> bool {
 
 fn random_faults(args: &Args) -> bool {
     let seeds: Vec<u64> = (args.first_seed..args.first_seed + args.seeds).collect();
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results = std::sync::Mutex::new(Vec::with_capacity(seeds.len()));
     std::thread::scope(|s| {
@@ -91,7 +100,9 @@ fn random_faults(args: &Args) -> bool {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(&seed) = seeds.get(i) else { break };
-                    let r = scenario::run(&scenario::random_fault_spec(seed));
+                    let mut spec = scenario::random_fault_spec(seed);
+                    spec.trace = args.trace;
+                    let r = scenario::run(&spec);
                     results.lock().expect("results").push(r);
                 }
             });
@@ -99,12 +110,22 @@ fn random_faults(args: &Args) -> bool {
     });
     let mut results = results.into_inner().expect("results");
     results.sort_by_key(|r| r.seed);
-    let updated = results.iter().filter(|r| r.outcome == "updated" && r.slot_matches).count();
-    let corrupt = results.iter().filter(|r| r.outcome == "updated" && !r.slot_matches).count();
-    let failing: Vec<&RunResult> = results.iter().filter(|r| r.outcome != "updated" || !r.slot_matches).collect();
+    let updated = results
+        .iter()
+        .filter(|r| r.outcome == "updated" && r.slot_matches)
+        .count();
+    let corrupt = results
+        .iter()
+        .filter(|r| r.outcome == "updated" && !r.slot_matches)
+        .count();
+    let failing: Vec<&RunResult> = results
+        .iter()
+        .filter(|r| r.outcome != "updated" || !r.slot_matches)
+        .collect();
     let resumes: u64 = results.iter().map(|r| u64::from(r.resumes)).sum();
     let nat_drops: u64 = results.iter().map(|r| r.nat_drops).sum();
     let virtual_s: f64 = results.iter().map(|r| r.virtual_s).sum();
+    let faults: u64 = results.iter().map(|r| r.faults).sum();
     for r in &failing {
         if args.json {
             println!("{}", serde_json::to_string(r).expect("json"));
@@ -124,12 +145,12 @@ fn random_faults(args: &Args) -> bool {
             serde_json::json!({
                 "scenario": "random-faults", "seeds": results.len(), "updated": updated, "corrupt": corrupt,
                 "failed_seeds": failing.iter().filter_map(|r| r.seed).collect::<Vec<_>>(),
-                "resumes": resumes, "nat_drops": nat_drops, "virtual_s": virtual_s,
+                "faults": faults, "resumes": resumes, "nat_drops": nat_drops, "virtual_s": virtual_s,
             })
         );
     } else {
         println!(
-            "random-faults: {} seeds, {updated} updated, {corrupt} corrupt, {} failed; {resumes} resumes, {nat_drops} NAT expiries, {virtual_s:.0} s of virtual time",
+            "random-faults: {} seeds, {updated} updated, {corrupt} corrupt, {} failed; {faults} faults injected, {resumes} resumes, {nat_drops} NAT expiries, {virtual_s:.0} s of virtual time",
             results.len(),
             failing.len() - corrupt
         );

@@ -1,0 +1,86 @@
+//! The seed field case and the random-fault suite, end to end on the virtual bench.
+//! These assert outcomes (what was written, what failed, where), not timings.
+
+use std::time::Duration;
+
+use sim::scenario::{self, RunSpec, SEED_IMAGE_BYTES, Strategy};
+
+#[test]
+fn naive_download_fails_half_way_behind_the_nat_as_in_the_field() {
+    let r = scenario::run(&RunSpec::seed(Strategy::Naive));
+    assert_eq!(r.outcome, "failed", "{r:?}");
+    assert_eq!(r.nat_drops, 1, "the NAT, not the server, ended it: {r:?}");
+    let share = r.bytes_written as f64 / SEED_IMAGE_BYTES as f64;
+    assert!(
+        (0.40..0.70).contains(&share),
+        "field: 56 % written before the abort; got {share:.3}"
+    );
+    assert!(r.error.as_deref().is_some_and(|e| e.contains("Aborted")), "{r:?}");
+}
+
+#[test]
+fn naive_download_succeeds_without_nat_and_with_a_rate_limited_server() {
+    let mut no_nat = RunSpec::seed(Strategy::Naive);
+    no_nat.nat.idle_timeout = None;
+    let r = scenario::run(&no_nat);
+    assert_eq!((r.outcome, r.slot_matches), ("updated", true), "{r:?}");
+
+    let mut ratelimit = RunSpec::seed(Strategy::Naive);
+    ratelimit.origin.rate_limit = Some(2048);
+    let r = scenario::run(&ratelimit);
+    assert_eq!((r.outcome, r.slot_matches, r.nat_drops), ("updated", true, 0), "{r:?}");
+}
+
+#[test]
+fn otactl_engine_updates_behind_the_same_nat_without_a_server_change() {
+    let r = scenario::run(&RunSpec::seed(Strategy::Otactl));
+    assert_eq!(r.outcome, "updated", "{r:?}");
+    assert!(r.slot_matches, "slot content must equal the image");
+    assert_eq!(r.nat_drops, 0, "chunks are sized so the NAT never expires: {r:?}");
+    assert_eq!(r.bytes_written, SEED_IMAGE_BYTES as u64);
+}
+
+#[test]
+fn data_path_ram_stays_within_16_kib() {
+    let r = scenario::run(&RunSpec::seed(Strategy::Otactl));
+    let ram = r.data_path_ram_bytes.expect("otactl reports its RAM");
+    assert!(ram <= 16 * 1024, "data path needs {ram} bytes");
+}
+
+#[test]
+fn a_nat_shorter_than_the_profile_believes_is_learnt() {
+    // The profile says 59 s; the network resets mappings idle for 12 s.
+    let mut spec = RunSpec::seed(Strategy::Otactl);
+    spec.nat.idle_timeout = Some(Duration::from_secs(12));
+    let r = scenario::run(&spec);
+    assert_eq!((r.outcome, r.slot_matches), ("updated", true), "{r:?}");
+    assert!(r.resumes >= 1, "the first chunk outlives the mapping: {r:?}");
+    assert_eq!(r.nat_drops, 1, "after one drop the chunks fit the real timeout: {r:?}");
+}
+
+#[test]
+fn sim7080_profile_updates_too() {
+    let mut spec = RunSpec::seed(Strategy::Otactl);
+    spec.dialect = sim::modem::Dialect::Sim7080;
+    spec.profile_nat_idle = Duration::from_secs(30);
+    let r = scenario::run(&spec);
+    assert_eq!((r.outcome, r.slot_matches), ("updated", true), "{r:?}");
+}
+
+#[test]
+fn random_faults_every_seed_updates_and_nothing_is_corrupt() {
+    let mut faults = 0;
+    for seed in 0..60 {
+        let r = scenario::run(&scenario::random_fault_spec(seed));
+        assert!(r.outcome == "updated" && r.slot_matches, "seed {seed}: {r:?}");
+        faults += r.faults;
+    }
+    assert!(faults > 60, "the suite must actually inject faults ({faults})");
+}
+
+#[test]
+fn runs_are_deterministic_per_seed() {
+    let a = scenario::run(&scenario::random_fault_spec(7));
+    let b = scenario::run(&scenario::random_fault_spec(7));
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+}
