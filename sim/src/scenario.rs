@@ -118,8 +118,10 @@ pub struct RunResult {
     pub ratio: f64,
     pub baud: u32,
     pub nat_drops: u64,
+    /// Resumes and HTTP requests of a download that finished (a failed one does not report).
     pub resumes: u32,
-    pub requests: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u32>,
     /// Transient faults injected during the run.
     pub faults: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -322,7 +324,7 @@ async fn run_in_runtime(spec: &RunSpec) -> RunResult {
         baud: spec.baud,
         nat_drops: world.net.stats().nat_expiries,
         resumes: report.map_or(0, |r| r.resumes),
-        requests: report.map_or(0, |r| r.requests),
+        requests: report.map(|r| r.requests),
         faults: injected.load(Ordering::Relaxed),
         error,
         slot_matches,
@@ -375,7 +377,7 @@ fn failed(spec: &RunSpec, error: String) -> RunResult {
         baud: spec.baud,
         nat_drops: 0,
         resumes: 0,
-        requests: 0,
+        requests: None,
         faults: 0,
         error: Some(error),
         slot_matches: false,

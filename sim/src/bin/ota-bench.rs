@@ -87,6 +87,7 @@ fn seed_cgnat(args: &Args) -> bool {
 }
 
 fn random_faults(args: &Args) -> bool {
+    let wall = Instant::now();
     let seeds: Vec<u64> = (args.first_seed..args.first_seed + args.seeds).collect();
     let jobs = args
         .jobs
@@ -146,6 +147,7 @@ fn random_faults(args: &Args) -> bool {
                 "scenario": "random-faults", "seeds": results.len(), "updated": updated, "corrupt": corrupt,
                 "failed_seeds": failing.iter().filter_map(|r| r.seed).collect::<Vec<_>>(),
                 "faults": faults, "resumes": resumes, "nat_drops": nat_drops, "virtual_s": virtual_s,
+                "wall_s": wall.elapsed().as_secs_f64(),
             })
         );
     } else {
