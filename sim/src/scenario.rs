@@ -310,29 +310,54 @@ async fn run_in_runtime(spec: &RunSpec) -> RunResult {
     if let Some(f) = faults {
         f.abort();
     }
-    let slot_matches = world.flash.snapshot(SLOT.offset as usize, image.len()) == image;
-    let uart_limit_s = image.len() as f64 * 10.0 / f64::from(spec.baud);
     RunResult {
-        scenario: spec.scenario.clone(),
-        strategy: strategy_name(spec),
         outcome,
         virtual_s,
         bytes_written: written,
-        image_bytes: image.len() as u64,
-        uart_limit_s,
-        ratio: virtual_s / uart_limit_s,
-        baud: spec.baud,
+        ratio: virtual_s / spec.uart_limit_s(),
         nat_drops: world.net.stats().nat_expiries,
         resumes: report.map_or(0, |r| r.resumes),
         requests: report.map(|r| r.requests),
         faults: injected.load(Ordering::Relaxed),
         error,
-        slot_matches,
+        slot_matches: world.flash.snapshot(SLOT.offset as usize, image.len()) == image,
         data_path_ram_bytes: ram,
-        seed: match spec.faults {
-            Faults::Random { seed } => Some(seed),
-            Faults::None => None,
-        },
+        ..RunResult::new(spec)
+    }
+}
+
+impl RunSpec {
+    /// The physical limit of this image over this UART: `bytes × 10 / baud` (8N1).
+    pub fn uart_limit_s(&self) -> f64 {
+        self.image_bytes as f64 * 10.0 / f64::from(self.baud)
+    }
+}
+
+impl RunResult {
+    /// The result of a run of `spec` before anything happened: failed, nothing written.
+    fn new(spec: &RunSpec) -> Self {
+        RunResult {
+            scenario: spec.scenario.clone(),
+            strategy: strategy_name(spec),
+            outcome: "failed",
+            virtual_s: 0.0,
+            bytes_written: 0,
+            image_bytes: spec.image_bytes as u64,
+            uart_limit_s: spec.uart_limit_s(),
+            ratio: 0.0,
+            baud: spec.baud,
+            nat_drops: 0,
+            resumes: 0,
+            requests: None,
+            faults: 0,
+            error: None,
+            slot_matches: false,
+            data_path_ram_bytes: None,
+            seed: match spec.faults {
+                Faults::Random { seed } => Some(seed),
+                Faults::None => None,
+            },
+        }
     }
 }
 
@@ -366,23 +391,8 @@ fn strategy_name(spec: &RunSpec) -> String {
 
 fn failed(spec: &RunSpec, error: String) -> RunResult {
     RunResult {
-        scenario: spec.scenario.clone(),
-        strategy: strategy_name(spec),
-        outcome: "failed",
-        virtual_s: 0.0,
-        bytes_written: 0,
-        image_bytes: spec.image_bytes as u64,
-        uart_limit_s: spec.image_bytes as f64 * 10.0 / f64::from(spec.baud),
-        ratio: 0.0,
-        baud: spec.baud,
-        nat_drops: 0,
-        resumes: 0,
-        requests: None,
-        faults: 0,
         error: Some(error),
-        slot_matches: false,
-        data_path_ram_bytes: None,
-        seed: None,
+        ..RunResult::new(spec)
     }
 }
 

@@ -26,7 +26,7 @@ fn image(len: usize) -> Vec<u8> {
 async fn erases_each_sector_once_and_programs_each_page_once() {
     sim::time::use_virtual_time();
     let f = flash();
-    let img = image(3 * SECTOR as usize + 1000);
+    let img = image(3 * SECTOR + 1000);
     let mut w: SlotWriter<_, 256> = SlotWriter::new(f.clone(), SLOT);
     for piece in img.chunks(1460) {
         w.write(piece).await.unwrap();
@@ -38,7 +38,7 @@ async fn erases_each_sector_once_and_programs_each_page_once() {
     assert_eq!(stats.bit_set_errors, 0);
     assert_eq!(f.snapshot(SLOT.offset as usize, img.len()), img);
     assert!(
-        f.snapshot(SLOT.offset as usize + 4 * SECTOR as usize, 16)
+        f.snapshot(SLOT.offset as usize + 4 * SECTOR, 16)
             .iter()
             .all(|&b| b == 0),
         "rest untouched"
