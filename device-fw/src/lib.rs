@@ -11,6 +11,7 @@
 #![allow(async_fn_in_trait)]
 
 pub mod clock;
+pub mod esp;
 pub mod http;
 pub mod modem;
 pub mod ota;
