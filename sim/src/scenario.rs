@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use device_fw::http::HttpClient;
 use device_fw::modem::{Dialect as DeviceDialect, Modem, ModemConfig};
-use device_fw::ota::{DownloadConfig, DownloadError, DownloadMode, ImageTarget, OtaEvent, Slot, SlotWriter, download};
+use device_fw::ota::{
+    DownloadConfig, DownloadMode, DownloadReport, EventSink, ImageTarget, OtaEvent, Slot, SlotWriter, download,
+};
 use device_fw::profile::Profile;
+use device_fw::socket::Socket;
 use rand::rngs::ChaCha8Rng;
 use rand::{Rng, RngExt, SeedableRng};
 use serde::Serialize;
@@ -265,45 +268,26 @@ async fn run_in_runtime(spec: &RunSpec) -> RunResult {
     };
     let (outcome, written, error, report, ram) = match spec.strategy {
         Strategy::Naive => {
-            let mut slot: SlotWriter<_, 4096> = SlotWriter::new(world.flash.clone(), SLOT);
+            let slot: SlotWriter<_, 4096> = SlotWriter::new(world.flash.clone(), SLOT);
             let cfg = DownloadConfig {
                 mode: DownloadMode::SingleGet,
                 overlap_flash: false,
                 ..otactl_config(spec)
             };
             let target = ImageTarget { size: None, ..target };
-            let r = time::timeout(
-                spec.deadline,
-                download(
-                    &mut http,
-                    &mut slot,
-                    &BenchClock,
-                    &cfg,
-                    &target,
-                    Sha256::new(),
-                    &mut events,
-                ),
-            )
-            .await;
-            finish(r, slot.accepted())
+            run_download(&mut http, slot, &cfg, &target, &mut events, spec.deadline).await
         }
         Strategy::Otactl => {
-            let mut slot: SlotWriter<_, 256> = SlotWriter::new(world.flash.clone(), SLOT);
-            let cfg = otactl_config(spec);
-            let fut = download(
+            let slot: SlotWriter<_, 256> = SlotWriter::new(world.flash.clone(), SLOT);
+            run_download(
                 &mut http,
-                &mut slot,
-                &BenchClock,
-                &cfg,
+                slot,
+                &otactl_config(spec),
                 &target,
-                Sha256::new(),
                 &mut events,
-            );
-            let ram = data_path_ram_bytes(std::mem::size_of_val(&fut));
-            let r = time::timeout(spec.deadline, fut).await;
-            let mut out = finish(r, slot.accepted());
-            out.4 = Some(ram);
-            out
+                spec.deadline,
+            )
+            .await
         }
     };
     let virtual_s = (time::now() - start).as_secs_f64();
@@ -361,22 +345,24 @@ impl RunResult {
     }
 }
 
-type Finished = (
-    &'static str,
-    u64,
-    Option<String>,
-    Option<device_fw::ota::DownloadReport>,
-    Option<usize>,
-);
+type Finished = (&'static str, u64, Option<String>, Option<DownloadReport>, Option<usize>);
 
-fn finish<E: std::fmt::Debug>(
-    r: Result<Result<device_fw::ota::DownloadReport, DownloadError<E>>, tokio::time::error::Elapsed>,
-    accepted: u64,
+/// Runs the engine to its end or the deadline; also measures the data path's RAM.
+async fn run_download<S: Socket, const STAGE: usize>(
+    http: &mut HttpClient<S>,
+    mut slot: SlotWriter<SimFlash, STAGE>,
+    cfg: &DownloadConfig,
+    target: &ImageTarget<'_>,
+    events: &mut impl EventSink,
+    deadline: Duration,
 ) -> Finished {
-    match r {
-        Ok(Ok(report)) => ("updated", report.bytes, None, Some(report), None),
-        Ok(Err(e)) => ("failed", accepted, Some(format!("{e:?}")), None, None),
-        Err(_) => ("failed", accepted, Some("deadline passed".into()), None, None),
+    let fut = download(http, &mut slot, &BenchClock, cfg, target, Sha256::new(), events);
+    let ram = data_path_ram_bytes(std::mem::size_of_val(&fut));
+    let ram = (cfg.mode == DownloadMode::Ranged).then_some(ram);
+    match time::timeout(deadline, fut).await {
+        Ok(Ok(report)) => ("updated", report.bytes, None, Some(report), ram),
+        Ok(Err(e)) => ("failed", slot.accepted(), Some(format!("{e:?}")), None, ram),
+        Err(_) => ("failed", slot.accepted(), Some("deadline passed".into()), None, ram),
     }
 }
 

@@ -271,16 +271,8 @@ impl PartitionTable {
     fn from_rows(rows: &[(&str, u8, u8, u32, u32)]) -> Self {
         let mut t = PartitionTable::new();
         for &(label, kind, subtype, offset, size) in rows {
-            let mut l = [0u8; 16];
-            l[..label.len()].copy_from_slice(label.as_bytes());
-            let _ = t.entries.push(PartitionEntry {
-                kind,
-                subtype,
-                offset,
-                size,
-                label: l,
-                flags: 0,
-            });
+            let entry = PartitionEntry::new(kind, subtype, offset, size, label).expect("built-in labels fit");
+            let _ = t.entries.push(entry);
         }
         t
     }
