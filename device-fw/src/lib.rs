@@ -18,3 +18,4 @@ pub mod ota;
 #[cfg(feature = "profile")]
 pub mod profile;
 pub mod socket;
+pub mod wire;

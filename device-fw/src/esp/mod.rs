@@ -6,6 +6,8 @@
 //! esptool lay them out, so the device can check a downloaded image before it flips the
 //! boot slot, and the host tools can build the same bytes without esptool.
 
+pub mod boot;
 pub mod image;
 pub mod otadata;
 pub mod partition;
+pub mod slot_image;

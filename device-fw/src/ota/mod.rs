@@ -5,6 +5,7 @@
 //! [`engine`] drives both over the HTTP client, resuming after every kind of failure.
 
 pub mod engine;
+pub mod journal;
 pub mod planner;
 pub mod slot;
 

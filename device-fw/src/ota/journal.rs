@@ -1,0 +1,1 @@
+//! The device's OTA state in flash: download progress and failed versions.

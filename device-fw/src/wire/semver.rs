@@ -1,0 +1,1 @@
+//! Semantic versions, compared as semver.org §11 orders them, without a heap.
