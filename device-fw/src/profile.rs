@@ -62,6 +62,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
+pub use crate::esp::chip::Chip;
 use crate::modem::Dialect;
 
 /// Default `network.nat_idle_timeout_s`: conservative; the field carrier used 59 s.
@@ -114,34 +115,6 @@ pub struct Device {
 }
 
 /// The ESP32 variants the OTA core supports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum Chip {
-    Esp32,
-    Esp32s3,
-    Esp32c3,
-    Esp32c6,
-}
-
-impl Chip {
-    /// The name used in profiles, manifests and esptool (`esp32c3`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Chip::Esp32 => "esp32",
-            Chip::Esp32s3 => "esp32s3",
-            Chip::Esp32c3 => "esp32c3",
-            Chip::Esp32c6 => "esp32c6",
-        }
-    }
-}
-
-impl fmt::Display for Chip {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// `[modem]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]

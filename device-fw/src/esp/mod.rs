@@ -7,6 +7,7 @@
 //! boot slot, and the host tools can build the same bytes without esptool.
 
 pub mod boot;
+pub mod chip;
 pub mod image;
 pub mod otadata;
 pub mod partition;

@@ -1,1 +1,713 @@
-//! Signed release manifests.
+//! Signed release manifests: what `otactl release` publishes and the device trusts.
+//!
+//! # Format (schema 1)
+//!
+//! The object at `<channel>/manifest.json` is a [DSSE] envelope, so that publishing is one
+//! object write and the signature covers exact bytes without any JSON canonicalisation:
+//!
+//! ```json
+//! {"payloadType":"application/vnd.otactl.manifest+json",
+//!  "payload":"<base64 of the manifest JSON>",
+//!  "signatures":[{"keyid":"<16 hex>","sig":"<base64 Ed25519 signature>"}]}
+//! ```
+//!
+//! Each signature is Ed25519 over DSSE's pre-authentication encoding of the payload bytes
+//! (`"DSSEv1" SP len(type) SP type SP len(payload) SP payload`), so the type is signed too
+//! and a payload cannot be re-labelled. `keyid` is the first 8 bytes of the SHA-256 of the
+//! 32-byte public key, in hex: a hint to pick the key, never trusted on its own. Up to
+//! [`MAX_SIGNATURES`] signatures are carried, which is how a key rotation is published.
+//!
+//! The payload is a JSON object:
+//!
+//! ```json
+//! {"schema":1,"product":"field-logger","channel":"stable","version":"1.4.2",
+//!  "chip":"esp32","board":"m5stack-core","image":"../images/<sha256>.bin","size":233040,
+//!  "sha256":"<64 lowercase hex>","secure_version":0,"created":"2026-11-24T04:00:00Z"}
+//! ```
+//!
+//! Every field is required and bounded ([`limits`]); an over-long field is an error, never
+//! truncated. Fields this firmware does not know are ignored, so later schemas can add
+//! (compression, deltas, rollout) without breaking devices in the field; a change old
+//! devices must not misread bumps `schema`, which old devices reject.
+//!
+//! # Memory
+//!
+//! The device opens a manifest with no heap: the envelope is read into a buffer of at most
+//! [`MAX_ENVELOPE`] bytes, and [`PayloadBuf`] ([`PAYLOAD_BUF_LEN`] bytes) holds the decoded
+//! payload behind its signing prefix. Parsed fields borrow from that buffer.
+//!
+//! [DSSE]: https://github.com/secure-systems-lab/dsse/blob/master/protocol.md
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use ed25519_dalek::{Signature, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::semver::{Version, VersionError};
+
+/// The payload schema this firmware understands.
+pub const SCHEMA: u32 = 1;
+/// DSSE payload type of an otactl manifest.
+pub const PAYLOAD_TYPE: &str = "application/vnd.otactl.manifest+json";
+/// Largest manifest payload (decoded JSON).
+pub const MAX_PAYLOAD: usize = 1024;
+/// Largest envelope (the whole `manifest.json` object).
+pub const MAX_ENVELOPE: usize = 2048;
+/// Signatures an envelope may carry: one per key during a rotation.
+pub const MAX_SIGNATURES: usize = 2;
+/// Public keys a device trusts at once: the current one and its successor.
+pub const MAX_KEYS: usize = 2;
+/// Length of the signing prefix reserved in front of the payload.
+const PAE_PREFIX_MAX: usize = 64;
+/// Bytes of a [`PayloadBuf`].
+pub const PAYLOAD_BUF_LEN: usize = PAE_PREFIX_MAX + MAX_PAYLOAD;
+
+/// Longest value of each string field, in bytes.
+pub mod limits {
+    pub const PRODUCT: usize = 32;
+    pub const CHANNEL: usize = 32;
+    /// The app descriptor's version field is 32 bytes with its NUL.
+    pub const VERSION: usize = 31;
+    pub const CHIP: usize = 16;
+    pub const BOARD: usize = 32;
+    pub const IMAGE: usize = 200;
+    pub const CREATED: usize = 32;
+}
+
+/// The signed facts about one release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest<'a> {
+    pub schema: u32,
+    /// What the firmware is (one product line can span boards and chips).
+    pub product: &'a str,
+    /// The channel this manifest was published to (`stable`, `beta`, …); a device only
+    /// accepts its own channel's manifests, so one cannot be replayed onto another.
+    pub channel: &'a str,
+    /// Semver; equals the app descriptor's version inside the image.
+    pub version: &'a str,
+    /// ESP chip name as espflash and esptool spell it (`esp32`, `esp32c3`, …).
+    pub chip: &'a str,
+    pub board: &'a str,
+    /// Image location, relative to the manifest's URL (or absolute `http://`).
+    pub image: &'a str,
+    pub size: u32,
+    /// SHA-256 of the whole image file, lowercase hex.
+    pub sha256: &'a str,
+    /// Anti-rollback counter: a device never installs a lower one than it runs.
+    pub secure_version: u32,
+    /// RFC 3339 UTC time of the release (`YYYY-MM-DDTHH:MM:SSZ`).
+    pub created: &'a str,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "payloadType")]
+    payload_type: &'a str,
+    payload: &'a str,
+    signatures: heapless::Vec<EnvelopeSignature<'a>, MAX_SIGNATURES>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct EnvelopeSignature<'a> {
+    keyid: &'a str,
+    sig: &'a str,
+}
+
+/// Why a manifest was not accepted. Each reason is its own variant, so the console can say
+/// exactly what was wrong with a release.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    #[error("manifest is {len} bytes, more than the {MAX_ENVELOPE} a device reads; it is not an otactl manifest")]
+    TooLarge { len: usize },
+    #[error("manifest is not a well-formed signed envelope ({0}); it may be truncated or not an otactl manifest")]
+    Malformed(serde_json_core::de::Error),
+    #[error("manifest payload type is not {PAYLOAD_TYPE}; publish it with `otactl release`")]
+    WrongPayloadType,
+    #[error("manifest payload is not valid base64")]
+    PayloadNotBase64,
+    #[error("manifest payload is longer than {MAX_PAYLOAD} bytes")]
+    PayloadTooLarge,
+    #[error("manifest carries no signature; sign it with `otactl release --key`")]
+    Unsigned,
+    #[error("a signature is not 64 bytes of base64")]
+    SignatureMalformed,
+    #[error("manifest is not signed by a key this device trusts; check the key the release used")]
+    UnknownKey,
+    #[error("manifest signature does not verify: the manifest was altered after signing")]
+    BadSignature,
+    #[error("manifest payload is not valid JSON for schema {SCHEMA} ({0})")]
+    PayloadMalformed(serde_json_core::de::Error),
+    #[error("manifest schema {found} is not supported by this firmware (it reads schema {SCHEMA}); update the firmware first")]
+    UnsupportedSchema { found: u32 },
+    #[error("manifest field `{field}` is longer than {max} bytes")]
+    FieldTooLong { field: &'static str, max: usize },
+    #[error("manifest field `{field}` is empty or has characters it may not have")]
+    FieldInvalid { field: &'static str },
+    #[error("manifest version is not semver: {0}")]
+    BadVersion(VersionError),
+    #[error("manifest sha256 is not 64 lowercase hex digits")]
+    BadSha256,
+    #[error("manifest size is 0")]
+    ZeroSize,
+    #[error("manifest `created` is not an RFC 3339 UTC time like 2026-11-24T04:00:00Z")]
+    BadCreated,
+    #[error("buffer too small to write the manifest")]
+    BufferFull,
+}
+
+/// Holds a decoded payload right behind the room for its signing prefix, so the signature
+/// is checked over one contiguous slice without a second copy.
+#[derive(Debug)]
+pub struct PayloadBuf {
+    bytes: [u8; PAYLOAD_BUF_LEN],
+}
+
+impl Default for PayloadBuf {
+    fn default() -> Self {
+        PayloadBuf {
+            bytes: [0; PAYLOAD_BUF_LEN],
+        }
+    }
+}
+
+/// The first 8 bytes of SHA-256 over the public key: the `keyid` hint in envelopes.
+pub fn key_id(public_key: &[u8; 32]) -> [u8; 8] {
+    let digest = Sha256::digest(public_key);
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&digest[..8]);
+    id
+}
+
+fn hex_nibble(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes lowercase hex of exactly `N` bytes.
+pub fn parse_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let raw = text.as_bytes();
+    if raw.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, pair) in raw.chunks_exact(2).enumerate() {
+        out[i] = (hex_nibble(pair[0])? << 4) | hex_nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+/// Lowercase hex of `bytes` into `out` (twice as long).
+pub fn write_hex<'o>(bytes: &[u8], out: &'o mut [u8]) -> &'o str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = DIGITS[usize::from(b >> 4)];
+        out[2 * i + 1] = DIGITS[usize::from(b & 0xF)];
+    }
+    // Only ASCII hex digits were written.
+    core::str::from_utf8(&out[..2 * bytes.len()]).unwrap_or_default()
+}
+
+/// `DSSEv1 <len> <type> <len> ` for a payload of `payload_len` bytes.
+fn pae_prefix(payload_len: usize) -> heapless::String<PAE_PREFIX_MAX> {
+    use core::fmt::Write as _;
+    let mut prefix = heapless::String::new();
+    // PAYLOAD_TYPE is fixed and the length has at most 4 digits: always fits.
+    let _ = write!(prefix, "DSSEv1 {} {} {} ", PAYLOAD_TYPE.len(), PAYLOAD_TYPE, payload_len);
+    prefix
+}
+
+fn only_whitespace(rest: &[u8]) -> bool {
+    rest.iter().all(|b| b.is_ascii_whitespace())
+}
+
+/// Which trusted key verified a manifest (index into the device's key list).
+pub type KeyIndex = usize;
+
+/// Checks the envelope's signature against `keys` and parses the signed manifest.
+///
+/// Order: envelope shape, payload type, payload decoding, signature, then the manifest's
+/// own schema and fields, so nothing unsigned is ever interpreted.
+pub fn open<'b>(
+    envelope: &[u8],
+    keys: &[[u8; 32]],
+    buf: &'b mut PayloadBuf,
+) -> Result<(Manifest<'b>, KeyIndex), ManifestError> {
+    let (start, end) = decode_envelope(envelope, buf)?;
+    let key = verify_signatures(envelope, keys, &buf.bytes[..end], start)?;
+    Ok((Manifest::parse(&buf.bytes[PAE_PREFIX_MAX..end])?, key))
+}
+
+/// Decodes the payload of `envelope` into `buf` without checking any signature: for tools
+/// that show what a manifest says (and why it was rejected). Never trust the result.
+pub fn decode_unverified<'b>(envelope: &[u8], buf: &'b mut PayloadBuf) -> Result<&'b [u8], ManifestError> {
+    let (_, end) = decode_envelope(envelope, buf)?;
+    Ok(&buf.bytes[PAE_PREFIX_MAX..end])
+}
+
+fn parse_envelope(envelope: &[u8]) -> Result<Envelope<'_>, ManifestError> {
+    if envelope.len() > MAX_ENVELOPE {
+        return Err(ManifestError::TooLarge { len: envelope.len() });
+    }
+    let (env, used) = serde_json_core::from_slice::<Envelope<'_>>(envelope).map_err(ManifestError::Malformed)?;
+    if !only_whitespace(&envelope[used..]) {
+        return Err(ManifestError::Malformed(serde_json_core::de::Error::TrailingCharacters));
+    }
+    if env.payload_type != PAYLOAD_TYPE {
+        return Err(ManifestError::WrongPayloadType);
+    }
+    Ok(env)
+}
+
+/// Decodes the payload behind its signing prefix; returns the PAE's `[start, end)` in `buf`.
+fn decode_envelope(envelope: &[u8], buf: &mut PayloadBuf) -> Result<(usize, usize), ManifestError> {
+    let env = parse_envelope(envelope)?;
+    if env.payload.len() > MAX_PAYLOAD.div_ceil(3) * 4 {
+        return Err(ManifestError::PayloadTooLarge);
+    }
+    let len = BASE64
+        .decode_slice(env.payload, &mut buf.bytes[PAE_PREFIX_MAX..])
+        .map_err(|e| match e {
+            base64::DecodeSliceError::OutputSliceTooSmall => ManifestError::PayloadTooLarge,
+            base64::DecodeSliceError::DecodeError(_) => ManifestError::PayloadNotBase64,
+        })?;
+    let prefix = pae_prefix(len);
+    let start = PAE_PREFIX_MAX - prefix.len();
+    buf.bytes[start..PAE_PREFIX_MAX].copy_from_slice(prefix.as_bytes());
+    Ok((start, PAE_PREFIX_MAX + len))
+}
+
+fn verify_signatures(
+    envelope: &[u8],
+    keys: &[[u8; 32]],
+    pae_buf: &[u8],
+    start: usize,
+) -> Result<KeyIndex, ManifestError> {
+    let env = parse_envelope(envelope)?;
+    if env.signatures.is_empty() {
+        return Err(ManifestError::Unsigned);
+    }
+    let message = &pae_buf[start..];
+    let mut error = ManifestError::UnknownKey;
+    for signature in &env.signatures {
+        let mut raw = [0u8; 66];
+        let sig = match BASE64.decode_slice(signature.sig, &mut raw) {
+            Ok(64) => Signature::from_bytes(raw[..64].try_into().map_err(|_| ManifestError::SignatureMalformed)?),
+            _ => return Err(ManifestError::SignatureMalformed),
+        };
+        let hinted = parse_hex::<8>(signature.keyid);
+        for (index, key) in keys.iter().enumerate() {
+            if hinted.is_some_and(|id| id != key_id(key)) {
+                continue;
+            }
+            let Ok(verifying) = VerifyingKey::from_bytes(key) else {
+                continue;
+            };
+            if verifying.verify_strict(message, &sig).is_ok() {
+                return Ok(index);
+            }
+            error = ManifestError::BadSignature;
+        }
+    }
+    Err(error)
+}
+
+fn check_text(field: &'static str, value: &str, max: usize, allowed: fn(u8) -> bool) -> Result<(), ManifestError> {
+    if value.len() > max {
+        return Err(ManifestError::FieldTooLong { field, max });
+    }
+    if value.is_empty() || !value.bytes().all(allowed) {
+        return Err(ManifestError::FieldInvalid { field });
+    }
+    Ok(())
+}
+
+/// Names: lowercase letters, digits, `.`, `_`, `-`.
+fn name_byte(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+}
+
+/// A URL reference: printable ASCII without quote, backslash or space.
+fn url_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && !matches!(b, b'"' | b'\\')
+}
+
+fn version_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+')
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, each number in range.
+fn check_created(text: &str) -> Result<(), ManifestError> {
+    let b = text.as_bytes();
+    let shape_ok = b.len() == 20
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            4 | 7 => c == b'-',
+            10 => c == b'T',
+            13 | 16 => c == b':',
+            19 => c == b'Z',
+            _ => c.is_ascii_digit(),
+        });
+    if !shape_ok {
+        return Err(ManifestError::BadCreated);
+    }
+    let num = |r: core::ops::Range<usize>| text[r].parse::<u32>().unwrap_or(u32::MAX);
+    let in_range = (1..=12).contains(&num(5..7))
+        && (1..=31).contains(&num(8..10))
+        && num(11..13) <= 23
+        && num(14..16) <= 59
+        && num(17..19) <= 60;
+    if in_range { Ok(()) } else { Err(ManifestError::BadCreated) }
+}
+
+impl<'a> Manifest<'a> {
+    /// Parses and validates a payload (signature already checked by [`open`]).
+    pub fn parse(payload: &'a [u8]) -> Result<Self, ManifestError> {
+        // The schema is read first on its own, so a newer schema is reported as such and not
+        // as whatever field it changed.
+        #[derive(Deserialize)]
+        struct SchemaOnly {
+            schema: u32,
+        }
+        let (probe, _) =
+            serde_json_core::from_slice::<SchemaOnly>(payload).map_err(ManifestError::PayloadMalformed)?;
+        if probe.schema != SCHEMA {
+            return Err(ManifestError::UnsupportedSchema { found: probe.schema });
+        }
+        let (manifest, used) =
+            serde_json_core::from_slice::<Manifest<'a>>(payload).map_err(ManifestError::PayloadMalformed)?;
+        if !only_whitespace(&payload[used..]) {
+            return Err(ManifestError::PayloadMalformed(
+                serde_json_core::de::Error::TrailingCharacters,
+            ));
+        }
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// Every field within its limit and form. The host runs this before signing, so a
+    /// manifest a device would reject is never published.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        if self.schema != SCHEMA {
+            return Err(ManifestError::UnsupportedSchema { found: self.schema });
+        }
+        check_text("product", self.product, limits::PRODUCT, name_byte)?;
+        check_text("channel", self.channel, limits::CHANNEL, name_byte)?;
+        check_text("version", self.version, limits::VERSION, version_byte)?;
+        Version::parse(self.version).map_err(ManifestError::BadVersion)?;
+        check_text("chip", self.chip, limits::CHIP, name_byte)?;
+        check_text("board", self.board, limits::BOARD, name_byte)?;
+        check_text("image", self.image, limits::IMAGE, url_byte)?;
+        if self.size == 0 {
+            return Err(ManifestError::ZeroSize);
+        }
+        self.sha256_bytes()?;
+        if self.created.len() > limits::CREATED {
+            return Err(ManifestError::FieldTooLong {
+                field: "created",
+                max: limits::CREATED,
+            });
+        }
+        check_created(self.created)
+    }
+
+    pub fn sha256_bytes(&self) -> Result<[u8; 32], ManifestError> {
+        parse_hex::<32>(self.sha256).ok_or(ManifestError::BadSha256)
+    }
+
+    pub fn semver(&self) -> Result<Version<'a>, ManifestError> {
+        Version::parse(self.version).map_err(ManifestError::BadVersion)
+    }
+
+    /// Writes the payload JSON into `out`, after validating; returns its length.
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ManifestError> {
+        self.validate()?;
+        let len = serde_json_core::to_slice(self, out).map_err(|_| ManifestError::BufferFull)?;
+        if len > MAX_PAYLOAD {
+            return Err(ManifestError::PayloadTooLarge);
+        }
+        Ok(len)
+    }
+}
+
+/// Signs `payload` with each of `keys` and writes the envelope into `out`; returns its length.
+///
+/// This is the one writer of the format: `otactl release` and the bench both use it.
+pub fn seal(payload: &[u8], keys: &[&ed25519_dalek::SigningKey], out: &mut [u8]) -> Result<usize, ManifestError> {
+    use ed25519_dalek::Signer as _;
+    if payload.len() > MAX_PAYLOAD {
+        return Err(ManifestError::PayloadTooLarge);
+    }
+    if keys.is_empty() {
+        return Err(ManifestError::Unsigned);
+    }
+    if keys.len() > MAX_SIGNATURES {
+        return Err(ManifestError::BufferFull);
+    }
+    let mut pae = [0u8; PAYLOAD_BUF_LEN];
+    let prefix = pae_prefix(payload.len());
+    pae[..prefix.len()].copy_from_slice(prefix.as_bytes());
+    pae[prefix.len()..prefix.len() + payload.len()].copy_from_slice(payload);
+    let message = &pae[..prefix.len() + payload.len()];
+
+    let mut payload_b64 = [0u8; MAX_PAYLOAD.div_ceil(3) * 4];
+    let n = BASE64
+        .encode_slice(payload, &mut payload_b64)
+        .map_err(|_| ManifestError::BufferFull)?;
+    let payload_b64 = core::str::from_utf8(&payload_b64[..n]).map_err(|_| ManifestError::BufferFull)?;
+
+    let mut sig_texts = [[0u8; 88]; MAX_SIGNATURES];
+    let mut id_texts = [[0u8; 16]; MAX_SIGNATURES];
+    let mut signatures = heapless::Vec::<EnvelopeSignature<'_>, MAX_SIGNATURES>::new();
+    for ((key, sig_text), id_text) in keys.iter().zip(&mut sig_texts).zip(&mut id_texts) {
+        let sig = key.sign(message).to_bytes();
+        let n = BASE64.encode_slice(sig, sig_text).map_err(|_| ManifestError::BufferFull)?;
+        let sig = core::str::from_utf8(&sig_text[..n]).map_err(|_| ManifestError::BufferFull)?;
+        let keyid = write_hex(&key_id(key.verifying_key().as_bytes()), id_text);
+        signatures
+            .push(EnvelopeSignature { keyid, sig })
+            .map_err(|_| ManifestError::BufferFull)?;
+    }
+    let envelope = Envelope {
+        payload_type: PAYLOAD_TYPE,
+        payload: payload_b64,
+        signatures,
+    };
+    let len = serde_json_core::to_slice(&envelope, out).map_err(|_| ManifestError::BufferFull)?;
+    if len > MAX_ENVELOPE {
+        return Err(ManifestError::TooLarge { len });
+    }
+    Ok(len)
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use std::borrow::ToOwned;
+    use std::string::String;
+    use std::vec::Vec;
+
+    use ed25519_dalek::SigningKey;
+
+    use super::*;
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32])
+    }
+
+    fn pk(k: &SigningKey) -> [u8; 32] {
+        k.verifying_key().to_bytes()
+    }
+
+    const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    fn sample() -> Manifest<'static> {
+        Manifest {
+            schema: 1,
+            product: "field-logger",
+            channel: "stable",
+            version: "1.4.2",
+            chip: "esp32",
+            board: "m5stack-core",
+            image: "../images/9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08.bin",
+            size: 233_040,
+            sha256: SHA,
+            secure_version: 0,
+            created: "2026-11-24T04:00:00Z",
+        }
+    }
+
+    fn sealed(m: &Manifest<'_>, keys: &[&SigningKey]) -> Vec<u8> {
+        let mut payload = [0u8; MAX_PAYLOAD];
+        let n = m.encode(&mut payload).unwrap();
+        let mut out = [0u8; MAX_ENVELOPE];
+        let len = seal(&payload[..n], keys, &mut out).unwrap();
+        out[..len].to_vec()
+    }
+
+    fn reseal_payload(payload: &str, keys: &[&SigningKey]) -> Vec<u8> {
+        let mut out = [0u8; MAX_ENVELOPE];
+        let len = seal(payload.as_bytes(), keys, &mut out).unwrap();
+        out[..len].to_vec()
+    }
+
+    #[test]
+    fn round_trip_with_either_rotation_key() {
+        let (old, new) = (key(1), key(2));
+        let env = sealed(&sample(), &[&old]);
+        let mut buf = PayloadBuf::default();
+        let (m, index) = open(&env, &[pk(&old), pk(&new)], &mut buf).unwrap();
+        assert_eq!((m, index), (sample(), 0));
+        // A release signed with the successor only is accepted by a device holding both.
+        let env = sealed(&sample(), &[&new]);
+        assert_eq!(open(&env, &[pk(&old), pk(&new)], &mut buf).unwrap().1, 1);
+        // A release signed by both is accepted by a device holding either.
+        let env = sealed(&sample(), &[&old, &new]);
+        assert_eq!(open(&env, &[pk(&new)], &mut buf).unwrap().1, 0);
+        assert_eq!(open(&env, &[pk(&old)], &mut buf).unwrap().1, 0);
+    }
+
+    #[test]
+    fn unknown_key_and_tampering_are_distinct() {
+        let (k, stranger) = (key(1), key(9));
+        let env = sealed(&sample(), &[&stranger]);
+        let mut buf = PayloadBuf::default();
+        assert_eq!(open(&env, &[pk(&k)], &mut buf), Err(ManifestError::UnknownKey));
+
+        // Swap the payload for another one, keeping the signature: the key id still matches.
+        let text = String::from_utf8(sealed(&sample(), &[&k])).unwrap();
+        let other = Manifest {
+            version: "9.9.9",
+            ..sample()
+        };
+        let other_text = String::from_utf8(sealed(&other, &[&k])).unwrap();
+        let payload_of = |t: &str| t.split("\"payload\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+        let forged = text.replace(&payload_of(&text), &payload_of(&other_text));
+        assert_eq!(
+            open(forged.as_bytes(), &[pk(&k)], &mut buf),
+            Err(ManifestError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn envelope_errors() {
+        let k = key(1);
+        let env = sealed(&sample(), &[&k]);
+        let mut buf = PayloadBuf::default();
+        let keys = [pk(&k)];
+        // Truncated anywhere: malformed, never accepted.
+        for cut in [1, 10, env.len() / 2, env.len() - 1] {
+            assert!(matches!(open(&env[..cut], &keys, &mut buf), Err(ManifestError::Malformed(_))));
+        }
+        let text = String::from_utf8(env.clone()).unwrap();
+        let retyped = text.replace(PAYLOAD_TYPE, "application/json");
+        assert_eq!(open(retyped.as_bytes(), &keys, &mut buf), Err(ManifestError::WrongPayloadType));
+        let unsigned = std::format!("{}[]}}", &text[..text.find("[{").unwrap()]);
+        assert_eq!(open(unsigned.as_bytes(), &keys, &mut buf), Err(ManifestError::Unsigned));
+        let big = [b' '; MAX_ENVELOPE + 1];
+        assert_eq!(
+            open(&big, &keys, &mut buf),
+            Err(ManifestError::TooLarge { len: MAX_ENVELOPE + 1 })
+        );
+        let trailing = std::format!("{text}x");
+        assert!(matches!(open(trailing.as_bytes(), &keys, &mut buf), Err(ManifestError::Malformed(_))));
+    }
+
+    #[test]
+    fn field_limits_and_forms() {
+        let long = "a".repeat(33);
+        let cases: [(Manifest<'_>, ManifestError); 7] = [
+            (
+                Manifest {
+                    product: &long,
+                    ..sample()
+                },
+                ManifestError::FieldTooLong {
+                    field: "product",
+                    max: 32,
+                },
+            ),
+            (
+                Manifest {
+                    board: "",
+                    ..sample()
+                },
+                ManifestError::FieldInvalid { field: "board" },
+            ),
+            (
+                Manifest {
+                    chip: "ESP32",
+                    ..sample()
+                },
+                ManifestError::FieldInvalid { field: "chip" },
+            ),
+            (
+                Manifest {
+                    version: "1.2",
+                    ..sample()
+                },
+                ManifestError::BadVersion(VersionError::NotThreeNumbers),
+            ),
+            (
+                Manifest {
+                    sha256: "ABC",
+                    ..sample()
+                },
+                ManifestError::BadSha256,
+            ),
+            (Manifest { size: 0, ..sample() }, ManifestError::ZeroSize),
+            (
+                Manifest {
+                    created: "2026-13-01T00:00:00Z",
+                    ..sample()
+                },
+                ManifestError::BadCreated,
+            ),
+        ];
+        let mut out = [0u8; MAX_PAYLOAD];
+        for (m, err) in cases {
+            assert_eq!(m.encode(&mut out), Err(err.clone()));
+            // The device gets the same answer from a payload someone signed anyway.
+            let json = serde_json_core::to_string::<_, 1024>(&m).unwrap();
+            let k = key(3);
+            let env = reseal_payload(&json, &[&k]);
+            assert_eq!(open(&env, &[pk(&k)], &mut PayloadBuf::default()), Err(err));
+        }
+    }
+
+    #[test]
+    fn schema_missing_fields_and_unknown_fields() {
+        let k = key(4);
+        let keys = [pk(&k)];
+        let mut buf = PayloadBuf::default();
+        let newer = r#"{"schema":2,"product":"p"}"#;
+        assert_eq!(
+            open(&reseal_payload(newer, &[&k]), &keys, &mut buf),
+            Err(ManifestError::UnsupportedSchema { found: 2 })
+        );
+        let missing = r#"{"schema":1,"product":"p","channel":"c"}"#;
+        match open(&reseal_payload(missing, &[&k]), &keys, &mut buf) {
+            Err(ManifestError::PayloadMalformed(e)) => {
+                assert!(std::format!("{e}").contains("version"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // A later field this firmware does not know is skipped.
+        let json = serde_json_core::to_string::<_, 1024>(&sample()).unwrap();
+        let extended = std::format!("{},\"rollout\":{{\"percent\":10,\"tags\":[\"a\"]}}}}", &json[..json.len() - 1]);
+        assert_eq!(
+            open(&reseal_payload(&extended, &[&k]), &keys, &mut buf).unwrap().0,
+            sample()
+        );
+        // A duplicated field is not a second opinion.
+        let dup = std::format!("{},\"version\":\"9.0.0\"}}", &json[..json.len() - 1]);
+        assert!(matches!(
+            open(&reseal_payload(&dup, &[&k]), &keys, &mut buf),
+            Err(ManifestError::PayloadMalformed(_))
+        ));
+    }
+
+    #[test]
+    fn payload_limit() {
+        let k = key(5);
+        let mut out = [0u8; MAX_ENVELOPE * 2];
+        assert_eq!(
+            seal(&[b' '; MAX_PAYLOAD + 1], &[&k], &mut out),
+            Err(ManifestError::PayloadTooLarge)
+        );
+        assert_eq!(PAYLOAD_BUF_LEN, 1088);
+        assert_eq!(core::mem::size_of::<PayloadBuf>(), PAYLOAD_BUF_LEN);
+    }
+
+    #[test]
+    fn key_id_is_sha256_prefix() {
+        let k = pk(&key(1));
+        assert_eq!(key_id(&k)[..], Sha256::digest(k)[..8]);
+        let mut hex = [0u8; 16];
+        assert_eq!(parse_hex::<8>(write_hex(&key_id(&k), &mut hex)), Some(key_id(&k)));
+    }
+}
