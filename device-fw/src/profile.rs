@@ -37,10 +37,11 @@
 //! phy_init = { offset = 0xF000,   size = 0x1000 }
 //! ota_0    = { offset = 0x10000,  size = 0x1E0000 }
 //! ota_1    = { offset = 0x1F0000, size = 0x1E0000 }
+//! otastate = { offset = 0x3D0000, size = 0x4000 }    # the OTA journal, >= two sectors
 //! ```
 //!
 //! The default `[slots]` is ESP-IDF's two-OTA layout without a factory app, sized for a
-//! 4 MB flash (0x3D0000 used; 192 KiB left at the end). Regions must be 4 KiB aligned and
+//! 4 MB flash (0x3D4000 used; 176 KiB left at the end). Regions must be 4 KiB aligned and
 //! sized (app slots 64 KiB aligned), at or above 0x9000 (bootloader and partition table
 //! live below), inside the flash, and must not overlap; `otadata` is two sectors (0x2000).
 //!
@@ -223,6 +224,9 @@ pub struct Slots {
     pub phy_init: Region,
     pub ota_0: Region,
     pub ota_1: Region,
+    /// The device's OTA journal (download progress, failed versions): its own sectors, so
+    /// that its erases never touch anything else.
+    pub otastate: Region,
 }
 
 impl Default for Slots {
@@ -249,6 +253,10 @@ impl Default for Slots {
                 offset: 0x1F_0000,
                 size: 0x1E_0000,
             },
+            otastate: Region {
+                offset: 0x3D_0000,
+                size: 0x4000,
+            },
         }
     }
 }
@@ -264,13 +272,14 @@ impl Slots {
     }
 
     /// Every region with its key name and whether it holds an app.
-    fn named(&self) -> [(&'static str, Region, bool); 5] {
+    fn named(&self) -> [(&'static str, Region, bool); 6] {
         [
             ("nvs", self.nvs, false),
             ("otadata", self.otadata, false),
             ("phy_init", self.phy_init, false),
             ("ota_0", self.ota_0, true),
             ("ota_1", self.ota_1, true),
+            ("otastate", self.otastate, false),
         ]
     }
 }
@@ -503,6 +512,13 @@ impl Profile {
                     "set slots.otadata.size = 0x2000 (two 4 KiB sectors)".into(),
                 ));
             }
+            if name == "otastate" && region.size < 2 * 0x1000 {
+                return Err(doc.layout(
+                    &key(".size"),
+                    format!("slots.otastate.size = {:#X} is less than two 4 KiB sectors", region.size),
+                    "set slots.otastate.size = 0x4000 (the journal needs a spare sector to move into)".into(),
+                ));
+            }
             if is_app && region.size < APP_ALIGN {
                 return Err(doc.layout(
                     &key(".size"),
@@ -635,7 +651,7 @@ fn known_keys(table: &str) -> &'static [&'static str] {
             "backoff_max_ms",
         ],
         "flash" => &["size"],
-        "slots" => &["nvs", "otadata", "phy_init", "ota_0", "ota_1"],
+        "slots" => &["nvs", "otadata", "phy_init", "ota_0", "ota_1", "otastate"],
         t if t.starts_with("slots.") => &["offset", "size"],
         _ => &[],
     }
@@ -957,6 +973,11 @@ impl Profile {
     }
 
     /// OTA slot `n` as the engine addresses it.
+    /// The OTA journal's flash range.
+    pub fn journal(&self) -> Result<crate::ota::journal::Journal, crate::ota::journal::LayoutError> {
+        crate::ota::journal::Journal::new(self.slots.otastate.offset..self.slots.otastate.offset + self.slots.otastate.size)
+    }
+
     pub fn ota_slot(&self, n: usize) -> Option<crate::ota::Slot> {
         self.slots.ota(n).map(|r| crate::ota::Slot {
             offset: r.offset,

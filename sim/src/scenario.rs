@@ -356,7 +356,17 @@ async fn run_download<S: Socket, const STAGE: usize>(
     events: &mut impl EventSink,
     deadline: Duration,
 ) -> Finished {
-    let fut = download(http, &mut slot, &BenchClock, cfg, target, Sha256::new(), events);
+    let mut no_journal = ();
+    let fut = download(
+        http,
+        &mut slot,
+        &BenchClock,
+        cfg,
+        target,
+        Sha256::new(),
+        events,
+        &mut no_journal,
+    );
     let ram = data_path_ram_bytes(std::mem::size_of_val(&fut));
     let ram = (cfg.mode == DownloadMode::Ranged).then_some(ram);
     match time::timeout(deadline, fut).await {

@@ -38,6 +38,10 @@ pub const SUBTYPE_DATA_COREDUMP: u8 = 0x03;
 pub const SUBTYPE_DATA_NVS_KEYS: u8 = 0x04;
 pub const SUBTYPE_DATA_SPIFFS: u8 = 0x82;
 pub const SUBTYPE_DATA_LITTLEFS: u8 = 0x83;
+/// otactl's OTA journal: an application-defined partition type (IDF reserves 0x40–0xFE for
+/// applications; data subtypes are IDF's own), with subtype 0.
+pub const TYPE_OTACTL: u8 = 0x40;
+pub const SUBTYPE_OTACTL_JOURNAL: u8 = 0x00;
 
 pub const FLAG_ENCRYPTED: u32 = 1 << 0;
 pub const FLAG_READONLY: u32 = 1 << 1;
@@ -251,6 +255,7 @@ impl PartitionTable {
             ("phy_init", TYPE_DATA, SUBTYPE_DATA_PHY, 0xF000, 0x1000),
             ("ota_0", TYPE_APP, SUBTYPE_APP_OTA_0, 0x10000, 0x1E_0000),
             ("ota_1", TYPE_APP, SUBTYPE_APP_OTA_0 + 1, 0x1F_0000, 0x1E_0000),
+            ("otastate", TYPE_OTACTL, SUBTYPE_OTACTL_JOURNAL, 0x3D_0000, 0x4000),
         ])
     }
 
@@ -369,12 +374,12 @@ mod tests {
         let t = PartitionTable::otactl_two_ota();
         let mut bytes = t.to_bytes().unwrap();
         // Drop the MD5 row as `--disable-md5sum` would: end row right after the entries.
-        bytes[5 * 32..6 * 32].fill(0xFF);
+        bytes[6 * 32..7 * 32].fill(0xFF);
         assert_eq!(PartitionTable::parse(&bytes), Ok((t.clone(), Md5Check::Absent)));
         // A table cut short before its end row.
         assert_eq!(
-            PartitionTable::parse(&t.to_bytes().unwrap()[..6 * 32]),
-            Err(PartitionError::NoEndMarker { len: 6 * 32 })
+            PartitionTable::parse(&t.to_bytes().unwrap()[..7 * 32]),
+            Err(PartitionError::NoEndMarker { len: 7 * 32 })
         );
         // The whole 4 KiB sector is fine too.
         let mut sector = [0xFFu8; 4096];
@@ -385,7 +390,7 @@ mod tests {
     #[test]
     fn otactl_layout() {
         let t = PartitionTable::otactl_two_ota();
-        assert_eq!(t.entries().len(), 5);
+        assert_eq!(t.entries().len(), 6);
         assert_eq!(t.ota_slot_count(), 2);
         assert_eq!(t.ota_slot(0).map(|e| (e.offset, e.size)), Some((0x10000, 0x1E_0000)));
         assert_eq!(t.ota_slot(1).map(|e| (e.offset, e.size)), Some((0x1F_0000, 0x1E_0000)));

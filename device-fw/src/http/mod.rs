@@ -38,8 +38,8 @@ use core::fmt::{self, Write as _};
 pub use self::error::HttpError;
 pub use self::head::ContentRange;
 use self::head::{RangeField, RawHead};
-pub use self::url::Url;
 use self::url::UrlBuf;
+pub use self::url::{Url, resolve_reference};
 use crate::socket::{Socket, SocketError};
 
 /// Size of the head buffer: the longest request and the longest (unfolded) header line.

@@ -190,6 +190,50 @@ pub(crate) fn resolve_location(buf: &mut UrlBuf, location: &[u8]) -> Result<bool
     Ok(true)
 }
 
+/// Resolves `reference` (absolute, or relative as in a manifest's `image` field) against
+/// `base`, removing `.` and `..` segments (RFC 3986 §5.2.4) so that origins which do not
+/// normalise paths (object stores) see the object's real key.
+pub fn resolve_reference(base: &str, reference: &str) -> Result<String<MAX_URL_LEN>, HttpError> {
+    let mut buf = UrlBuf::new();
+    store(&mut buf, &Url::parse(base)?)?;
+    resolve_location(&mut buf, reference.as_bytes())?;
+    let origin = origin_len(buf.as_str());
+    let (path, query) = buf.as_str()[origin..].split_at(buf.as_str()[origin..].find('?').unwrap_or(buf.len() - origin));
+    let mut kept: heapless::Vec<&str, 64> = heapless::Vec::new();
+    let segments: heapless::Vec<&str, 64> = path.split('/').skip(1).collect::<heapless::Vec<&str, 64>>();
+    if segments.len() == 64 {
+        return Err(HttpError::UrlTooLong);
+    }
+    let last = segments.len().saturating_sub(1);
+    let mut trailing_slash = false;
+    for (i, seg) in segments.iter().enumerate() {
+        match *seg {
+            "." => trailing_slash = i == last,
+            ".." => {
+                kept.pop();
+                trailing_slash = i == last;
+            }
+            other => {
+                // Cannot overflow: at most as many as `segments`.
+                let _ = kept.push(other);
+                trailing_slash = false;
+            }
+        }
+    }
+    let mut out = String::new();
+    let too_long = |_| HttpError::UrlTooLong;
+    out.push_str(&buf.as_str()[..origin]).map_err(too_long)?;
+    for seg in &kept {
+        out.push('/').map_err(too_long)?;
+        out.push_str(seg).map_err(too_long)?;
+    }
+    if kept.is_empty() || trailing_slash {
+        out.push('/').map_err(too_long)?;
+    }
+    out.push_str(query).map_err(too_long)?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -228,5 +272,27 @@ mod tests {
         );
         assert_eq!(resolve("http://a/x", "https://a/k"), Err(HttpError::UnsupportedScheme));
         assert!(matches!(resolve("http://a/x", "/a b"), Err(HttpError::BadUrl(_))));
+    }
+
+    #[test]
+    fn manifest_relative_image_references() {
+        let r = |b: &str, r: &str| resolve_reference(b, r).map(|s| std::string::String::from(s.as_str()));
+        let base = "http://bucket.example:9000/fleet/stable/manifest.json";
+        assert_eq!(
+            r(base, "../images/ab.bin").unwrap(),
+            "http://bucket.example:9000/fleet/images/ab.bin"
+        );
+        assert_eq!(
+            r(base, "./x/../y.bin?v=1").unwrap(),
+            "http://bucket.example:9000/fleet/stable/y.bin?v=1"
+        );
+        assert_eq!(
+            r(base, "../../../../a.bin").unwrap(),
+            "http://bucket.example:9000/a.bin"
+        );
+        assert_eq!(r(base, "/abs/a.bin").unwrap(), "http://bucket.example:9000/abs/a.bin");
+        assert_eq!(r(base, "http://cdn.example/a.bin").unwrap(), "http://cdn.example/a.bin");
+        assert_eq!(r(base, "sub/").unwrap(), "http://bucket.example:9000/fleet/stable/sub/");
+        assert_eq!(r(base, "https://cdn.example/a.bin"), Err(HttpError::UnsupportedScheme));
     }
 }

@@ -13,7 +13,7 @@ use embedded_storage_async::nor_flash::NorFlash;
 use sha2::{Digest, Sha256};
 
 use super::planner::{ChunkPlanner, ChunkPolicy};
-use super::slot::{SlotError, SlotWriter};
+use super::slot::{SECTOR, SlotError, SlotWriter};
 use crate::clock::Clock;
 use crate::http::{HttpClient, HttpError, Url};
 use crate::socket::{Socket, SocketError};
@@ -80,6 +80,20 @@ pub enum OtaEvent {
     ModemRecovered,
     /// Waiting before retrying after a failure without progress.
     Backoff { us: u64 },
+}
+
+/// Makes progress durable: called each time the image's programmed bytes reach a sector
+/// boundary, with the SHA-256 state of exactly those bytes, so that after a power cut the
+/// download resumes there once the prefix re-hashes to the same value.
+pub trait Checkpoint<F: NorFlash> {
+    async fn programmed(&mut self, flash: &mut F, written: u32, prefix: &Sha256) -> Result<(), F::Error>;
+}
+
+/// No journal: progress lives in RAM only.
+impl<F: NorFlash> Checkpoint<F> for () {
+    async fn programmed(&mut self, _: &mut F, _: u32, _: &Sha256) -> Result<(), F::Error> {
+        Ok(())
+    }
 }
 
 /// Receives [`OtaEvent`]s.
@@ -151,7 +165,8 @@ enum PassEnd {
 
 /// Downloads `target` into the slot behind `slot`, from wherever the writer stands
 /// (0, or a resumed offset whose prefix the caller has hashed into `hasher`).
-pub async fn download<S, F, C, E, const STAGE: usize>(
+#[allow(clippy::too_many_arguments)]
+pub async fn download<S, F, C, E, K, const STAGE: usize>(
     http: &mut HttpClient<S>,
     slot: &mut SlotWriter<F, STAGE>,
     clock: &C,
@@ -159,12 +174,14 @@ pub async fn download<S, F, C, E, const STAGE: usize>(
     target: &ImageTarget<'_>,
     hasher: Sha256,
     events: &mut E,
+    checkpoint: &mut K,
 ) -> Result<DownloadReport, DownloadError<F::Error>>
 where
     S: Socket,
     F: NorFlash,
     C: Clock,
     E: EventSink,
+    K: Checkpoint<F>,
 {
     let url = Url::parse(target.url).map_err(DownloadError::BadUrl)?;
     let mut planner = ChunkPlanner::new(cfg.policy, cfg.uart_bytes_per_sec / 10 * 8);
@@ -218,7 +235,7 @@ where
                     }
                 }
                 let started = clock.now_us();
-                let end = stream_body(http, slot, &mut progress, &mut bufs, cfg.overlap_flash).await?;
+                let end = stream_body(http, slot, &mut progress, &mut bufs, cfg.overlap_flash, checkpoint).await?;
                 let moved = slot.accepted() - before;
                 planner.record_drain(moved, clock.now_us().saturating_sub(started));
                 if let Some(total) = total {
@@ -351,16 +368,18 @@ fn check_head<E>(
 }
 
 /// Streams the current response body into the slot, double-buffered.
-async fn stream_body<S, F, const STAGE: usize>(
+async fn stream_body<S, F, K, const STAGE: usize>(
     http: &mut HttpClient<S>,
     slot: &mut SlotWriter<F, STAGE>,
     progress: &mut Progress,
     bufs: &mut Buffers,
     overlap: bool,
+    checkpoint: &mut K,
 ) -> Result<PassEnd, DownloadError<F::Error>>
 where
     S: Socket,
     F: NorFlash,
+    K: Checkpoint<F>,
 {
     let [a, b] = bufs;
     let (mut fill, mut drain) = (a, b);
@@ -369,11 +388,15 @@ where
         let read = if pending.is_empty() {
             http.read_body(fill).await
         } else if overlap {
-            let (written, read) = join(accept(slot, progress, &drain[pending.clone()]), http.read_body(fill)).await;
+            let (written, read) = join(
+                accept(slot, progress, &drain[pending.clone()], checkpoint),
+                http.read_body(fill),
+            )
+            .await;
             written?;
             read
         } else {
-            accept(slot, progress, &drain[pending.clone()]).await?;
+            accept(slot, progress, &drain[pending.clone()], checkpoint).await?;
             http.read_body(fill).await
         };
         match read {
@@ -389,12 +412,28 @@ where
     }
 }
 
-async fn accept<F: NorFlash, const STAGE: usize>(
+/// Writes and hashes `data`, split at sector boundaries so that the hash state at each
+/// boundary covers exactly the bytes programmed, which is what a checkpoint records.
+async fn accept<F: NorFlash, K: Checkpoint<F>, const STAGE: usize>(
     slot: &mut SlotWriter<F, STAGE>,
     progress: &mut Progress,
-    data: &[u8],
+    mut data: &[u8],
+    checkpoint: &mut K,
 ) -> Result<(), SlotError<F::Error>> {
-    slot.write(data).await?;
-    progress.hasher.update(data);
+    while !data.is_empty() {
+        let to_boundary = SECTOR as u64 - slot.accepted() % SECTOR as u64;
+        let take = data.len().min(to_boundary as usize);
+        slot.write(&data[..take]).await?;
+        progress.hasher.update(&data[..take]);
+        data = &data[take..];
+        if slot.accepted().is_multiple_of(SECTOR as u64) {
+            // STAGE divides SECTOR, so nothing is staged here: all accepted bytes are programmed.
+            let written = slot.programmed();
+            checkpoint
+                .programmed(slot.flash(), written, &progress.hasher)
+                .await
+                .map_err(SlotError::Flash)?;
+        }
+    }
     Ok(())
 }

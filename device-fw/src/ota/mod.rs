@@ -7,10 +7,12 @@
 pub mod engine;
 pub mod journal;
 pub mod planner;
+pub mod policy;
 pub mod slot;
+pub mod update;
 
 pub use engine::{
-    DownloadConfig, DownloadError, DownloadMode, DownloadReport, EventSink, ImageTarget, OtaEvent, download,
+    Checkpoint, DownloadConfig, DownloadError, DownloadMode, DownloadReport, EventSink, ImageTarget, OtaEvent, download,
 };
 pub use planner::{ChunkPlanner, ChunkPolicy};
 pub use slot::{Slot, SlotError, SlotWriter};

@@ -1,0 +1,518 @@
+//! One update, end to end, as the device runs it: manifest → checks → journaled download
+//! into the inactive slot → image checks → activation; and, after the reboot, the
+//! self-test that confirms the new app or the record of a version that rolled back.
+//!
+//! Nothing touches flash before the manifest's signature and every policy check passed;
+//! nothing touches otadata before the written image passed the bootloader's own checks and
+//! matched the signed version. The running slot is never written.
+
+use sha2::{Digest, Sha256};
+
+use super::engine::{Checkpoint, DownloadConfig, DownloadError, EventSink, ImageTarget, OtaEvent, download};
+use super::journal::{Journal, JournalError, Progress, resume_point};
+use super::policy::{DeviceIdentity, Rejection, check_manifest};
+use super::slot::{Slot, SlotWriter};
+use crate::clock::Clock;
+use crate::esp::boot::{
+    BootError, BootLayout, BootTarget, Booted, mark_invalid, mark_valid, read_otadata, set_boot_slot, slot_state,
+};
+use crate::esp::image::ImageError;
+use crate::esp::otadata::OtaState;
+use crate::esp::slot_image::{SlotImageError, check_slot_image};
+use crate::http::{HttpClient, HttpError, Url, resolve_reference};
+use crate::socket::Socket;
+use crate::wire::manifest::{MAX_ENVELOPE, Manifest, ManifestError, PayloadBuf, open};
+use embedded_storage_async::nor_flash::NorFlash;
+
+/// Where the update machinery lives in flash.
+#[derive(Debug, Clone)]
+pub struct UpdateLayout {
+    pub boot: BootLayout,
+    pub journal: Journal,
+}
+
+/// What a device reports while it updates (the console turns these into event lines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UpdateEvent<'a> {
+    ManifestFetched {
+        bytes: usize,
+    },
+    /// Signature good (by trusted key number `key`) and every policy check passed.
+    ManifestAccepted {
+        version: &'a str,
+        size: u32,
+        key: usize,
+    },
+    /// A journaled download of this image is carried on from `offset`.
+    Resuming {
+        offset: u32,
+    },
+    Download(OtaEvent),
+    /// The written image passed the hash, structure and version checks.
+    ImageVerified {
+        version: &'a str,
+    },
+    Activated {
+        slot: usize,
+        version: &'a str,
+    },
+    /// The app booted after an update passed its self-test and marked itself valid.
+    Confirmed {
+        version: &'a str,
+    },
+    /// The self-test failed: the app marked itself invalid; the next boot rolls back.
+    SelfTestFailed,
+    /// A version that was booted but never confirmed has been rolled back from.
+    RolledBack {
+        failed_version: &'a str,
+    },
+}
+
+pub trait UpdateSink {
+    fn event(&mut self, event: UpdateEvent<'_>);
+}
+
+impl UpdateSink for () {
+    fn event(&mut self, _: UpdateEvent<'_>) {}
+}
+
+impl<T: FnMut(UpdateEvent<'_>)> UpdateSink for T {
+    fn event(&mut self, event: UpdateEvent<'_>) {
+        self(event)
+    }
+}
+
+struct DownloadEvents<'s, U>(&'s mut U);
+
+impl<U: UpdateSink> EventSink for DownloadEvents<'_, U> {
+    fn event(&mut self, event: OtaEvent) {
+        self.0.event(UpdateEvent::Download(event));
+    }
+}
+
+/// Why an update did not happen. Every variant leaves the running slot and otadata as they
+/// were.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpdateError<E> {
+    #[error("manifest could not be fetched: {0}")]
+    ManifestFetch(HttpError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error("image location in the manifest is not a usable URL: {0}")]
+    ImageUrl(HttpError),
+    #[error(transparent)]
+    Download(DownloadError<E>),
+    #[error("downloaded image would not boot: {0}")]
+    Image(ImageError),
+    #[error(
+        "the app descriptor's version differs from the signed manifest's; the release was built from other sources"
+    )]
+    AppVersionMismatch,
+    #[error("the app descriptor's secure_version differs from the signed manifest's")]
+    SecureVersionMismatch,
+    #[error(transparent)]
+    Journal(JournalError<E>),
+    #[error(transparent)]
+    Boot(BootError<E>),
+    #[error("flash operation failed: {0:?}")]
+    Flash(E),
+    #[error("the device is running the factory app or no OTA slot is free to write")]
+    NoInactiveSlot,
+}
+
+impl<E> UpdateError<E> {
+    /// Stable short name for console events and benchmarks: one per reason.
+    pub fn code(&self) -> &'static str {
+        match self {
+            UpdateError::ManifestFetch(_) => "manifest-unreachable",
+            UpdateError::Manifest(m) => match m {
+                ManifestError::TooLarge { .. } => "manifest-too-large",
+                ManifestError::Malformed(_) => "manifest-malformed",
+                ManifestError::WrongPayloadType => "manifest-wrong-type",
+                ManifestError::PayloadNotBase64 => "manifest-payload-not-base64",
+                ManifestError::PayloadTooLarge => "manifest-payload-too-large",
+                ManifestError::Unsigned => "manifest-unsigned",
+                ManifestError::SignatureMalformed => "signature-malformed",
+                ManifestError::UnknownKey => "unknown-key",
+                ManifestError::BadSignature => "bad-signature",
+                ManifestError::PayloadMalformed(_) => "manifest-payload-malformed",
+                ManifestError::UnsupportedSchema { .. } => "unsupported-schema",
+                ManifestError::FieldTooLong { .. } => "field-too-long",
+                ManifestError::FieldInvalid { .. } => "field-invalid",
+                ManifestError::BadVersion(_) => "bad-version",
+                ManifestError::BadSha256 => "bad-sha256-field",
+                ManifestError::ZeroSize => "zero-size",
+                ManifestError::BadCreated => "bad-created",
+                _ => "manifest-invalid",
+            },
+            UpdateError::Rejected(r) => r.code(),
+            UpdateError::ImageUrl(_) => "image-url-invalid",
+            UpdateError::Download(d) => match d {
+                DownloadError::HashMismatch => "hash-mismatch",
+                DownloadError::SizeMismatch { .. } => "size-mismatch",
+                DownloadError::Refused(_) => "image-refused",
+                DownloadError::RetriesExhausted { .. } => "download-gave-up",
+                _ => "download-failed",
+            },
+            UpdateError::Image(i) => match i {
+                ImageError::BadMagic(_) => "image-bad-magic",
+                ImageError::WrongChip { .. } => "image-wrong-chip",
+                ImageError::ChecksumMismatch { .. } => "image-bad-checksum",
+                ImageError::HashMismatch => "image-bad-appended-sha256",
+                ImageError::NoAppDescriptor => "image-no-app-descriptor",
+                ImageError::Truncated { .. } => "image-truncated",
+                ImageError::TooManySegments(_) => "image-too-many-segments",
+                ImageError::SegmentOutOfBounds { .. } => "image-segment-out-of-bounds",
+                ImageError::SegmentLenNotAligned { .. } => "image-segment-misaligned",
+                _ => "image-invalid",
+            },
+            UpdateError::AppVersionMismatch => "app-version-mismatch",
+            UpdateError::SecureVersionMismatch => "secure-version-mismatch",
+            UpdateError::Journal(_) => "journal-failed",
+            UpdateError::Boot(_) => "otadata-write-failed",
+            UpdateError::Flash(_) => "flash-failed",
+            UpdateError::NoInactiveSlot => "no-inactive-slot",
+        }
+    }
+}
+
+/// The slot an update writes: the next `ota_N` after the running one, as
+/// `esp_ota_get_next_update_partition` picks it.
+pub fn inactive_slot(layout: &BootLayout, running: BootTarget) -> Option<usize> {
+    let count = layout.ota.len();
+    match running {
+        BootTarget::Ota(i) if count >= 2 => Some((i + 1) % count),
+        BootTarget::Factory if count >= 1 => Some(0),
+        _ => None,
+    }
+}
+
+/// Reads the manifest body (at most [`MAX_ENVELOPE`] bytes) into `buf`.
+async fn fetch_manifest<S: Socket, C: Clock>(
+    http: &mut HttpClient<S>,
+    clock: &C,
+    cfg: &DownloadConfig,
+    url: &str,
+    buf: &mut [u8; MAX_ENVELOPE],
+) -> Result<usize, UpdateError<()>> {
+    let parsed = Url::parse(url).map_err(UpdateError::ManifestFetch)?;
+    let mut backoff = cfg.backoff_initial_us;
+    let mut attempt = 0u8;
+    loop {
+        let result: Result<Result<usize, ManifestError>, HttpError> = async {
+            let head = http.get(&parsed, None).await?;
+            if let Some(len) = head.content_length
+                && len > MAX_ENVELOPE as u64
+            {
+                return Ok(Err(ManifestError::TooLarge { len: len as usize }));
+            }
+            let mut len = 0;
+            loop {
+                if len == buf.len() {
+                    // Body longer than a manifest can be; the connection is dropped.
+                    http.close().await;
+                    return Ok(Err(ManifestError::TooLarge { len: len + 1 }));
+                }
+                let n = http.read_body(&mut buf[len..]).await?;
+                if n == 0 {
+                    return Ok(Ok(len));
+                }
+                len += n;
+            }
+        }
+        .await;
+        match result {
+            Ok(Ok(len)) => return Ok(len),
+            Ok(Err(e)) => return Err(UpdateError::Manifest(e)),
+            Err(e) if !e.is_retryable() || attempt >= cfg.retries => return Err(UpdateError::ManifestFetch(e)),
+            Err(_) => {
+                attempt += 1;
+                http.close().await;
+                let _ = http.socket().recover().await;
+                clock.sleep_us(backoff).await;
+                backoff = (backoff * 2).min(cfg.backoff_max_us);
+            }
+        }
+    }
+}
+
+fn lift<E>(e: UpdateError<()>) -> UpdateError<E> {
+    match e {
+        UpdateError::ManifestFetch(h) => UpdateError::ManifestFetch(h),
+        UpdateError::Manifest(m) => UpdateError::Manifest(m),
+        // fetch_manifest returns nothing else.
+        _ => UpdateError::NoInactiveSlot,
+    }
+}
+
+/// Records each programmed sector in the journal.
+struct JournalCheckpoint<'j> {
+    journal: &'j Journal,
+    image_sha256: [u8; 32],
+    slot: u8,
+    image_size: u32,
+}
+
+impl<F: NorFlash> Checkpoint<F> for JournalCheckpoint<'_> {
+    async fn programmed(&mut self, flash: &mut F, written: u32, prefix: &Sha256) -> Result<(), F::Error> {
+        let progress = Progress {
+            image_sha256: self.image_sha256,
+            slot: self.slot,
+            image_size: self.image_size,
+            written,
+            prefix_sha256: prefix.clone().finalize().into(),
+        };
+        match self.journal.save_progress(flash, &progress).await {
+            Ok(_) => Ok(()),
+            Err(JournalError::Flash(e)) => Err(e),
+            // A journal that cannot take the record costs the resume point, not the update.
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+/// A finished, activated update: reboot to run it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activated {
+    pub slot: usize,
+    pub version: heapless::String<32>,
+}
+
+/// Runs one update from `manifest_url`. On success otadata selects the new slot (state
+/// NEW): the caller reboots.
+#[allow(clippy::too_many_arguments)]
+pub async fn update<S, F, C, U>(
+    http: &mut HttpClient<S>,
+    flash: &mut F,
+    clock: &C,
+    cfg: &DownloadConfig,
+    layout: &UpdateLayout,
+    device: &DeviceIdentity<'_>,
+    running: BootTarget,
+    keys: &[[u8; 32]],
+    manifest_url: &str,
+    events: &mut U,
+) -> Result<Activated, UpdateError<F::Error>>
+where
+    S: Socket,
+    F: NorFlash,
+    C: Clock,
+    U: UpdateSink,
+{
+    let target = inactive_slot(&layout.boot, running).ok_or(UpdateError::NoInactiveSlot)?;
+    let slot = layout.boot.ota[target];
+
+    let mut envelope = [0u8; MAX_ENVELOPE];
+    let len = fetch_manifest(http, clock, cfg, manifest_url, &mut envelope)
+        .await
+        .map_err(lift)?;
+    events.event(UpdateEvent::ManifestFetched { bytes: len });
+    let mut payload = PayloadBuf::default();
+    let (manifest, key) = open(&envelope[..len], keys, &mut payload)?;
+
+    let journal = layout.journal.load(flash).await.map_err(UpdateError::Journal)?;
+    let device = DeviceIdentity {
+        failed_version: journal.failed_version.as_deref(),
+        slot_size: slot.size,
+        ..*device
+    };
+    check_manifest(&manifest, &device)?;
+    events.event(UpdateEvent::ManifestAccepted {
+        version: manifest.version,
+        size: manifest.size,
+        key,
+    });
+    let sha256 = manifest.sha256_bytes()?;
+    let image_url = resolve_reference(manifest_url, manifest.image).map_err(UpdateError::ImageUrl)?;
+
+    // Carry on a journaled download of this same image, if its prefix still checks out.
+    let (written, hasher) = match &journal.progress {
+        Some(p) => resume_point(flash, target as u8, slot, p, &sha256, manifest.size)
+            .await
+            .map_err(UpdateError::Flash)?,
+        None => (0, Sha256::new()),
+    };
+    if written > 0 {
+        events.event(UpdateEvent::Resuming { offset: written });
+    }
+    let mut writer: SlotWriter<&mut F> = SlotWriter::resume(&mut *flash, slot, written);
+    let mut checkpoint = JournalCheckpoint {
+        journal: &layout.journal,
+        image_sha256: sha256,
+        slot: target as u8,
+        image_size: manifest.size,
+    };
+    let image = ImageTarget {
+        url: image_url.as_str(),
+        size: Some(u64::from(manifest.size)),
+        sha256: Some(sha256),
+    };
+    let result = download(
+        http,
+        &mut writer,
+        clock,
+        cfg,
+        &image,
+        hasher,
+        &mut DownloadEvents(events),
+        &mut checkpoint,
+    )
+    .await;
+    drop(writer);
+    match result {
+        Ok(_) => {}
+        Err(DownloadError::HashMismatch) => {
+            // What was written is not the signed image; the next attempt starts clean.
+            let _ = layout.journal.clear_progress(flash).await;
+            return Err(UpdateError::Download(DownloadError::HashMismatch));
+        }
+        Err(e) => return Err(UpdateError::Download(e)),
+    }
+
+    verify_written_image(flash, slot, &manifest, layout.boot.chip_id).await?;
+    events.event(UpdateEvent::ImageVerified {
+        version: manifest.version,
+    });
+
+    set_boot_slot(flash, layout.boot.otadata, layout.boot.ota.len(), target)
+        .await
+        .map_err(UpdateError::Boot)?;
+    // Activation is done; a cut before this clear only leaves a stale resume point, which a
+    // later update re-verifies before trusting.
+    layout
+        .journal
+        .clear_progress(flash)
+        .await
+        .map_err(UpdateError::Journal)?;
+    events.event(UpdateEvent::Activated {
+        slot: target,
+        version: manifest.version,
+    });
+    let mut version = heapless::String::new();
+    // Manifest versions are at most 31 bytes.
+    let _ = version.push_str(manifest.version);
+    Ok(Activated { slot: target, version })
+}
+
+/// The bootloader's checks on the written image, and its descriptor against the manifest.
+async fn verify_written_image<F: NorFlash>(
+    flash: &mut F,
+    slot: Slot,
+    manifest: &Manifest<'_>,
+    chip_id: u16,
+) -> Result<(), UpdateError<F::Error>> {
+    let image = match check_slot_image(flash, slot, u64::from(manifest.size), chip_id).await {
+        Ok(image) => image,
+        Err(SlotImageError::Image(e)) => return Err(UpdateError::Image(e)),
+        Err(SlotImageError::Flash(e)) => return Err(UpdateError::Flash(e)),
+        Err(_) => {
+            return Err(UpdateError::Rejected(Rejection::TooLarge {
+                size: manifest.size,
+                slot: slot.size,
+            }));
+        }
+    };
+    if image.app_desc.version() != Some(manifest.version) {
+        return Err(UpdateError::AppVersionMismatch);
+    }
+    if image.app_desc.secure_version() != manifest.secure_version {
+        return Err(UpdateError::SecureVersionMismatch);
+    }
+    Ok(())
+}
+
+/// What the app found at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootReport {
+    /// Nothing pending.
+    Steady,
+    /// First boot of an update: the self-test passed and the app marked itself valid.
+    Confirmed,
+    /// First boot of an update and the self-test failed: marked invalid; reboot now.
+    RollbackRequested,
+}
+
+/// Start-of-app duties: confirm (or refuse) a freshly updated app after its self-test, and
+/// remember a version the bootloader rolled back from, so it is not installed again.
+///
+/// `self_test_passed` is the outcome of the app's own test (modem answers, origin
+/// reachable); it is only consulted when the running app is PENDING_VERIFY.
+pub async fn after_boot<F: NorFlash, U: UpdateSink>(
+    flash: &mut F,
+    layout: &UpdateLayout,
+    booted: &Booted,
+    self_test_passed: impl core::future::Future<Output = bool>,
+    events: &mut U,
+) -> Result<BootReport, UpdateError<F::Error>> {
+    let entries = read_otadata(flash, layout.boot.otadata)
+        .await
+        .map_err(UpdateError::Flash)?;
+    let count = layout.boot.ota.len();
+    for other in (0..count).filter(|&i| booted.target != BootTarget::Ota(i)) {
+        if !matches!(
+            slot_state(&entries, count, other),
+            Some(OtaState::Aborted | OtaState::Invalid)
+        ) {
+            continue;
+        }
+        let slot = layout.boot.ota[other];
+        let Ok(image) = check_slot_image(flash, slot, u64::from(slot.size), layout.boot.chip_id).await else {
+            continue;
+        };
+        let Some(failed) = image.app_desc.version() else {
+            continue;
+        };
+        let state = layout.journal.load(flash).await.map_err(UpdateError::Journal)?;
+        if state.failed_version.as_deref() != Some(failed) {
+            layout
+                .journal
+                .record_failed_version(flash, failed)
+                .await
+                .map_err(UpdateError::Journal)?;
+            events.event(UpdateEvent::RolledBack { failed_version: failed });
+        }
+    }
+
+    if booted.state != OtaState::PendingVerify {
+        return Ok(BootReport::Steady);
+    }
+    let version = booted.image.app_desc.version().unwrap_or("");
+    if self_test_passed.await {
+        mark_valid(flash, layout.boot.otadata)
+            .await
+            .map_err(UpdateError::Flash)?;
+        events.event(UpdateEvent::Confirmed { version });
+        Ok(BootReport::Confirmed)
+    } else {
+        mark_invalid(flash, layout.boot.otadata)
+            .await
+            .map_err(UpdateError::Flash)?;
+        events.event(UpdateEvent::SelfTestFailed);
+        Ok(BootReport::RollbackRequested)
+    }
+}
+
+/// The self-test a freshly updated app runs before it confirms itself: the modem carries
+/// a request to the origin and an answer comes back (any HTTP status: reachability is the
+/// question, not the manifest).
+pub async fn self_test<S: Socket>(http: &mut HttpClient<S>, manifest_url: &str) -> bool {
+    let Ok(url) = Url::parse(manifest_url) else {
+        return false;
+    };
+    let answered = match http.get(&url, Some((0, Some(0)))).await {
+        Ok(_) => true,
+        Err(e) => matches!(
+            e,
+            HttpError::ClientError(_)
+                | HttpError::ServerError(_)
+                | HttpError::UnexpectedStatus(_)
+                | HttpError::RangeNotSatisfiable { .. }
+        ),
+    };
+    http.close().await;
+    answered
+}
