@@ -515,7 +515,10 @@ impl Profile {
             if name == "otastate" && region.size < 2 * 0x1000 {
                 return Err(doc.layout(
                     &key(".size"),
-                    format!("slots.otastate.size = {:#X} is less than two 4 KiB sectors", region.size),
+                    format!(
+                        "slots.otastate.size = {:#X} is less than two 4 KiB sectors",
+                        region.size
+                    ),
                     "set slots.otastate.size = 0x4000 (the journal needs a spare sector to move into)".into(),
                 ));
             }
@@ -975,7 +978,9 @@ impl Profile {
     /// OTA slot `n` as the engine addresses it.
     /// The OTA journal's flash range.
     pub fn journal(&self) -> Result<crate::ota::journal::Journal, crate::ota::journal::LayoutError> {
-        crate::ota::journal::Journal::new(self.slots.otastate.offset..self.slots.otastate.offset + self.slots.otastate.size)
+        crate::ota::journal::Journal::new(
+            self.slots.otastate.offset..self.slots.otastate.offset + self.slots.otastate.size,
+        )
     }
 
     pub fn ota_slot(&self, n: usize) -> Option<crate::ota::Slot> {

@@ -4,6 +4,7 @@
 //! streams, so a 59 s NAT timeout or a 105 s baseline costs milliseconds of wall time and
 //! a seed always gives the same run.
 
+pub mod device;
 pub mod flash;
 pub mod modem;
 pub mod net;
@@ -11,4 +12,5 @@ pub mod origin;
 pub mod pipe;
 pub mod scenario;
 pub mod time;
+pub mod trust;
 pub mod uart;

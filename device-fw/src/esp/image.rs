@@ -124,8 +124,8 @@ impl AppDesc {
         u32::from_le_bytes([self.raw[at], self.raw[at + 1], self.raw[at + 2], self.raw[at + 3]])
     }
 
-    /// Field bytes up to the NUL (checked present by [`AppImage::parse`] for the fields it
-    /// names); `None` if not UTF-8.
+    /// Field bytes up to the NUL (checked present by [`AppDesc::from_first_segment`] for the
+    /// fields it names); `None` if not UTF-8.
     fn text(&self, at: usize, len: usize) -> Option<&str> {
         let field = &self.raw[at..at + len];
         let end = field.iter().position(|&b| b == 0).unwrap_or(len);
@@ -156,6 +156,62 @@ impl AppDesc {
         out.copy_from_slice(&self.raw[144..176]);
         out
     }
+
+    /// The descriptor that opens segment 0, checked. `raw` is asked for only when segment 0
+    /// is long enough to hold one, so a caller never has to fetch bytes past a short segment.
+    /// Shared by the in-RAM and the in-flash parsers so that both reject the same images.
+    pub(crate) fn from_first_segment(
+        segments: &[Segment],
+        raw: impl FnOnce() -> [u8; APP_DESC_LEN],
+    ) -> Result<Self, ImageError> {
+        match segments.first() {
+            Some(s) if s.len as usize >= APP_DESC_LEN => {}
+            _ => return Err(ImageError::NoAppDescriptor),
+        }
+        let desc = AppDesc { raw: raw() };
+        if desc.word(0) != APP_DESC_MAGIC {
+            return Err(ImageError::NoAppDescriptor);
+        }
+        for (name, at, flen) in [("version", 16, 32), ("project_name", 48, 32), ("idf_ver", 112, 32)] {
+            if !desc.raw[at..at + flen].contains(&0) {
+                return Err(ImageError::AppDescStringNotTerminated(name));
+            }
+        }
+        Ok(desc)
+    }
+}
+
+impl Segment {
+    /// Decodes the segment header found at `pos` and applies the checks the bootloader makes
+    /// before it copies the data: a whole number of words, and data ending within the
+    /// `have` bytes of the image.
+    pub(crate) fn decode(
+        index: usize,
+        pos: usize,
+        header: &[u8; SEGMENT_HEADER_LEN],
+        have: usize,
+    ) -> Result<Self, ImageError> {
+        let load_addr = u32_at(header, 0);
+        let len = u32_at(header, 4);
+        if !len.is_multiple_of(4) {
+            return Err(ImageError::SegmentLenNotAligned { index, len });
+        }
+        let data_offset = pos + SEGMENT_HEADER_LEN;
+        let end = data_offset.saturating_add(len as usize);
+        if end > have {
+            return Err(ImageError::SegmentOutOfBounds { index, end, have });
+        }
+        Ok(Segment {
+            load_addr,
+            data_offset,
+            len,
+        })
+    }
+
+    /// Offset just past the data.
+    pub fn end(&self) -> usize {
+        self.data_offset + self.len as usize
+    }
 }
 
 /// A checked app image. Everything the bootloader verifies has been verified.
@@ -182,13 +238,29 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-fn need(bytes: &[u8], needed: usize, what: &'static str) -> Result<(), ImageError> {
-    if bytes.len() < needed {
-        return Err(ImageError::Truncated {
-            what,
-            needed,
-            have: bytes.len(),
-        });
+/// `N` bytes at `at`; the caller has checked they are there.
+fn array_at<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&b[at..at + N]);
+    out
+}
+
+/// Fails unless an image of `have` bytes reaches `needed`.
+pub(crate) fn need(have: usize, needed: usize, what: &'static str) -> Result<(), ImageError> {
+    if have < needed {
+        return Err(ImageError::Truncated { what, needed, have });
+    }
+    Ok(())
+}
+
+/// Folds segment data into the XOR checksum (start from [`CHECKSUM_SEED`]).
+pub(crate) fn fold_checksum(checksum: u8, data: &[u8]) -> u8 {
+    data.iter().fold(checksum, |c, b| c ^ b)
+}
+
+pub(crate) fn check_checksum(computed: u8, found: u8) -> Result<(), ImageError> {
+    if found != computed {
+        return Err(ImageError::ChecksumMismatch { computed, found });
     }
     Ok(())
 }
@@ -202,7 +274,7 @@ pub const fn checksum_offset(end: usize) -> usize {
 impl ImageHeader {
     /// Decodes the 24-byte header, checking magic, segment count, chip id and hash flag.
     pub fn parse(bytes: &[u8]) -> Result<Self, ImageError> {
-        need(bytes, HEADER_LEN, "image header")?;
+        need(bytes.len(), HEADER_LEN, "image header")?;
         if bytes[0] != IMAGE_MAGIC {
             return Err(ImageError::BadMagic(bytes[0]));
         }
@@ -232,6 +304,17 @@ impl ImageHeader {
             hash_appended,
         })
     }
+
+    /// Rejects an image built for another chip (the bootloader's `chip_id` check).
+    pub fn check_chip(&self, expected: u16) -> Result<(), ImageError> {
+        if self.chip_id != expected {
+            return Err(ImageError::WrongChip {
+                expected,
+                found: self.chip_id,
+            });
+        }
+        Ok(())
+    }
 }
 
 impl AppImage {
@@ -244,41 +327,19 @@ impl AppImage {
         let mut checksum = CHECKSUM_SEED;
         let mut pos = HEADER_LEN;
         for index in 0..usize::from(header.segment_count) {
-            need(bytes, pos + SEGMENT_HEADER_LEN, "segment header")?;
-            let load_addr = u32_at(bytes, pos);
-            let len = u32_at(bytes, pos + 4);
-            if !len.is_multiple_of(4) {
-                return Err(ImageError::SegmentLenNotAligned { index, len });
-            }
-            let data_offset = pos + SEGMENT_HEADER_LEN;
-            let end = data_offset.saturating_add(len as usize);
-            if end > bytes.len() {
-                return Err(ImageError::SegmentOutOfBounds {
-                    index,
-                    end,
-                    have: bytes.len(),
-                });
-            }
-            checksum = bytes[data_offset..end].iter().fold(checksum, |c, b| c ^ b);
+            need(bytes.len(), pos + SEGMENT_HEADER_LEN, "segment header")?;
+            let segment = Segment::decode(index, pos, &array_at(bytes, pos), bytes.len())?;
+            checksum = fold_checksum(checksum, &bytes[segment.data_offset..segment.end()]);
+            pos = segment.end();
             // Cannot fail: segment_count ≤ MAX_SEGMENTS was checked.
-            let _ = segments.push(Segment {
-                load_addr,
-                data_offset,
-                len,
-            });
-            pos = end;
+            let _ = segments.push(segment);
         }
         let checksum_offset = checksum_offset(pos);
-        need(bytes, checksum_offset + 1, "checksum byte")?;
-        if bytes[checksum_offset] != checksum {
-            return Err(ImageError::ChecksumMismatch {
-                computed: checksum,
-                found: bytes[checksum_offset],
-            });
-        }
+        need(bytes.len(), checksum_offset + 1, "checksum byte")?;
+        check_checksum(checksum, bytes[checksum_offset])?;
         let mut len = checksum_offset + 1;
         let hash = if header.hash_appended {
-            need(bytes, len + HASH_LEN, "appended SHA-256")?;
+            need(bytes.len(), len + HASH_LEN, "appended SHA-256")?;
             let mut stored = [0u8; HASH_LEN];
             stored.copy_from_slice(&bytes[len..len + HASH_LEN]);
             if Sha256::digest(&bytes[..len])[..] != stored {
@@ -289,19 +350,7 @@ impl AppImage {
         } else {
             None
         };
-        let app_desc = match segments.first() {
-            Some(s) if s.len as usize >= APP_DESC_LEN && u32_at(bytes, APP_DESC_OFFSET) == APP_DESC_MAGIC => {
-                let mut raw = [0u8; APP_DESC_LEN];
-                raw.copy_from_slice(&bytes[APP_DESC_OFFSET..APP_DESC_OFFSET + APP_DESC_LEN]);
-                AppDesc { raw }
-            }
-            _ => return Err(ImageError::NoAppDescriptor),
-        };
-        for (name, at, flen) in [("version", 16, 32), ("project_name", 48, 32), ("idf_ver", 112, 32)] {
-            if !app_desc.raw[at..at + flen].contains(&0) {
-                return Err(ImageError::AppDescStringNotTerminated(name));
-            }
-        }
+        let app_desc = AppDesc::from_first_segment(&segments, || array_at(bytes, APP_DESC_OFFSET))?;
         Ok(AppImage {
             header,
             segments,
@@ -315,13 +364,7 @@ impl AppImage {
 
     /// Rejects an image built for another chip (the bootloader's `chip_id` check).
     pub fn check_chip(&self, expected: u16) -> Result<(), ImageError> {
-        if self.header.chip_id != expected {
-            return Err(ImageError::WrongChip {
-                expected,
-                found: self.header.chip_id,
-            });
-        }
-        Ok(())
+        self.header.check_chip(expected)
     }
 }
 
@@ -382,7 +425,7 @@ pub fn reseal_test_image(img: &mut [u8]) {
     for _ in 0..img[1] {
         let len = u32_at(img, pos + 4) as usize;
         pos += SEGMENT_HEADER_LEN;
-        checksum = img[pos..pos + len].iter().fold(checksum, |c, b| c ^ b);
+        checksum = fold_checksum(checksum, &img[pos..pos + len]);
         pos += len;
     }
     let cs = checksum_offset(pos);

@@ -16,8 +16,10 @@ use crate::clock::Clock;
 use crate::esp::boot::{
     BootError, BootLayout, BootTarget, Booted, mark_invalid, mark_valid, read_otadata, set_boot_slot, slot_state,
 };
+use crate::esp::chip::Chip;
 use crate::esp::image::ImageError;
 use crate::esp::otadata::OtaState;
+use crate::esp::partition::{PartitionTable, SUBTYPE_APP_FACTORY, SUBTYPE_OTACTL_JOURNAL, TYPE_APP, TYPE_OTACTL};
 use crate::esp::slot_image::{SlotImageError, check_slot_image};
 use crate::http::{HttpClient, HttpError, Url, resolve_reference};
 use crate::socket::Socket;
@@ -29,6 +31,56 @@ use embedded_storage_async::nor_flash::NorFlash;
 pub struct UpdateLayout {
     pub boot: BootLayout,
     pub journal: Journal,
+}
+
+/// Why a partition table cannot carry updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LayoutError {
+    #[error("partition table has no otadata partition; add `otadata, data, ota, 0xD000, 0x2000`")]
+    NoOtaData,
+    #[error("partition table has fewer than two OTA app slots; add ota_0 and ota_1")]
+    TooFewSlots,
+    #[error("partition table has no otastate partition (type 0x40) for the OTA journal")]
+    NoJournal,
+    #[error("otastate partition: {0}")]
+    Journal(#[from] super::journal::LayoutError),
+}
+
+impl UpdateLayout {
+    /// Reads the layout from the partition table, as the firmware does at start.
+    pub fn from_table(table: &PartitionTable, chip: Chip) -> Result<Self, LayoutError> {
+        let otadata = table.otadata().ok_or(LayoutError::NoOtaData)?.offset;
+        let mut ota = heapless::Vec::new();
+        for n in 0..table.ota_slot_count().min(crate::esp::boot::MAX_OTA_SLOTS) {
+            if let Some(e) = table.ota_slot(n) {
+                // Bounded by MAX_OTA_SLOTS above.
+                let _ = ota.push(Slot {
+                    offset: e.offset,
+                    size: e.size,
+                });
+            }
+        }
+        if ota.len() < 2 {
+            return Err(LayoutError::TooFewSlots);
+        }
+        let factory = table.find(TYPE_APP, SUBTYPE_APP_FACTORY).map(|e| Slot {
+            offset: e.offset,
+            size: e.size,
+        });
+        let journal = table
+            .find(TYPE_OTACTL, SUBTYPE_OTACTL_JOURNAL)
+            .ok_or(LayoutError::NoJournal)?;
+        Ok(UpdateLayout {
+            boot: BootLayout {
+                otadata,
+                ota,
+                factory,
+                chip_id: chip.image_chip_id(),
+            },
+            journal: Journal::new(journal.offset..journal.offset + journal.size)?,
+        })
+    }
 }
 
 /// What a device reports while it updates (the console turns these into event lines).
@@ -362,7 +414,6 @@ where
         &mut checkpoint,
     )
     .await;
-    drop(writer);
     match result {
         Ok(_) => {}
         Err(DownloadError::HashMismatch) => {

@@ -139,7 +139,9 @@ pub enum ManifestError {
     BadSignature,
     #[error("manifest payload is not valid JSON for schema {SCHEMA} ({0})")]
     PayloadMalformed(serde_json_core::de::Error),
-    #[error("manifest schema {found} is not supported by this firmware (it reads schema {SCHEMA}); update the firmware first")]
+    #[error(
+        "manifest schema {found} is not supported by this firmware (it reads schema {SCHEMA}); update the firmware first"
+    )]
     UnsupportedSchema { found: u32 },
     #[error("manifest field `{field}` is longer than {max} bytes")]
     FieldTooLong { field: &'static str, max: usize },
@@ -217,7 +219,13 @@ fn pae_prefix(payload_len: usize) -> heapless::String<PAE_PREFIX_MAX> {
     use core::fmt::Write as _;
     let mut prefix = heapless::String::new();
     // PAYLOAD_TYPE is fixed and the length has at most 4 digits: always fits.
-    let _ = write!(prefix, "DSSEv1 {} {} {} ", PAYLOAD_TYPE.len(), PAYLOAD_TYPE, payload_len);
+    let _ = write!(
+        prefix,
+        "DSSEv1 {} {} {} ",
+        PAYLOAD_TYPE.len(),
+        PAYLOAD_TYPE,
+        payload_len
+    );
     prefix
 }
 
@@ -360,7 +368,11 @@ fn check_created(text: &str) -> Result<(), ManifestError> {
         && num(11..13) <= 23
         && num(14..16) <= 59
         && num(17..19) <= 60;
-    if in_range { Ok(()) } else { Err(ManifestError::BadCreated) }
+    if in_range {
+        Ok(())
+    } else {
+        Err(ManifestError::BadCreated)
+    }
 }
 
 impl<'a> Manifest<'a> {
@@ -372,8 +384,7 @@ impl<'a> Manifest<'a> {
         struct SchemaOnly {
             schema: u32,
         }
-        let (probe, _) =
-            serde_json_core::from_slice::<SchemaOnly>(payload).map_err(ManifestError::PayloadMalformed)?;
+        let (probe, _) = serde_json_core::from_slice::<SchemaOnly>(payload).map_err(ManifestError::PayloadMalformed)?;
         if probe.schema != SCHEMA {
             return Err(ManifestError::UnsupportedSchema { found: probe.schema });
         }
@@ -464,7 +475,9 @@ pub fn seal(payload: &[u8], keys: &[&ed25519_dalek::SigningKey], out: &mut [u8])
     let mut signatures = heapless::Vec::<EnvelopeSignature<'_>, MAX_SIGNATURES>::new();
     for ((key, sig_text), id_text) in keys.iter().zip(&mut sig_texts).zip(&mut id_texts) {
         let sig = key.sign(message).to_bytes();
-        let n = BASE64.encode_slice(sig, sig_text).map_err(|_| ManifestError::BufferFull)?;
+        let n = BASE64
+            .encode_slice(sig, sig_text)
+            .map_err(|_| ManifestError::BufferFull)?;
         let sig = core::str::from_utf8(&sig_text[..n]).map_err(|_| ManifestError::BufferFull)?;
         let keyid = write_hex(&key_id(key.verifying_key().as_bytes()), id_text);
         signatures
@@ -565,7 +578,15 @@ mod tests {
             ..sample()
         };
         let other_text = String::from_utf8(sealed(&other, &[&k])).unwrap();
-        let payload_of = |t: &str| t.split("\"payload\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+        let payload_of = |t: &str| {
+            t.split("\"payload\":\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .to_owned()
+        };
         let forged = text.replace(&payload_of(&text), &payload_of(&other_text));
         assert_eq!(
             open(forged.as_bytes(), &[pk(&k)], &mut buf),
@@ -581,11 +602,17 @@ mod tests {
         let keys = [pk(&k)];
         // Truncated anywhere: malformed, never accepted.
         for cut in [1, 10, env.len() / 2, env.len() - 1] {
-            assert!(matches!(open(&env[..cut], &keys, &mut buf), Err(ManifestError::Malformed(_))));
+            assert!(matches!(
+                open(&env[..cut], &keys, &mut buf),
+                Err(ManifestError::Malformed(_))
+            ));
         }
         let text = String::from_utf8(env.clone()).unwrap();
         let retyped = text.replace(PAYLOAD_TYPE, "application/json");
-        assert_eq!(open(retyped.as_bytes(), &keys, &mut buf), Err(ManifestError::WrongPayloadType));
+        assert_eq!(
+            open(retyped.as_bytes(), &keys, &mut buf),
+            Err(ManifestError::WrongPayloadType)
+        );
         let unsigned = std::format!("{}[]}}", &text[..text.find("[{").unwrap()]);
         assert_eq!(open(unsigned.as_bytes(), &keys, &mut buf), Err(ManifestError::Unsigned));
         let big = [b' '; MAX_ENVELOPE + 1];
@@ -594,7 +621,10 @@ mod tests {
             Err(ManifestError::TooLarge { len: MAX_ENVELOPE + 1 })
         );
         let trailing = std::format!("{text}x");
-        assert!(matches!(open(trailing.as_bytes(), &keys, &mut buf), Err(ManifestError::Malformed(_))));
+        assert!(matches!(
+            open(trailing.as_bytes(), &keys, &mut buf),
+            Err(ManifestError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -612,10 +642,7 @@ mod tests {
                 },
             ),
             (
-                Manifest {
-                    board: "",
-                    ..sample()
-                },
+                Manifest { board: "", ..sample() },
                 ManifestError::FieldInvalid { field: "board" },
             ),
             (
@@ -678,7 +705,10 @@ mod tests {
         }
         // A later field this firmware does not know is skipped.
         let json = serde_json_core::to_string::<_, 1024>(&sample()).unwrap();
-        let extended = std::format!("{},\"rollout\":{{\"percent\":10,\"tags\":[\"a\"]}}}}", &json[..json.len() - 1]);
+        let extended = std::format!(
+            "{},\"rollout\":{{\"percent\":10,\"tags\":[\"a\"]}}}}",
+            &json[..json.len() - 1]
+        );
         assert_eq!(
             open(&reseal_payload(&extended, &[&k]), &keys, &mut buf).unwrap().0,
             sample()

@@ -182,7 +182,18 @@ mod tests {
 
     #[test]
     fn rejects_non_semver() {
-        for bad in ["1.2", "1.2.3.4", "01.2.3", "1.2.x", "", "v1.2.3", "1.2.3-", "1.2.3-a..b", "1.2.3-01", "1.2.3+"] {
+        for bad in [
+            "1.2",
+            "1.2.3.4",
+            "01.2.3",
+            "1.2.x",
+            "",
+            "v1.2.3",
+            "1.2.3-",
+            "1.2.3-a..b",
+            "1.2.3-01",
+            "1.2.3+",
+        ] {
             assert!(Version::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(Version::parse("1.2.3-0a").unwrap().pre, "0a");

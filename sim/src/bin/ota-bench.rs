@@ -16,6 +16,10 @@ enum Scenario {
     SeedCgnat,
     /// Seeded transient faults of every kind against the otactl engine.
     RandomFaults,
+    /// A power cut at every flash operation of an update, in turn, each followed by reboots.
+    PowerCut,
+    /// Hostile releases (bad signatures, wrong targets, broken images, replays).
+    Hostile,
 }
 
 #[derive(Debug, Parser)]
@@ -46,6 +50,8 @@ fn main() -> ExitCode {
     let ok = match args.scenario {
         Scenario::SeedCgnat => seed_cgnat(&args),
         Scenario::RandomFaults => random_faults(&args),
+        Scenario::PowerCut => power_cut(&args),
+        Scenario::Hostile => hostile(&args),
     };
     let wall_s = wall.elapsed().as_secs_f64();
     if args.json {
@@ -54,6 +60,88 @@ fn main() -> ExitCode {
         println!("wall time: {wall_s:.2} s");
     }
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn power_cut(args: &Args) -> bool {
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let (clean, summary) = sim::trust::power_cut_sweep(jobs, |life| {
+        if args.json {
+            println!("{}", serde_json::to_string(life).expect("life serialises"));
+        } else {
+            eprintln!("cut at op {:?}: {life:?}", life.cut_at);
+        }
+    });
+    if args.json {
+        println!("{}", serde_json::to_string(&summary).expect("summary serialises"));
+    } else {
+        println!(
+            "power-cut: {} B image, uncut update {} flash ops in {:.2} virtual s ({} boots)",
+            summary.image_bytes, clean.flash_ops, clean.virtual_s, clean.boots
+        );
+        println!(
+            "cuts {}  bricked {}  wrong_image {}  completed {}  resumed_from_journal {}  max_boots {}  ({:.2} s wall)",
+            summary.cuts,
+            summary.bricked,
+            summary.wrong_image,
+            summary.completed,
+            summary.resumed_from_journal,
+            summary.max_boots,
+            summary.wall_s
+        );
+    }
+    clean.completed
+        && summary.cuts == summary.flash_ops
+        && summary.bricked == 0
+        && summary.wrong_image == 0
+        && summary.completed == summary.cuts
+}
+
+fn hostile(args: &Args) -> bool {
+    let results = sim::trust::hostile_sweep();
+    let mut codes = std::collections::HashSet::new();
+    let mut ok = true;
+    if !args.json {
+        println!("{:<32} {:>8}  {:<30} running_slot_intact", "case", "rejected", "error");
+    }
+    for r in &results {
+        let distinct = r.error.as_ref().is_some_and(|e| codes.insert(e.clone()));
+        let good = r.rejected && r.running_slot_intact && r.error.as_deref() == Some(r.expected) && distinct;
+        ok &= good;
+        if args.json {
+            println!("{}", serde_json::to_string(r).expect("result serialises"));
+        } else {
+            println!(
+                "{:<32} {:>8}  {:<30} {}{}",
+                r.case,
+                r.rejected,
+                r.error.as_deref().unwrap_or("-"),
+                r.running_slot_intact,
+                if good {
+                    String::new()
+                } else {
+                    format!("   <-- expected {}", r.expected)
+                }
+            );
+        }
+    }
+    let summary = serde_json::json!({
+        "scenario": "hostile",
+        "cases": results.len(),
+        "rejected": results.iter().filter(|r| r.rejected).count(),
+        "distinct_errors": codes.len(),
+        "running_slot_intact": results.iter().filter(|r| r.running_slot_intact).count(),
+    });
+    if args.json {
+        println!("{summary}");
+    } else {
+        println!(
+            "{} cases, {} rejected with {} distinct errors, running slot intact in {}",
+            summary["cases"], summary["rejected"], summary["distinct_errors"], summary["running_slot_intact"]
+        );
+    }
+    ok
 }
 
 fn seed_cgnat(args: &Args) -> bool {

@@ -1,0 +1,297 @@
+//! The virtual device: the device core's whole update life on the bench. Factory flash, the
+//! ESP-IDF bootloader's boot step, the app's start duties (confirm or roll back), updates
+//! from a signed release, reboots, and power cuts that can land on any flash operation.
+//!
+//! A power cut stops everything: flash, modem, network. So each boot builds a fresh world
+//! (origin, network, modem) around the one flash chip, which alone keeps its contents.
+
+use std::time::Duration;
+
+use device_fw::esp::boot::{BootError, BootTarget, Booted, bootloader_boot};
+use device_fw::esp::chip::Chip;
+use device_fw::esp::partition::{PartitionTable, TABLE_OFFSET};
+use device_fw::http::HttpClient;
+use device_fw::modem::{Dialect as DeviceDialect, Modem, ModemConfig};
+use device_fw::ota::policy::DeviceIdentity;
+use device_fw::ota::update::{
+    Activated, BootReport, UpdateError, UpdateEvent, UpdateLayout, after_boot, self_test, update,
+};
+use device_fw::profile::Profile;
+use device_fw::wire::manifest::{MAX_ENVELOPE, MAX_PAYLOAD, Manifest, seal, write_hex};
+use ed25519_dalek::SigningKey;
+use sha2::{Digest, Sha256};
+
+use crate::flash::{FlashError, FlashTiming, SimFlash};
+use crate::modem::{Dialect as EmuDialect, ModemEmulatorConfig, spawn_modem};
+use crate::net::{NatConfig, NatExpiry, NetConfig, Network};
+use crate::origin::{OriginBehaviour, OriginHandle, spawn_origin};
+use crate::scenario::{DEVICE_UART_RX_RING, FLASH_BYTES, ORIGIN_HOST, profile_for};
+use crate::time::{self, BenchClock};
+use crate::uart::{UartEnd, uart};
+
+pub const PRODUCT: &str = "field-logger";
+pub const CHANNEL: &str = "stable";
+pub const MANIFEST_PATH: &str = "/fleet/stable/manifest.json";
+/// Where `otactl release` puts an image: content-addressed, beside the channels.
+pub fn image_path(sha256: &[u8; 32]) -> String {
+    let mut hex = [0u8; 64];
+    format!("/fleet/images/{}.bin", write_hex(sha256, &mut hex))
+}
+pub fn manifest_url() -> String {
+    format!("http://{ORIGIN_HOST}{MANIFEST_PATH}")
+}
+
+/// The bench's release key and its successor (rotation), fixed so runs are reproducible.
+pub fn release_key() -> SigningKey {
+    SigningKey::from_bytes(&[0x11; 32])
+}
+pub fn next_release_key() -> SigningKey {
+    SigningKey::from_bytes(&[0x22; 32])
+}
+
+/// A device as it leaves the factory: profile, trusted keys, partition table.
+#[derive(Debug, Clone)]
+pub struct DeviceSetup {
+    pub profile: Profile,
+    pub keys: Vec<[u8; 32]>,
+    pub table: PartitionTable,
+    pub layout: UpdateLayout,
+}
+
+impl DeviceSetup {
+    /// The field device (M5Stack Core, ESP32, SIM7600), trusting the bench's two keys.
+    pub fn field() -> Self {
+        let profile = profile_for(EmuDialect::Sim7600);
+        let table = PartitionTable::otactl_two_ota();
+        let layout = UpdateLayout::from_table(&table, profile.device.chip).expect("otactl layout carries updates");
+        DeviceSetup {
+            keys: vec![
+                release_key().verifying_key().to_bytes(),
+                next_release_key().verifying_key().to_bytes(),
+            ],
+            profile,
+            table,
+            layout,
+        }
+    }
+
+    pub fn chip(&self) -> Chip {
+        self.profile.device.chip
+    }
+
+    /// A blank chip with the partition table and `app` in ota_0, otadata erased: what
+    /// `otactl flash` leaves. Written without flash timing or operation counts.
+    pub fn factory_flash(&self, app: &[u8]) -> SimFlash {
+        let flash = SimFlash::new(FLASH_BYTES, FlashTiming::ESP32_TYPICAL);
+        flash.load(TABLE_OFFSET as usize, &self.table.to_bytes().expect("table encodes"));
+        flash.load(self.layout.boot.ota[0].offset as usize, app);
+        flash
+    }
+}
+
+/// What the origin serves for one release.
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub manifest: Vec<u8>,
+    pub image: Vec<u8>,
+    pub image_path: String,
+}
+
+/// The manifest fields for `image`, as `otactl release` would fill them.
+pub fn manifest_for<'a>(image: &[u8], version: &'a str, sha_hex: &'a str, image_ref: &'a str) -> Manifest<'a> {
+    Manifest {
+        schema: 1,
+        product: PRODUCT,
+        channel: CHANNEL,
+        version,
+        chip: "esp32",
+        board: "m5stack-core",
+        image: image_ref,
+        size: image.len() as u32,
+        sha256: sha_hex,
+        secure_version: 0,
+        created: "2026-11-24T04:00:00Z",
+    }
+}
+
+/// Signs `manifest` (validated first) with `keys` into an envelope.
+pub fn sign(manifest: &Manifest<'_>, keys: &[&SigningKey]) -> Vec<u8> {
+    let mut payload = [0u8; MAX_PAYLOAD];
+    let n = manifest.encode(&mut payload).expect("bench manifests are valid");
+    seal_payload(&payload[..n], keys)
+}
+
+/// Signs raw payload bytes, valid or not: what a careless or hostile signer could publish.
+pub fn seal_payload(payload: &[u8], keys: &[&SigningKey]) -> Vec<u8> {
+    let mut out = vec![0u8; MAX_ENVELOPE];
+    let n = seal(payload, keys, &mut out).expect("payload fits");
+    out.truncate(n);
+    out
+}
+
+/// A correctly signed release of `image` at `version`.
+pub fn release(image: Vec<u8>, version: &str) -> Release {
+    let sha: [u8; 32] = Sha256::digest(&image).into();
+    let mut hex = [0u8; 64];
+    let sha_hex = write_hex(&sha, &mut hex).to_owned();
+    let image_path = image_path(&sha);
+    let image_ref = format!("..{}", &image_path["/fleet".len()..]);
+    let manifest = sign(&manifest_for(&image, version, &sha_hex, &image_ref), &[&release_key()]);
+    Release {
+        manifest,
+        image,
+        image_path,
+    }
+}
+
+/// Everything around the device for one boot.
+#[allow(missing_debug_implementations)]
+pub struct World {
+    pub net: Network,
+    pub origin: OriginHandle,
+    device_uart: Option<UartEnd>,
+}
+
+impl World {
+    pub fn new(setup: &DeviceSetup, release: &Release) -> Self {
+        let net = Network::new(NetConfig::lte(NatConfig {
+            idle_timeout: Some(Duration::from_secs(u64::from(setup.profile.network.nat_idle_timeout_s))),
+            on_expiry: NatExpiry::Reset,
+        }));
+        let origin = spawn_origin(net.listen(ORIGIN_HOST, 80), OriginBehaviour::default());
+        origin.put(MANIFEST_PATH, release.manifest.clone());
+        origin.put(&release.image_path, release.image.clone());
+        let (device_uart, modem_uart) = uart(setup.profile.modem.baud, DEVICE_UART_RX_RING, 1024);
+        spawn_modem(ModemEmulatorConfig::new(EmuDialect::Sim7600), modem_uart, net.clone());
+        World {
+            net,
+            origin,
+            device_uart: Some(device_uart),
+        }
+    }
+
+    /// Brings the modem up and hands the app its HTTP client.
+    pub async fn connect(&mut self) -> Result<HttpClient<Modem<UartEnd, BenchClock>>, String> {
+        let uart = self.device_uart.take().ok_or("the modem UART is already in use")?;
+        let cfg = ModemConfig::new(DeviceDialect::Sim7600, "m2m.example").map_err(|e| format!("{e:?}"))?;
+        let mut modem = Modem::new(uart, BenchClock, cfg);
+        match time::timeout(Duration::from_secs(120), modem.bring_up()).await {
+            Ok(Ok(_)) => Ok(HttpClient::new(modem)),
+            other => Err(format!("modem bring-up failed: {other:?}")),
+        }
+    }
+}
+
+/// What the bootloader started, as the bench sees it.
+#[derive(Debug, Clone)]
+pub struct BootView {
+    pub booted: Booted,
+    pub version: String,
+    /// SHA-256 of the booted image's bytes, read back from the slot.
+    pub sha256: [u8; 32],
+}
+
+/// Runs the bootloader; `Ok(None)` when the power died during its otadata writes.
+pub async fn boot(flash: &mut SimFlash, setup: &DeviceSetup) -> Result<Option<BootView>, BootError<FlashError>> {
+    match bootloader_boot(flash, &setup.layout.boot).await {
+        Ok(booted) => {
+            let bytes = flash.snapshot(booted.slot.offset as usize, booted.image.len);
+            Ok(Some(BootView {
+                version: booted.image.app_desc.version().unwrap_or("").to_owned(),
+                sha256: Sha256::digest(&bytes).into(),
+                booted,
+            }))
+        }
+        Err(_) if !flash.is_powered() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The identity the app reports from what booted.
+pub fn identity<'a>(setup: &'a DeviceSetup, view: &'a BootView) -> DeviceIdentity<'a> {
+    DeviceIdentity {
+        product: PRODUCT,
+        channel: CHANNEL,
+        chip: setup.chip(),
+        board: &setup.profile.device.board,
+        running_version: &view.version,
+        secure_version: view.booted.image.app_desc.secure_version(),
+        failed_version: None,
+        slot_size: 0,
+    }
+}
+
+/// One app run: start duties, then (if nothing pending) one update attempt.
+#[derive(Debug)]
+pub enum AppRun {
+    /// The power died somewhere in the run.
+    PowerLost,
+    /// The self-test failed and the app marked itself invalid: reboot.
+    RollbackRequested,
+    /// Up to date (or the release was refused) and confirmed: nothing more to do.
+    Idle {
+        update_error: Option<String>,
+    },
+    /// An update was activated: reboot.
+    Activated(Activated),
+    Failed(String),
+}
+
+/// Runs the app after a boot: confirm/rollback duties, then an update attempt.
+pub async fn run_app(
+    flash: &mut SimFlash,
+    setup: &DeviceSetup,
+    view: &BootView,
+    world: &mut World,
+    events: &mut impl FnMut(UpdateEvent<'_>),
+) -> AppRun {
+    let mut http = match world.connect().await {
+        Ok(http) => http,
+        Err(e) => return AppRun::Failed(e),
+    };
+    let url = manifest_url();
+    let started = after_boot(flash, &setup.layout, &view.booted, self_test(&mut http, &url), events).await;
+    if !flash.is_powered() {
+        return AppRun::PowerLost;
+    }
+    match started {
+        Ok(BootReport::RollbackRequested) => return AppRun::RollbackRequested,
+        Ok(_) => {}
+        Err(e) => return AppRun::Failed(format!("start duties: {e}")),
+    }
+    let result = attempt_update(flash, setup, view, &mut http, events).await;
+    if !flash.is_powered() {
+        return AppRun::PowerLost;
+    }
+    match result {
+        Ok(activated) => AppRun::Activated(activated),
+        Err(e) => AppRun::Idle {
+            update_error: Some(e.code().to_owned()),
+        },
+    }
+}
+
+/// One update attempt from the bench's manifest URL.
+pub async fn attempt_update(
+    flash: &mut SimFlash,
+    setup: &DeviceSetup,
+    view: &BootView,
+    http: &mut HttpClient<Modem<UartEnd, BenchClock>>,
+    events: &mut impl FnMut(UpdateEvent<'_>),
+) -> Result<Activated, UpdateError<FlashError>> {
+    let running = view.booted.target;
+    debug_assert!(matches!(running, BootTarget::Ota(_) | BootTarget::Factory));
+    update(
+        http,
+        flash,
+        &BenchClock,
+        &setup.profile.download_config(),
+        &setup.layout,
+        &identity(setup, view),
+        running,
+        &setup.keys,
+        &manifest_url(),
+        events,
+    )
+    .await
+}
