@@ -148,19 +148,33 @@ pub fn release(image: Vec<u8>, version: &str) -> Release {
 #[allow(missing_debug_implementations)]
 pub struct World {
     pub net: Network,
-    pub origin: OriginHandle,
+    /// `None` when the origin host does not answer (connections are refused).
+    pub origin: Option<OriginHandle>,
     device_uart: Option<UartEnd>,
 }
 
 impl World {
+    /// An origin serving `release`.
     pub fn new(setup: &DeviceSetup, release: &Release) -> Self {
+        Self::build(setup, Some(release))
+    }
+
+    /// No origin: what a freshly updated app whose network path is broken sees.
+    pub fn origin_down(setup: &DeviceSetup) -> Self {
+        Self::build(setup, None)
+    }
+
+    fn build(setup: &DeviceSetup, release: Option<&Release>) -> Self {
         let net = Network::new(NetConfig::lte(NatConfig {
             idle_timeout: Some(Duration::from_secs(u64::from(setup.profile.network.nat_idle_timeout_s))),
             on_expiry: NatExpiry::Reset,
         }));
-        let origin = spawn_origin(net.listen(ORIGIN_HOST, 80), OriginBehaviour::default());
-        origin.put(MANIFEST_PATH, release.manifest.clone());
-        origin.put(&release.image_path, release.image.clone());
+        let origin = release.map(|release| {
+            let origin = spawn_origin(net.listen(ORIGIN_HOST, 80), OriginBehaviour::default());
+            origin.put(MANIFEST_PATH, release.manifest.clone());
+            origin.put(&release.image_path, release.image.clone());
+            origin
+        });
         let (device_uart, modem_uart) = uart(setup.profile.modem.baud, DEVICE_UART_RX_RING, 1024);
         spawn_modem(ModemEmulatorConfig::new(EmuDialect::Sim7600), modem_uart, net.clone());
         World {
