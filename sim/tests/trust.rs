@@ -46,7 +46,11 @@ fn a_power_cut_at_any_flash_operation_never_bricks_and_the_update_completes() {
     assert!(clean.completed, "{clean:?}");
     assert!(failures.is_empty(), "{failures:#?}");
     assert_eq!(summary.cuts, clean.flash_ops);
-    assert!(summary.cuts > 250, "every erase and program of a 60 KiB update: {}", summary.cuts);
+    assert!(
+        summary.cuts > 250,
+        "every erase and program of a 60 KiB update: {}",
+        summary.cuts
+    );
     assert_eq!((summary.bricked, summary.wrong_image), (0, 0));
     assert_eq!(summary.completed, summary.cuts);
     // Most cuts land in the download, and those resume from the journal, not from byte 0.
@@ -75,7 +79,10 @@ fn an_app_that_fails_its_self_test_is_rolled_back_and_not_retried_until_a_newer_
         let rel = release(app_image(CHIP_ESP32, NEW_VERSION, 0, NEW_PAYLOAD, 2), NEW_VERSION);
 
         let view = boot_ok(&mut flash, &setup).await;
-        assert_eq!((view.version.as_str(), view.booted.target), (OLD_VERSION, BootTarget::Ota(0)));
+        assert_eq!(
+            (view.version.as_str(), view.booted.target),
+            (OLD_VERSION, BootTarget::Ota(0))
+        );
         let (run, _) = app(&mut flash, &setup, &view, &mut World::new(&setup, &rel)).await;
         assert!(matches!(run, AppRun::Activated(ref a) if a.slot == 1), "{run:?}");
 
@@ -90,9 +97,17 @@ fn an_app_that_fails_its_self_test_is_rolled_back_and_not_retried_until_a_newer_
         // The bootloader goes back to the old app, which records the failed version and
         // refuses the same release.
         let view = boot_ok(&mut flash, &setup).await;
-        assert_eq!((view.version.as_str(), view.booted.target), (OLD_VERSION, BootTarget::Ota(0)));
+        assert_eq!(
+            (view.version.as_str(), view.booted.target),
+            (OLD_VERSION, BootTarget::Ota(0))
+        );
         let (run, events) = app(&mut flash, &setup, &view, &mut World::new(&setup, &rel)).await;
-        assert!(events.iter().any(|e| e.contains("RolledBack") && e.contains(NEW_VERSION)), "{events:?}");
+        assert!(
+            events
+                .iter()
+                .any(|e| e.contains("RolledBack") && e.contains(NEW_VERSION)),
+            "{events:?}"
+        );
         assert!(
             matches!(run, AppRun::Idle { ref update_error } if update_error.as_deref() == Some("previously-failed")),
             "{run:?}"
@@ -129,10 +144,16 @@ fn a_reset_before_the_new_app_confirms_rolls_back_as_the_idf_bootloader_does() {
 
         // Boot: NEW becomes PENDING_VERIFY. The app crashes before confirming (no app run).
         let view = boot_ok(&mut flash, &setup).await;
-        assert_eq!((view.version.as_str(), view.booted.state), (NEW_VERSION, OtaState::PendingVerify));
+        assert_eq!(
+            (view.version.as_str(), view.booted.state),
+            (NEW_VERSION, OtaState::PendingVerify)
+        );
         // Next boot: PENDING_VERIFY becomes ABORTED and the old slot boots.
         let view = boot_ok(&mut flash, &setup).await;
-        assert_eq!((view.version.as_str(), view.booted.target), (OLD_VERSION, BootTarget::Ota(0)));
+        assert_eq!(
+            (view.version.as_str(), view.booted.target),
+            (OLD_VERSION, BootTarget::Ota(0))
+        );
         let entries = read_otadata(&mut flash, otadata).await.unwrap();
         assert_eq!(entries[1].state, OtaState::Aborted);
         let (run, events) = app(&mut flash, &setup, &view, &mut World::new(&setup, &rel)).await;
@@ -181,7 +202,10 @@ fn the_boot_step_follows_the_idf_bootloader() {
         let booted = bootloader_boot(&mut flash, layout).await.unwrap();
         assert_eq!(booted.target, BootTarget::Ota(0));
         let entries = read_otadata(&mut flash, layout.otadata).await.unwrap();
-        assert_eq!(entries, [OtaSelectEntry::new(1, OtaState::Valid), OtaSelectEntry::ERASED]);
+        assert_eq!(
+            entries,
+            [OtaSelectEntry::new(1, OtaState::Valid), OtaSelectEntry::ERASED]
+        );
         let ops = flash.stats().ops;
         // A settled device boots without writing anything.
         bootloader_boot(&mut flash, layout).await.unwrap();
@@ -196,23 +220,40 @@ fn the_boot_step_follows_the_idf_bootloader() {
 
         // With an image there, seq 2 selects ota_1; seq 3 (in sector 0) selects ota_0 again.
         flash.load(layout.ota[1].offset as usize, &new);
-        assert_eq!(bootloader_boot(&mut flash, layout).await.unwrap().target, BootTarget::Ota(1));
+        assert_eq!(
+            bootloader_boot(&mut flash, layout).await.unwrap().target,
+            BootTarget::Ota(1)
+        );
         write_entry(&mut flash, layout.otadata, 0, &OtaSelectEntry::new(3, OtaState::Valid))
             .await
             .unwrap();
-        assert_eq!(bootloader_boot(&mut flash, layout).await.unwrap().target, BootTarget::Ota(0));
+        assert_eq!(
+            bootloader_boot(&mut flash, layout).await.unwrap().target,
+            BootTarget::Ota(0)
+        );
 
         // An INVALID newest entry is skipped: the older valid one decides.
-        write_entry(&mut flash, layout.otadata, 0, &OtaSelectEntry::new(3, OtaState::Invalid))
-            .await
-            .unwrap();
-        assert_eq!(bootloader_boot(&mut flash, layout).await.unwrap().target, BootTarget::Ota(1));
+        write_entry(
+            &mut flash,
+            layout.otadata,
+            0,
+            &OtaSelectEntry::new(3, OtaState::Invalid),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            bootloader_boot(&mut flash, layout).await.unwrap().target,
+            BootTarget::Ota(1)
+        );
 
         // A bad CRC makes an entry invalid too.
         let mut bad = OtaSelectEntry::new(5, OtaState::Valid);
         bad.crc ^= 1;
         write_entry(&mut flash, layout.otadata, 0, &bad).await.unwrap();
-        assert_eq!(bootloader_boot(&mut flash, layout).await.unwrap().target, BootTarget::Ota(1));
+        assert_eq!(
+            bootloader_boot(&mut flash, layout).await.unwrap().target,
+            BootTarget::Ota(1)
+        );
 
         // Nothing bootable anywhere: reported, not guessed.
         let mut blank = SimFlash::new(sim::scenario::FLASH_BYTES, sim::flash::FlashTiming::ESP32_TYPICAL);

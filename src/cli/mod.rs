@@ -1,3 +1,5 @@
 //! One module per subcommand.
 
+pub mod keygen;
 pub mod profile;
+pub mod verify;

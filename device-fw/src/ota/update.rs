@@ -528,7 +528,9 @@ pub async fn after_boot<F: NorFlash, U: UpdateSink>(
         }
     }
 
-    if booted.state != OtaState::PendingVerify {
+    // PENDING_VERIFY is what a rollback-enabled bootloader hands over; NEW reaches the app
+    // only from a bootloader built without rollback, and is judged the same way.
+    if !matches!(booted.state, OtaState::PendingVerify | OtaState::New) {
         return Ok(BootReport::Steady);
     }
     let version = booted.image.app_desc.version().unwrap_or("");
