@@ -263,3 +263,25 @@ fn the_boot_step_follows_the_idf_bootloader() {
         ));
     });
 }
+
+#[test]
+fn the_update_state_machine_has_a_fixed_size() {
+    // Everything one update holds across its awaits (manifest buffers, journal and slot
+    // check windows, the download engine's two receive buffers) lives in its future: no
+    // heap. Measured with the bench's drivers; the README states the figure.
+    runtime().block_on(async {
+        time::use_virtual_time();
+        let setup = DeviceSetup::field();
+        let mut flash = setup.factory_flash(&old_image());
+        let rel = release(app_image(CHIP_ESP32, NEW_VERSION, 0, NEW_PAYLOAD, 2), NEW_VERSION);
+        let view = boot_ok(&mut flash, &setup).await;
+        let mut world = World::new(&setup, &rel);
+        let mut http = world.connect().await.unwrap();
+        let mut events = |_: UpdateEvent<'_>| {};
+        let fut = sim::device::attempt_update(&mut flash, &setup, &view, &mut http, &mut events);
+        let bytes = std::mem::size_of_val(&fut);
+        println!("update future: {bytes} bytes");
+        assert!(bytes < 16 * 1024, "{bytes}");
+        drop(fut);
+    });
+}
