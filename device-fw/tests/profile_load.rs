@@ -577,7 +577,20 @@ fn slots_must_fit_the_flash() {
     );
     let text = with("size =", "size = \"2MB\"").replace(
         "ota_0 = { offset = 0x10000, size = 0x1E0000 }\nota_1 = { offset = 0x1F0000, size = 0x1E0000 }",
-        "ota_0 = { offset = 0x10000, size = 0xF0000 }\nota_1 = { offset = 0x100000, size = 0x100000 }",
+        "ota_0 = { offset = 0x10000, size = 0xF0000 }\nota_1 = { offset = 0x100000, size = 0xF0000 }",
+    );
+    // The journal's default place (0x3D0000) is past a 2 MB flash too: it must be moved.
+    let e = parse_err(&text);
+    assert_error(
+        &e,
+        ProfileErrorKind::Layout,
+        "slots.otastate",
+        None,
+        &["2MB flash (0x200000)"],
+    );
+    let text = text.replace(
+        "ota_1 = { offset = 0x100000, size = 0xF0000 }",
+        "ota_1 = { offset = 0x100000, size = 0xF0000 }\notastate = { offset = 0x1F0000, size = 0x4000 }",
     );
     Profile::parse(&text, "x").unwrap();
     // The default layout needs 4 MB: on a 2 MB flash without [slots] it must say so, with
@@ -590,6 +603,21 @@ fn slots_must_fit_the_flash() {
     let e = parse_err(&text);
     assert_error(&e, ProfileErrorKind::Layout, "slots.ota_1", None, &["2MB"]);
     assert_eq!(e.line(), None);
+}
+
+#[test]
+fn the_journal_needs_two_sectors() {
+    let e = parse_err(&with(
+        "ota_0 =",
+        "otastate = { offset = 0x3D0000, size = 0x1000 }\nota_0 = { offset = 0x10000, size = 0x1E0000 }",
+    ));
+    assert_error(
+        &e,
+        ProfileErrorKind::Layout,
+        "slots.otastate.size",
+        None,
+        &["two 4 KiB sectors"],
+    );
 }
 
 #[test]
