@@ -10,6 +10,7 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 #![allow(async_fn_in_trait)]
 
+pub mod app;
 pub mod clock;
 pub mod esp;
 pub mod http;

@@ -8,8 +8,9 @@
 //!
 //! ```toml
 //! [device]
+//! product = "field-logger"   # 1..=32 of a-z 0-9 - _ . (manifests must match)  (required)
 //! chip = "esp32"             # "esp32" | "esp32s3" | "esp32c3" | "esp32c6"   (required)
-//! board = "m5stack-core"     # 1..=64 of A-Z a-z 0-9 - _ .                  (required)
+//! board = "m5stack-core"     # 1..=32 of a-z 0-9 - _ .                      (required)
 //!
 //! [modem]
 //! dialect = "sim7600"        # "sim7600" | "sim7080"                        (required)
@@ -38,6 +39,19 @@
 //! ota_0    = { offset = 0x10000,  size = 0x1E0000 }
 //! ota_1    = { offset = 0x1F0000, size = 0x1E0000 }
 //! otastate = { offset = 0x3D0000, size = 0x4000 }    # the OTA journal, >= two sectors
+//!
+//! [release]                  # (optional table)
+//! channel = "stable"         # the channel devices follow, 1..=32 of a-z 0-9 - _ . (default "stable")
+//! device_url = "http://ota.example.com/fleet"  # bucket base URL as devices fetch it (needed to build firmware)
+//! public_keys = ["../keys/otactl.pub"]         # 1..=2 SPKI PEM files, relative to the profile (needed to build firmware)
+//!
+//! [pins]                     # (optional table; GPIO numbers, needed to build firmware)
+//! modem_tx = 21              # chip TX → modem RX
+//! modem_rx = 20              # modem TX → chip RX
+//! modem_pwrkey = 5           # drives the module's PWRKEY (through its transistor)
+//! modem_reset = 6            # optional
+//! modem_rts = 7              # with modem.rts_cts = true
+//! modem_cts = 8              # with modem.rts_cts = true
 //! ```
 //!
 //! The default `[slots]` is ESP-IDF's two-OTA layout without a factory app, sized for a
@@ -46,7 +60,7 @@
 //! live below), inside the flash, and must not overlap; `otadata` is two sectors (0x2000).
 //!
 //! Every table rejects unknown keys, and so does the top level: sections that come later
-//! (release, build, bucket) must be added to this schema before a profile may use them.
+//! (build, bucket) must be added to this schema before a profile may use them.
 //!
 //! # Errors
 //!
@@ -80,6 +94,8 @@ pub const DEFAULT_RETRIES: u8 = 12;
 pub const DEFAULT_BACKOFF_INITIAL_MS: u32 = 500;
 /// Default `download.backoff_max_ms`.
 pub const DEFAULT_BACKOFF_MAX_MS: u32 = 30_000;
+/// Highest GPIO number on the chips otactl supports (ESP32-S3 has GPIO 0..=48).
+pub const MAX_GPIO: u8 = 48;
 /// UART rates a profile may use (8N1).
 pub const STANDARD_BAUDS: [u32; 9] = [9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 3_000_000];
 
@@ -104,15 +120,81 @@ pub struct Profile {
     pub flash: Flash,
     #[serde(default)]
     pub slots: Slots,
+    #[serde(default)]
+    pub release: Release,
+    #[serde(default)]
+    pub pins: Pins,
 }
 
 /// `[device]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Device {
+    /// The firmware product; a device takes only manifests for its own product.
+    pub product: String,
     pub chip: Chip,
     /// Board name; manifests name the boards an image is for.
     pub board: String,
+}
+
+/// `[release]`: where releases of this setup are published and how devices trust them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Release {
+    /// The channel devices of this setup follow (`<channel>/manifest.json`).
+    pub channel: String,
+    /// The bucket's public `http://` base URL as devices reach it (no TLS over AT sockets).
+    pub device_url: Option<String>,
+    /// Ed25519 public keys (SPKI PEM files, relative to the profile) compiled into the
+    /// firmware: the current key and, during a rotation, its successor.
+    pub public_keys: Vec<String>,
+}
+
+impl Default for Release {
+    fn default() -> Self {
+        Release {
+            channel: DEFAULT_CHANNEL.into(),
+            device_url: None,
+            public_keys: Vec::new(),
+        }
+    }
+}
+
+/// `[pins]`: GPIOs of the modem wiring, for the firmware build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pins {
+    pub modem_tx: Option<u8>,
+    pub modem_rx: Option<u8>,
+    pub modem_pwrkey: Option<u8>,
+    pub modem_reset: Option<u8>,
+    pub modem_rts: Option<u8>,
+    pub modem_cts: Option<u8>,
+}
+
+impl Pins {
+    fn named(&self) -> [(&'static str, Option<u8>); 6] {
+        [
+            ("modem_tx", self.modem_tx),
+            ("modem_rx", self.modem_rx),
+            ("modem_pwrkey", self.modem_pwrkey),
+            ("modem_reset", self.modem_reset),
+            ("modem_rts", self.modem_rts),
+            ("modem_cts", self.modem_cts),
+        ]
+    }
+}
+
+/// The channel a profile follows when it names none.
+pub const DEFAULT_CHANNEL: &str = "stable";
+
+/// Product, board and channel names go into manifests: the manifest's rules apply.
+fn manifest_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
 }
 
 /// The ESP32 variants the OTA core supports.
@@ -367,14 +449,53 @@ impl Profile {
     }
 
     fn validate(&self, doc: &Doc<'_>) -> Result<(), ProfileError> {
-        let board = &self.device.board;
-        if board.is_empty()
-            || board.len() > 64
-            || !board.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        for (key, name) in [
+            ("device.product", &self.device.product),
+            ("device.board", &self.device.board),
+            ("release.channel", &self.release.channel),
+        ] {
+            if !manifest_name_ok(name) {
+                return Err(doc.bad_value(key, format!("{key} = {name:?} is not a usable name")));
+            }
+        }
+        if let Some(url) = &self.release.device_url
+            && let Err(e) = crate::http::Url::parse(url)
         {
             return Err(doc.bad_value(
-                "device.board",
-                format!("device.board = {board:?} is not a usable board name"),
+                "release.device_url",
+                format!("release.device_url = {url:?} is not a URL a device can fetch: {e}"),
+            ));
+        }
+        if self.release.public_keys.len() > crate::wire::manifest::MAX_KEYS {
+            return Err(doc.bad_value(
+                "release.public_keys",
+                format!(
+                    "release.public_keys names {} keys; a device holds at most {}",
+                    self.release.public_keys.len(),
+                    crate::wire::manifest::MAX_KEYS
+                ),
+            ));
+        }
+        let pins = self.pins.named();
+        for (i, (name, pin)) in pins.iter().enumerate() {
+            let Some(pin) = pin else { continue };
+            if *pin > MAX_GPIO {
+                return Err(doc.bad_value(
+                    &format!("pins.{name}"),
+                    format!("pins.{name} = {pin} is not a GPIO number (0..={MAX_GPIO})"),
+                ));
+            }
+            if let Some((other, _)) = pins[..i].iter().find(|(_, p)| *p == Some(*pin)) {
+                return Err(doc.bad_value(
+                    &format!("pins.{name}"),
+                    format!("pins.{name} = {pin} is also pins.{other}"),
+                ));
+            }
+        }
+        if self.modem.rts_cts && (self.pins.modem_rts.is_none() || self.pins.modem_cts.is_none()) {
+            return Err(doc.bad_value(
+                "modem.rts_cts",
+                "modem.rts_cts = true but pins.modem_rts and pins.modem_cts are not both set".into(),
             ));
         }
 
@@ -642,8 +763,19 @@ impl std::error::Error for ProfileError {}
 /// Keys of each table, for "unknown key" help.
 fn known_keys(table: &str) -> &'static [&'static str] {
     match table {
-        "" => &["device", "modem", "network", "download", "flash", "slots"],
-        "device" => &["chip", "board"],
+        "" => &[
+            "device", "modem", "network", "download", "flash", "slots", "release", "pins",
+        ],
+        "device" => &["product", "chip", "board"],
+        "release" => &["channel", "device_url", "public_keys"],
+        "pins" => &[
+            "modem_tx",
+            "modem_rx",
+            "modem_pwrkey",
+            "modem_reset",
+            "modem_rts",
+            "modem_cts",
+        ],
         "modem" => &["dialect", "baud", "apn", "rts_cts"],
         "network" => &["nat_idle_timeout_s", "safety_factor"],
         "download" => &[
@@ -664,9 +796,14 @@ fn known_keys(table: &str) -> &'static [&'static str] {
 fn expectation(key: &str) -> (&'static str, String) {
     let bauds = STANDARD_BAUDS.map(|b| b.to_string()).join(", ");
     let (what, help): (&str, String) = match key {
-        "device" | "modem" | "network" | "download" | "flash" | "slots" => ("a table", format!("write it as a [{key}] section")),
+        "device" | "modem" | "network" | "download" | "flash" | "slots" | "release" | "pins" => ("a table", format!("write it as a [{key}] section")),
+        "device.product" => ("a product name", "use 1 to 32 lowercase letters, digits, '-', '_' or '.', e.g. product = \"field-logger\"".into()),
+        "release.channel" => ("a channel name", format!("use 1 to 32 lowercase letters, digits, '-', '_' or '.' (default \"{DEFAULT_CHANNEL}\")")),
+        "release.device_url" => ("an http:// URL", "give the bucket's base URL as devices reach it, e.g. device_url = \"http://ota.example.com/fleet\"".into()),
+        "release.public_keys" => ("a list of key files", "list one or two SPKI PEM files made by `otactl keygen`, e.g. public_keys = [\"../keys/otactl.pub\"]".into()),
+        k if k.starts_with("pins.") => ("a GPIO number", format!("use 0 to {MAX_GPIO}, each pin once")),
         "device.chip" => ("a chip name", "use one of \"esp32\", \"esp32s3\", \"esp32c3\", \"esp32c6\"".into()),
-        "device.board" => ("a board name", "use 1 to 64 letters, digits, '-', '_' or '.', e.g. board = \"m5stack-core\"".into()),
+        "device.board" => ("a board name", "use 1 to 32 lowercase letters, digits, '-', '_' or '.', e.g. board = \"m5stack-core\"".into()),
         "modem.dialect" => ("a modem dialect", "use \"sim7600\" or \"sim7080\"".into()),
         "modem.baud" => ("an integer UART rate", format!("use one of {bauds}")),
         "modem.apn" => ("a string", "use the APN your SIM provider gives, 1 to 63 printable ASCII characters without '\"', e.g. apn = \"internet\"".into()),
@@ -910,7 +1047,7 @@ impl Doc<'_> {
             let (what, how) = expectation(&key);
             let help = if path.is_empty() {
                 let with = match name.as_str() {
-                    "device" => "chip = \"…\" and board = \"…\"",
+                    "device" => "product = \"…\", chip = \"…\" and board = \"…\"",
                     "modem" => "dialect = \"…\", baud = … and apn = \"…\"",
                     "flash" => "size = \"…\" (the chip's flash size)",
                     _ => "its keys",

@@ -17,6 +17,7 @@ const BASE: &str = r#"
 [device]
 chip = "esp32"
 board = "m5stack-core"
+product = "field-logger"
 
 [modem]
 dialect = "sim7600"
@@ -149,13 +150,18 @@ fn every_shipped_profile_loads() {
 
 #[test]
 fn minimal_profile_takes_every_default() {
-    let text = "[device]\nchip = \"esp32s3\"\nboard = \"b\"\n[modem]\ndialect = \"sim7080\"\nbaud = 921600\napn = \"a\"\n[flash]\nsize = \"8MB\"\n";
+    let text = "[device]\nproduct = \"p\"\nchip = \"esp32s3\"\nboard = \"b\"\n[modem]\ndialect = \"sim7080\"\nbaud = 921600\napn = \"a\"\n[flash]\nsize = \"8MB\"\n";
     let p = Profile::parse(text, "min.toml").unwrap();
     assert_eq!(p.network.nat_idle_timeout_s, 30);
     assert_eq!(p.network.safety_factor, 0.5);
     assert_eq!(p.download.backoff_max_ms, 30_000);
     assert_eq!(p.slots, Slots::default());
     assert_eq!(p.flash.size.bytes(), 8 << 20);
+    assert_eq!(p.release.channel, "stable");
+    assert_eq!(
+        (p.release.device_url.as_deref(), p.release.public_keys.len()),
+        (None, 0)
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -172,10 +178,10 @@ fn missing_file_names_the_path() {
 fn syntax_error_has_line_and_column() {
     let e = parse_err(&with("baud = 115200", "baud = = 115200"));
     assert_eq!(e.kind(), ProfileErrorKind::Syntax);
-    assert_eq!((e.line(), e.column()), (Some(8), Some(8)), "{e}");
+    assert_eq!((e.line(), e.column()), (Some(9), Some(8)), "{e}");
     let text = e.to_string();
-    assert!(text.starts_with("bench/test.toml:8:8: TOML syntax error"), "{text}");
-    assert!(text.contains("line 8, column 8"), "{text}");
+    assert!(text.starts_with("bench/test.toml:9:8: TOML syntax error"), "{text}");
+    assert!(text.contains("line 9, column 8"), "{text}");
 
     let e = parse_err("[device\nchip = \"esp32\"\n");
     assert_eq!((e.kind(), e.line()), (ProfileErrorKind::Syntax, Some(1)), "{e}");
@@ -191,7 +197,7 @@ fn unknown_key_lists_the_known_ones() {
         &e,
         ProfileErrorKind::UnknownKey,
         "modem.bud",
-        Some(8),
+        Some(9),
         &[
             "known keys of [modem]: dialect, baud, apn, rts_cts",
             "did you mean `baud`",
@@ -201,13 +207,16 @@ fn unknown_key_lists_the_known_ones() {
 
 #[test]
 fn unknown_top_level_table_is_rejected() {
-    let e = parse_err(&format!("{BASE}\n[release]\nchannel = \"beta\"\n"));
+    let e = parse_err(&format!("{BASE}\n[bucket]\nurl = \"s3://x\"\n"));
     assert_error(
         &e,
         ProfileErrorKind::UnknownKey,
-        "release",
+        "bucket",
         None,
-        &["top-level", "device, modem, network, download, flash, slots"],
+        &[
+            "top-level",
+            "device, modem, network, download, flash, slots, release, pins",
+        ],
     );
     assert_eq!(e.line(), Some(BASE.lines().count() + 2));
 }
@@ -219,7 +228,7 @@ fn unknown_key_in_a_slot_table() {
         &e,
         ProfileErrorKind::UnknownKey,
         "slots.ota_1.sise",
-        Some(22),
+        Some(23),
         &["known keys of [slots.ota_1]: offset, size", "did you mean `size`"],
     );
     let e = parse_err(&with("ota_1 =", "factory = { offset = 0x1F0000, size = 0x1E0000 }"));
@@ -227,7 +236,7 @@ fn unknown_key_in_a_slot_table() {
         &e,
         ProfileErrorKind::UnknownKey,
         "slots.factory",
-        Some(22),
+        Some(23),
         &["nvs, otadata, phy_init, ota_0, ota_1"],
     );
 }
@@ -239,7 +248,7 @@ fn unknown_key_in_an_optional_table() {
         &e,
         ProfileErrorKind::UnknownKey,
         "network.nat_timeout",
-        Some(12),
+        Some(13),
         &["nat_idle_timeout_s, safety_factor"],
     );
 }
@@ -254,7 +263,7 @@ fn wrong_type_says_what_was_expected() {
         &e,
         ProfileErrorKind::WrongType,
         "modem.baud",
-        Some(8),
+        Some(9),
         &["must be an integer UART rate", "string", "9600"],
     );
     let e = parse_err(&with("apn =", "apn = 42"));
@@ -262,7 +271,7 @@ fn wrong_type_says_what_was_expected() {
         &e,
         ProfileErrorKind::WrongType,
         "modem.apn",
-        Some(9),
+        Some(10),
         &["must be a string", "integer"],
     );
     let e = parse_err(&format!("{BASE}\n").replace("[modem]\n", "[modem]\nrts_cts = \"yes\"\n"));
@@ -278,7 +287,7 @@ fn wrong_type_says_what_was_expected() {
         &e,
         ProfileErrorKind::WrongType,
         "slots.ota_0",
-        Some(21),
+        Some(22),
         &["must be a table", "offset = 0x"],
     );
     let e = parse_err("device = 3\n");
@@ -295,7 +304,7 @@ fn non_standard_baud() {
         &e,
         ProfileErrorKind::BadValue,
         "modem.baud",
-        Some(8),
+        Some(9),
         &[
             "modem.baud = 12345 is not a standard UART rate",
             "use one of 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 3000000",
@@ -318,7 +327,7 @@ fn unknown_chip_and_dialect_name_the_choices() {
         &e,
         ProfileErrorKind::BadValue,
         "modem.dialect",
-        Some(7),
+        Some(8),
         &["bg96", "\"sim7600\" or \"sim7080\""],
     );
     let e = parse_err(&with("size =", "size = \"32MB\""));
@@ -326,7 +335,7 @@ fn unknown_chip_and_dialect_name_the_choices() {
         &e,
         ProfileErrorKind::BadValue,
         "flash.size",
-        Some(18),
+        Some(19),
         &["32MB", "\"16MB\""],
     );
 }
@@ -334,17 +343,23 @@ fn unknown_chip_and_dialect_name_the_choices() {
 #[test]
 fn apn_rules() {
     let e = parse_err(&with("apn =", "apn = \"\""));
-    assert_error(&e, ProfileErrorKind::BadValue, "modem.apn", Some(9), &["not 1 to 63"]);
+    assert_error(&e, ProfileErrorKind::BadValue, "modem.apn", Some(10), &["not 1 to 63"]);
     let e = parse_err(&with("apn =", &format!("apn = \"{}\"", "a".repeat(64))));
-    assert_error(&e, ProfileErrorKind::BadValue, "modem.apn", Some(9), &["64 characters"]);
+    assert_error(
+        &e,
+        ProfileErrorKind::BadValue,
+        "modem.apn",
+        Some(10),
+        &["64 characters"],
+    );
     let e = parse_err(&with("apn =", "apn = \"inter\\\"net\""));
-    assert_error(&e, ProfileErrorKind::BadValue, "modem.apn", Some(9), &["AT+CGDCONT"]);
+    assert_error(&e, ProfileErrorKind::BadValue, "modem.apn", Some(10), &["AT+CGDCONT"]);
     let e = parse_err(&with("apn =", "apn = \"int\u{e9}rnet\""));
     assert_error(
         &e,
         ProfileErrorKind::BadValue,
         "modem.apn",
-        Some(9),
+        Some(10),
         &["printable ASCII"],
     );
     assert!(Profile::parse(&with("apn =", &format!("apn = \"{}\"", "a".repeat(63))), "x").is_ok());
@@ -358,7 +373,7 @@ fn network_ranges() {
             &e,
             ProfileErrorKind::BadValue,
             "network.nat_idle_timeout_s",
-            Some(12),
+            Some(13),
             &["outside 2..=7440", "use 2 to 7440"],
         );
     }
@@ -367,7 +382,7 @@ fn network_ranges() {
         &e,
         ProfileErrorKind::BadValue,
         "network.nat_idle_timeout_s",
-        Some(12),
+        Some(13),
         &["-5"],
     );
     for bad in ["0.05", "0.95", "nan", "1"] {
@@ -379,7 +394,7 @@ fn network_ranges() {
             &e,
             ProfileErrorKind::BadValue,
             "network.safety_factor",
-            Some(13),
+            Some(14),
             &["0.1..=0.9"],
         );
     }
@@ -395,7 +410,7 @@ fn download_ranges() {
         &e,
         ProfileErrorKind::BadValue,
         "download.chunk_min",
-        Some(15),
+        Some(16),
         &["below 256"],
     );
     let e = parse_err(&with("chunk_min", "chunk_min = 8192\nchunk_max = 4096"));
@@ -403,7 +418,7 @@ fn download_ranges() {
         &e,
         ProfileErrorKind::BadValue,
         "download.chunk_max",
-        Some(16),
+        Some(17),
         &["chunk_min (8192)"],
     );
     let e = parse_err(&with("chunk_min", "retries = 300"));
@@ -411,7 +426,7 @@ fn download_ranges() {
         &e,
         ProfileErrorKind::BadValue,
         "download.retries",
-        Some(15),
+        Some(16),
         &["300", "0 to 255"],
     );
     let e = parse_err(&with("chunk_min", "backoff_initial_ms = 0"));
@@ -419,7 +434,7 @@ fn download_ranges() {
         &e,
         ProfileErrorKind::BadValue,
         "download.backoff_initial_ms",
-        Some(15),
+        Some(16),
         &["without pause"],
     );
     let e = parse_err(&with("chunk_min", "backoff_initial_ms = 5000\nbackoff_max_ms = 1000"));
@@ -427,7 +442,7 @@ fn download_ranges() {
         &e,
         ProfileErrorKind::BadValue,
         "download.backoff_max_ms",
-        Some(16),
+        Some(17),
         &["below download.backoff_initial_ms = 5000"],
     );
 }
@@ -454,7 +469,7 @@ fn missing_required_keys() {
         &e,
         ProfileErrorKind::MissingKey,
         "modem.apn",
-        Some(6),
+        Some(7),
         &["missing required key `modem.apn`", "under [modem]"],
     );
     let e = parse_err(&with("chip =", ""));
@@ -479,7 +494,7 @@ fn missing_required_keys() {
         &e,
         ProfileErrorKind::MissingKey,
         "slots.ota_1.size",
-        Some(22),
+        Some(23),
         &["slots.ota_1.size"],
     );
 }
@@ -494,7 +509,7 @@ fn app_slot_must_be_64k_aligned() {
         &e,
         ProfileErrorKind::Layout,
         "slots.ota_1.offset",
-        Some(22),
+        Some(23),
         &["0x1F8000", "64 KiB", "move it to 0x200000"],
     );
 }
@@ -506,7 +521,7 @@ fn sizes_must_be_whole_sectors() {
         &e,
         ProfileErrorKind::Layout,
         "slots.ota_1.size",
-        Some(22),
+        Some(23),
         &["0x1E0001", "4 KiB"],
     );
     let e = parse_err(&with("ota_1 =", "ota_1 = { offset = 0x1F0000, size = 0 }"));
@@ -514,7 +529,7 @@ fn sizes_must_be_whole_sectors() {
         &e,
         ProfileErrorKind::Layout,
         "slots.ota_1.size",
-        Some(22),
+        Some(23),
         &["non-zero"],
     );
 }
@@ -526,7 +541,7 @@ fn slots_must_not_overlap() {
         &e,
         ProfileErrorKind::Layout,
         "slots.ota_1",
-        Some(22),
+        Some(23),
         &[
             "slots.ota_1 (0x100000..0x2E0000) overlaps slots.ota_0 (0x10000..0x1F0000)",
             "move slots.ota_1 to 0x1F0000 or later",
@@ -543,7 +558,7 @@ fn slots_must_not_overlap() {
         &e,
         ProfileErrorKind::Layout,
         "slots.ota_0",
-        Some(22),
+        Some(23),
         &["overlaps slots.otadata (0x20000..0x22000)"],
     );
 }
@@ -555,14 +570,14 @@ fn regions_stay_clear_of_the_bootloader_and_partition_table() {
         &e,
         ProfileErrorKind::Layout,
         "slots.ota_0.offset",
-        Some(21),
+        Some(22),
         &["below 0x9000", "partition table"],
     );
     let e = parse_err(&with(
         "ota_0 =",
         "nvs = { offset = 0x8000, size = 0x5000 }\nota_0 = { offset = 0x10000, size = 0x1E0000 }",
     ));
-    assert_error(&e, ProfileErrorKind::Layout, "slots.nvs.offset", Some(21), &["0x8000"]);
+    assert_error(&e, ProfileErrorKind::Layout, "slots.nvs.offset", Some(22), &["0x8000"]);
 }
 
 #[test]
@@ -572,7 +587,7 @@ fn slots_must_fit_the_flash() {
         &e,
         ProfileErrorKind::Layout,
         "slots.ota_1",
-        Some(22),
+        Some(23),
         &["0x1F0000..0x3D0000", "2MB flash (0x200000)"],
     );
     let text = with("size =", "size = \"2MB\"").replace(
@@ -606,6 +621,62 @@ fn slots_must_fit_the_flash() {
 }
 
 #[test]
+fn release_and_pin_rules() {
+    let e = parse_err(&with("product =", "product = \"Field Logger\""));
+    assert_error(
+        &e,
+        ProfileErrorKind::BadValue,
+        "device.product",
+        Some(5),
+        &["not a usable name"],
+    );
+    let e = parse_err(&format!(
+        "{BASE}\n[release]\ndevice_url = \"https://ota.example.com/fleet\"\n"
+    ));
+    assert_error(
+        &e,
+        ProfileErrorKind::BadValue,
+        "release.device_url",
+        None,
+        &["https://", "http://"],
+    );
+    let e = parse_err(&format!(
+        "{BASE}\n[release]\npublic_keys = [\"a.pub\", \"b.pub\", \"c.pub\"]\n"
+    ));
+    assert_error(
+        &e,
+        ProfileErrorKind::BadValue,
+        "release.public_keys",
+        None,
+        &["at most 2"],
+    );
+    let e = parse_err(&format!("{BASE}\n[pins]\nmodem_tx = 4\nmodem_rx = 4\n"));
+    assert_error(
+        &e,
+        ProfileErrorKind::BadValue,
+        "pins.modem_rx",
+        None,
+        &["also pins.modem_tx"],
+    );
+    let e = parse_err(&format!("{BASE}\n[pins]\nmodem_pwrkey = 60\n"));
+    assert_error(&e, ProfileErrorKind::BadValue, "pins.modem_pwrkey", None, &["0..=48"]);
+    let e = parse_err(&with("apn =", "apn = \"internet\"\nrts_cts = true"));
+    assert_error(
+        &e,
+        ProfileErrorKind::BadValue,
+        "modem.rts_cts",
+        None,
+        &["pins.modem_rts"],
+    );
+    let ok = format!(
+        "{BASE}\n[release]\nchannel = \"beta\"\ndevice_url = \"http://ota.example.com:8080/fleet\"\npublic_keys = [\"k.pub\"]\n[pins]\nmodem_tx = 4\nmodem_rx = 5\n"
+    );
+    let p = Profile::parse(&ok, "x").unwrap();
+    assert_eq!(p.release.channel, "beta");
+    assert_eq!(p.pins.modem_rx, Some(5));
+}
+
+#[test]
 fn the_journal_needs_two_sectors() {
     let e = parse_err(&with(
         "ota_0 =",
@@ -630,7 +701,7 @@ fn otadata_is_two_sectors() {
         &e,
         ProfileErrorKind::Layout,
         "slots.otadata.size",
-        Some(21),
+        Some(22),
         &["0x2000"],
     );
 }

@@ -30,8 +30,8 @@ fn check(files: &[PathBuf]) -> Result<()> {
                 let cfg = p.download_config();
                 println!("{}: ok", file.display());
                 println!(
-                    "  {} on {} with {:?} at {} baud, APN {:?}",
-                    p.device.chip, p.device.board, p.modem.dialect, p.modem.baud, p.modem.apn
+                    "  {} for {} on {} with {:?} at {} baud, APN {:?}",
+                    p.device.product, p.device.chip, p.device.board, p.modem.dialect, p.modem.baud, p.modem.apn
                 );
                 println!(
                     "  NAT idle {} s, each Range chunk drains within {:.0} s ({}..{} bytes)",
@@ -40,7 +40,21 @@ fn check(files: &[PathBuf]) -> Result<()> {
                     cfg.policy.min_chunk,
                     cfg.policy.max_chunk
                 );
-                println!("  OTA slots: ota_0 {}, ota_1 {}", p.slots.ota_0, p.slots.ota_1);
+                println!(
+                    "  OTA slots: ota_0 {}, ota_1 {}; journal {}",
+                    p.slots.ota_0, p.slots.ota_1, p.slots.otastate
+                );
+                match &p.release.device_url {
+                    Some(url) => println!(
+                        "  devices follow {url}/{}/manifest.json, trusting {} key(s)",
+                        p.release.channel,
+                        p.release.public_keys.len()
+                    ),
+                    None => println!(
+                        "  channel {}; no release.device_url yet (needed to build firmware)",
+                        p.release.channel
+                    ),
+                }
             }
             Err(e) => {
                 failed += 1;

@@ -96,17 +96,17 @@ impl<F: NorFlash> Checkpoint<F> for () {
     }
 }
 
-/// Receives [`OtaEvent`]s.
+/// Receives [`OtaEvent`]s. Async, so that a console can write each one out as it happens.
 pub trait EventSink {
-    fn event(&mut self, event: OtaEvent);
+    async fn event(&mut self, event: OtaEvent);
 }
 
 impl EventSink for () {
-    fn event(&mut self, _: OtaEvent) {}
+    async fn event(&mut self, _: OtaEvent) {}
 }
 
 impl<F: FnMut(OtaEvent)> EventSink for F {
-    fn event(&mut self, event: OtaEvent) {
+    async fn event(&mut self, event: OtaEvent) {
         self(event)
     }
 }
@@ -212,7 +212,7 @@ where
         let range = match cfg.mode {
             DownloadMode::Ranged => {
                 let len = u64::from(planner.next_chunk(remaining));
-                events.event(OtaEvent::ChunkRequested { offset, len });
+                events.event(OtaEvent::ChunkRequested { offset, len }).await;
                 Some((offset, Some(offset + len - 1)))
             }
             DownloadMode::SingleGet => None,
@@ -229,7 +229,7 @@ where
                     Ok(skip) => {
                         if skip > 0 {
                             report.range_ignored += 1;
-                            events.event(OtaEvent::RangeIgnored { skip });
+                            events.event(OtaEvent::RangeIgnored { skip }).await;
                         }
                         progress.skip = skip;
                     }
@@ -239,12 +239,14 @@ where
                 let moved = slot.accepted() - before;
                 planner.record_drain(moved, clock.now_us().saturating_sub(started));
                 if let Some(total) = total {
-                    events.event(OtaEvent::Progress {
-                        written: slot.accepted(),
-                        total,
-                        rate_bps: planner.drain_bps(),
-                        chunk: planner.next_chunk(u64::MAX),
-                    });
+                    events
+                        .event(OtaEvent::Progress {
+                            written: slot.accepted(),
+                            total,
+                            rate_bps: planner.drain_bps(),
+                            chunk: planner.next_chunk(u64::MAX),
+                        })
+                        .await;
                 }
                 end
             }
@@ -281,7 +283,7 @@ where
         // The pass broke: learn from it, recover what needs recovering, then resume.
         let offset = slot.accepted();
         report.connection_losses += 1;
-        events.event(OtaEvent::ConnectionLost { offset, error });
+        events.event(OtaEvent::ConnectionLost { offset, error }).await;
         if cfg.mode == DownloadMode::SingleGet {
             return Err(DownloadError::Aborted {
                 offset,
@@ -308,7 +310,7 @@ where
         ) && http.socket().recover().await.is_ok()
         {
             report.modem_recoveries += 1;
-            events.event(OtaEvent::ModemRecovered);
+            events.event(OtaEvent::ModemRecovered).await;
         }
         if offset > before {
             failures = 0;
@@ -322,12 +324,12 @@ where
                     last: error,
                 });
             }
-            events.event(OtaEvent::Backoff { us: backoff_us });
+            events.event(OtaEvent::Backoff { us: backoff_us }).await;
             clock.sleep_us(backoff_us).await;
             backoff_us = (backoff_us * 2).min(cfg.backoff_max_us);
         }
         report.resumes += 1;
-        events.event(OtaEvent::Resumed { offset });
+        events.event(OtaEvent::Resumed { offset }).await;
     }
 
     report.bytes = slot.finish().await?;

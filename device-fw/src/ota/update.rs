@@ -9,7 +9,7 @@
 use sha2::{Digest, Sha256};
 
 use super::engine::{Checkpoint, DownloadConfig, DownloadError, EventSink, ImageTarget, OtaEvent, download};
-use super::journal::{Journal, JournalError, Progress, resume_point};
+use super::journal::{Journal, JournalError, JournalState, Progress, resume_point};
 use super::policy::{DeviceIdentity, Rejection, check_manifest};
 use super::slot::{Slot, SlotWriter};
 use crate::clock::Clock;
@@ -121,16 +121,17 @@ pub enum UpdateEvent<'a> {
     },
 }
 
+/// Receives [`UpdateEvent`]s; async, so that a console can write each one out.
 pub trait UpdateSink {
-    fn event(&mut self, event: UpdateEvent<'_>);
+    async fn event(&mut self, event: UpdateEvent<'_>);
 }
 
 impl UpdateSink for () {
-    fn event(&mut self, _: UpdateEvent<'_>) {}
+    async fn event(&mut self, _: UpdateEvent<'_>) {}
 }
 
 impl<T: FnMut(UpdateEvent<'_>)> UpdateSink for T {
-    fn event(&mut self, event: UpdateEvent<'_>) {
+    async fn event(&mut self, event: UpdateEvent<'_>) {
         self(event)
     }
 }
@@ -138,8 +139,8 @@ impl<T: FnMut(UpdateEvent<'_>)> UpdateSink for T {
 struct DownloadEvents<'s, U>(&'s mut U);
 
 impl<U: UpdateSink> EventSink for DownloadEvents<'_, U> {
-    fn event(&mut self, event: OtaEvent) {
-        self.0.event(UpdateEvent::Download(event));
+    async fn event(&mut self, event: OtaEvent) {
+        self.0.event(UpdateEvent::Download(event)).await;
     }
 }
 
@@ -334,6 +335,91 @@ pub struct Activated {
     pub version: heapless::String<32>,
 }
 
+/// Buffers a manifest is read and opened in; the parsed manifest borrows from them.
+#[derive(Debug)]
+pub struct ManifestBufs {
+    envelope: [u8; MAX_ENVELOPE],
+    payload: PayloadBuf,
+}
+
+impl Default for ManifestBufs {
+    fn default() -> Self {
+        ManifestBufs {
+            envelope: [0; MAX_ENVELOPE],
+            payload: PayloadBuf::default(),
+        }
+    }
+}
+
+/// A correctly signed release, and whether this device would install it.
+#[derive(Debug, Clone)]
+pub struct Judged<'b> {
+    pub manifest: Manifest<'b>,
+    /// Trusted key that verified it.
+    pub key: usize,
+    /// The `ota_N` slot it would go to.
+    pub target: usize,
+    pub journal: JournalState,
+    /// `Ok` when every policy check passed.
+    pub verdict: Result<(), Rejection>,
+}
+
+/// Fetches the manifest, checks its signature and judges it against this device: every
+/// check that comes before the first flash write (`ota check` stops here). A signature or
+/// format problem is an error; a signed release that is not for this device comes back
+/// with its [`Judged::verdict`].
+#[allow(clippy::too_many_arguments)]
+pub async fn judge<'b, S, F, C, U>(
+    http: &mut HttpClient<S>,
+    flash: &mut F,
+    clock: &C,
+    cfg: &DownloadConfig,
+    layout: &UpdateLayout,
+    device: &DeviceIdentity<'_>,
+    running: BootTarget,
+    keys: &[[u8; 32]],
+    manifest_url: &str,
+    bufs: &'b mut ManifestBufs,
+    events: &mut U,
+) -> Result<Judged<'b>, UpdateError<F::Error>>
+where
+    S: Socket,
+    F: NorFlash,
+    C: Clock,
+    U: UpdateSink,
+{
+    let target = inactive_slot(&layout.boot, running).ok_or(UpdateError::NoInactiveSlot)?;
+    let slot = layout.boot.ota[target];
+    let len = fetch_manifest(http, clock, cfg, manifest_url, &mut bufs.envelope)
+        .await
+        .map_err(lift)?;
+    events.event(UpdateEvent::ManifestFetched { bytes: len }).await;
+    let (manifest, key) = open(&bufs.envelope[..len], keys, &mut bufs.payload)?;
+    let journal = layout.journal.load(flash).await.map_err(UpdateError::Journal)?;
+    let device = DeviceIdentity {
+        failed_version: journal.failed_version.as_deref(),
+        slot_size: slot.size,
+        ..*device
+    };
+    let verdict = check_manifest(&manifest, &device);
+    if verdict.is_ok() {
+        events
+            .event(UpdateEvent::ManifestAccepted {
+                version: manifest.version,
+                size: manifest.size,
+                key,
+            })
+            .await;
+    }
+    Ok(Judged {
+        manifest,
+        key,
+        target,
+        journal,
+        verdict,
+    })
+}
+
 /// Runs one update from `manifest_url`. On success otadata selects the new slot (state
 /// NEW): the caller reboots.
 #[allow(clippy::too_many_arguments)]
@@ -355,29 +441,29 @@ where
     C: Clock,
     U: UpdateSink,
 {
-    let target = inactive_slot(&layout.boot, running).ok_or(UpdateError::NoInactiveSlot)?;
+    let mut bufs = ManifestBufs::default();
+    let Judged {
+        manifest,
+        target,
+        journal,
+        verdict,
+        ..
+    } = judge(
+        http,
+        flash,
+        clock,
+        cfg,
+        layout,
+        device,
+        running,
+        keys,
+        manifest_url,
+        &mut bufs,
+        events,
+    )
+    .await?;
+    verdict?;
     let slot = layout.boot.ota[target];
-
-    let mut envelope = [0u8; MAX_ENVELOPE];
-    let len = fetch_manifest(http, clock, cfg, manifest_url, &mut envelope)
-        .await
-        .map_err(lift)?;
-    events.event(UpdateEvent::ManifestFetched { bytes: len });
-    let mut payload = PayloadBuf::default();
-    let (manifest, key) = open(&envelope[..len], keys, &mut payload)?;
-
-    let journal = layout.journal.load(flash).await.map_err(UpdateError::Journal)?;
-    let device = DeviceIdentity {
-        failed_version: journal.failed_version.as_deref(),
-        slot_size: slot.size,
-        ..*device
-    };
-    check_manifest(&manifest, &device)?;
-    events.event(UpdateEvent::ManifestAccepted {
-        version: manifest.version,
-        size: manifest.size,
-        key,
-    });
     let sha256 = manifest.sha256_bytes()?;
     let image_url = resolve_reference(manifest_url, manifest.image).map_err(UpdateError::ImageUrl)?;
 
@@ -389,7 +475,7 @@ where
         None => (0, Sha256::new()),
     };
     if written > 0 {
-        events.event(UpdateEvent::Resuming { offset: written });
+        events.event(UpdateEvent::Resuming { offset: written }).await;
     }
     let mut writer: SlotWriter<&mut F> = SlotWriter::resume(&mut *flash, slot, written);
     let mut checkpoint = JournalCheckpoint {
@@ -425,9 +511,11 @@ where
     }
 
     verify_written_image(flash, slot, &manifest, layout.boot.chip_id).await?;
-    events.event(UpdateEvent::ImageVerified {
-        version: manifest.version,
-    });
+    events
+        .event(UpdateEvent::ImageVerified {
+            version: manifest.version,
+        })
+        .await;
 
     set_boot_slot(flash, layout.boot.otadata, layout.boot.ota.len(), target)
         .await
@@ -439,10 +527,12 @@ where
         .clear_progress(flash)
         .await
         .map_err(UpdateError::Journal)?;
-    events.event(UpdateEvent::Activated {
-        slot: target,
-        version: manifest.version,
-    });
+    events
+        .event(UpdateEvent::Activated {
+            slot: target,
+            version: manifest.version,
+        })
+        .await;
     let mut version = heapless::String::new();
     // Manifest versions are at most 31 bytes.
     let _ = version.push_str(manifest.version);
@@ -476,6 +566,28 @@ async fn verify_written_image<F: NorFlash>(
     Ok(())
 }
 
+/// What the app runs, as the bootloader started it: the bench takes it from its boot step,
+/// the firmware from the bootloader's choice and its own app descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Running<'a> {
+    pub target: BootTarget,
+    /// The otadata state of the running slot's entry (`Undefined` when none selects it).
+    pub state: OtaState,
+    pub version: &'a str,
+    pub secure_version: u32,
+}
+
+impl<'a> Running<'a> {
+    pub fn from_booted(booted: &'a Booted) -> Self {
+        Running {
+            target: booted.target,
+            state: booted.state,
+            version: booted.image.app_desc.version().unwrap_or(""),
+            secure_version: booted.image.app_desc.secure_version(),
+        }
+    }
+}
+
 /// What the app found at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BootReport {
@@ -495,7 +607,7 @@ pub enum BootReport {
 pub async fn after_boot<F: NorFlash, U: UpdateSink>(
     flash: &mut F,
     layout: &UpdateLayout,
-    booted: &Booted,
+    booted: &Running<'_>,
     self_test_passed: impl core::future::Future<Output = bool>,
     events: &mut U,
 ) -> Result<BootReport, UpdateError<F::Error>> {
@@ -524,7 +636,7 @@ pub async fn after_boot<F: NorFlash, U: UpdateSink>(
                 .record_failed_version(flash, failed)
                 .await
                 .map_err(UpdateError::Journal)?;
-            events.event(UpdateEvent::RolledBack { failed_version: failed });
+            events.event(UpdateEvent::RolledBack { failed_version: failed }).await;
         }
     }
 
@@ -533,18 +645,18 @@ pub async fn after_boot<F: NorFlash, U: UpdateSink>(
     if !matches!(booted.state, OtaState::PendingVerify | OtaState::New) {
         return Ok(BootReport::Steady);
     }
-    let version = booted.image.app_desc.version().unwrap_or("");
+    let version = booted.version;
     if self_test_passed.await {
         mark_valid(flash, layout.boot.otadata)
             .await
             .map_err(UpdateError::Flash)?;
-        events.event(UpdateEvent::Confirmed { version });
+        events.event(UpdateEvent::Confirmed { version }).await;
         Ok(BootReport::Confirmed)
     } else {
         mark_invalid(flash, layout.boot.otadata)
             .await
             .map_err(UpdateError::Flash)?;
-        events.event(UpdateEvent::SelfTestFailed);
+        events.event(UpdateEvent::SelfTestFailed).await;
         Ok(BootReport::RollbackRequested)
     }
 }

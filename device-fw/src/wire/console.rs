@@ -1,0 +1,390 @@
+//! The device console: commands in, events out, over the USB-serial line a person or
+//! `otactl watch` reads.
+//!
+//! - **Commands** are short text lines: `ota update [<manifest URL>]`, `ota check [<manifest
+//!   URL>]`, `ota status`, `ota confirm`, `reboot`, `version`, `help`. Anything else gets one
+//!   [`Event::CommandError`] line, never a crash.
+//! - **Events** are single lines `@ota {json}`: the fixed [`EVENT_PREFIX`], then one JSON
+//!   object whose `ev` field names the event. A person can read them; a program finds them
+//!   among ordinary log lines, which pass through untouched.
+//!
+//! [`Event`] is generic over its string type so that one definition serves both sides: the
+//! device builds `Event<&str>` and writes it without a heap; the host parses `Event<String>`.
+
+use core::fmt;
+
+#[cfg(feature = "std")]
+use serde::Deserialize;
+use serde::Serialize;
+
+/// Marks an event line.
+pub const EVENT_PREFIX: &str = "@ota ";
+/// Longest command line the device accepts (without the line ending).
+pub const MAX_COMMAND_LINE: usize = 256;
+/// Longest event line the device writes, prefix and line ending included.
+pub const MAX_EVENT_LINE: usize = 512;
+
+/// One thing that happened on the device.
+// Deserialising an internally tagged enum needs serde's `alloc`: only the host parses events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "std", derive(Deserialize))]
+#[serde(tag = "ev", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event<S> {
+    /// The app started: what runs, from which slot, in which otadata state.
+    Boot {
+        version: S,
+        slot: S,
+        state: S,
+    },
+    /// The modem answered and joined the packet network.
+    ModemUp {
+        model: S,
+        rssi: u8,
+        operator: S,
+    },
+    ModemFailed {
+        message: S,
+    },
+    ManifestFetched {
+        url: S,
+        bytes: u32,
+    },
+    /// Signature good (trusted key number `key`) and the release is for this device.
+    ManifestVerified {
+        version: S,
+        size: u32,
+        key: u8,
+    },
+    /// The manifest or the release it describes was refused; `reason` is a stable code.
+    ManifestRejected {
+        reason: S,
+        message: S,
+    },
+    /// A journaled download of this image is carried on from `offset`.
+    Resuming {
+        offset: u32,
+    },
+    Progress {
+        offset: u64,
+        total: u64,
+        rate: u32,
+        chunk: u32,
+    },
+    ConnectionDropped {
+        offset: u64,
+        error: S,
+    },
+    Resumed {
+        offset: u64,
+    },
+    /// Hash, image structure and app version of the written image are right.
+    VerifyOk {
+        version: S,
+    },
+    VerifyFailed {
+        reason: S,
+        message: S,
+    },
+    /// The next boot starts the new image.
+    Activated {
+        slot: S,
+        version: S,
+    },
+    Rebooting {
+        reason: S,
+    },
+    /// The updated app passed its self-test and marked itself valid.
+    Confirmed {
+        version: S,
+    },
+    /// The updated app failed its self-test and marked itself invalid.
+    SelfTestFailed {
+        message: S,
+    },
+    /// A version that never confirmed itself was rolled back from.
+    RolledBack {
+        failed_version: S,
+    },
+    /// An update stopped for a reason other than the release itself (network, flash).
+    UpdateFailed {
+        reason: S,
+        message: S,
+    },
+    UpToDate {
+        version: S,
+    },
+    Status {
+        version: S,
+        slot: S,
+        state: S,
+        failed_version: Option<S>,
+        /// Bytes of an interrupted download the journal holds.
+        resume_offset: Option<u32>,
+    },
+    /// `ota check`: what the channel offers and whether this device would take it.
+    Check {
+        running: S,
+        available: S,
+        update: bool,
+        reason: Option<S>,
+    },
+    Version {
+        version: S,
+        project: S,
+        chip: S,
+    },
+    /// A command line that is not a command.
+    CommandError {
+        message: S,
+    },
+    Help {
+        commands: S,
+    },
+}
+
+impl<S: Serialize> Event<S> {
+    /// Writes `@ota {json}\r\n` into `out`; returns the line's length.
+    pub fn write_line(&self, out: &mut [u8]) -> Result<usize, LineTooLong> {
+        let prefix = EVENT_PREFIX.len();
+        if out.len() < prefix + 2 {
+            return Err(LineTooLong);
+        }
+        out[..prefix].copy_from_slice(EVENT_PREFIX.as_bytes());
+        let end = out.len() - 2;
+        let n = serde_json_core::to_slice(self, &mut out[prefix..end]).map_err(|_| LineTooLong)?;
+        out[prefix + n..prefix + n + 2].copy_from_slice(b"\r\n");
+        Ok(prefix + n + 2)
+    }
+}
+
+/// An event did not fit the line buffer (a bug: every event fits [`MAX_EVENT_LINE`] with
+/// the string limits the device uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("event does not fit one console line")]
+pub struct LineTooLong;
+
+/// Parses one console line on the host: `None` for an ordinary log line.
+#[cfg(feature = "std")]
+pub fn parse_event_line(line: &str) -> Option<Result<Event<std::string::String>, serde_json::Error>> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    // Log lines may carry colour codes or a timestamp before the event.
+    let at = line.find(EVENT_PREFIX)?;
+    Some(serde_json::from_str(&line[at + EVENT_PREFIX.len()..]))
+}
+
+/// A console command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Command<'a> {
+    /// Update from the given manifest URL, or the device's configured one.
+    Update {
+        manifest_url: Option<&'a str>,
+    },
+    /// Fetch and judge the manifest without downloading the image.
+    Check {
+        manifest_url: Option<&'a str>,
+    },
+    Status,
+    /// Mark the running app valid by hand (its self-test is skipped).
+    Confirm,
+    Reboot,
+    Version,
+    Help,
+}
+
+/// The commands, as `help` lists them.
+pub const HELP: &str = "ota update [URL] | ota check [URL] | ota status | ota confirm | reboot | version | help";
+
+/// Why a line is not a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    #[error("line is longer than {MAX_COMMAND_LINE} bytes")]
+    TooLong,
+    #[error("line is not UTF-8 text")]
+    NotText,
+    #[error("unknown command; try: {HELP}")]
+    Unknown,
+    #[error("`ota` needs a subcommand: update, check, status or confirm")]
+    MissingSubcommand,
+    #[error("too many arguments; try: {HELP}")]
+    TooManyArguments,
+    #[error("manifest URL must start with http://")]
+    BadUrl,
+}
+
+impl<'a> Command<'a> {
+    /// Parses a line (without or with its line ending). Blank lines are `Ok(None)`.
+    pub fn parse(line: &'a [u8]) -> Result<Option<Self>, CommandError> {
+        if line.len() > MAX_COMMAND_LINE + 2 {
+            return Err(CommandError::TooLong);
+        }
+        let text = core::str::from_utf8(line).map_err(|_| CommandError::NotText)?;
+        let mut words = text.split_ascii_whitespace();
+        let Some(first) = words.next() else {
+            return Ok(None);
+        };
+        let url = |w: Option<&'a str>| match w {
+            Some(u) if !u.starts_with("http://") => Err(CommandError::BadUrl),
+            other => Ok(other),
+        };
+        let command = match first {
+            "ota" => match words.next() {
+                Some("update") => Command::Update {
+                    manifest_url: url(words.next())?,
+                },
+                Some("check") => Command::Check {
+                    manifest_url: url(words.next())?,
+                },
+                Some("status") => Command::Status,
+                Some("confirm") => Command::Confirm,
+                Some(_) => return Err(CommandError::Unknown),
+                None => return Err(CommandError::MissingSubcommand),
+            },
+            "reboot" => Command::Reboot,
+            "version" => Command::Version,
+            "help" => Command::Help,
+            _ => return Err(CommandError::Unknown),
+        };
+        if words.next().is_some() {
+            return Err(CommandError::TooManyArguments);
+        }
+        Ok(Some(command))
+    }
+}
+
+/// The line the host sends (without the line ending).
+impl fmt::Display for Command<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let with_url = |f: &mut fmt::Formatter<'_>, verb: &str, url: &Option<&str>| match url {
+            Some(u) => write!(f, "ota {verb} {u}"),
+            None => write!(f, "ota {verb}"),
+        };
+        match self {
+            Command::Update { manifest_url } => with_url(f, "update", manifest_url),
+            Command::Check { manifest_url } => with_url(f, "check", manifest_url),
+            Command::Status => f.write_str("ota status"),
+            Command::Confirm => f.write_str("ota confirm"),
+            Command::Reboot => f.write_str("reboot"),
+            Command::Version => f.write_str("version"),
+            Command::Help => f.write_str("help"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use std::string::{String, ToString};
+
+    use super::*;
+
+    #[test]
+    fn commands_round_trip_through_their_text() {
+        let cases = [
+            Command::Update { manifest_url: None },
+            Command::Update {
+                manifest_url: Some("http://ota.example.com/fleet/stable/manifest.json"),
+            },
+            Command::Check { manifest_url: None },
+            Command::Status,
+            Command::Confirm,
+            Command::Reboot,
+            Command::Version,
+            Command::Help,
+        ];
+        for c in cases {
+            let text = c.to_string();
+            assert_eq!(Command::parse(text.as_bytes()), Ok(Some(c)), "{text}");
+            let with_ending = std::format!("  {text} \r\n");
+            assert_eq!(Command::parse(with_ending.as_bytes()), Ok(Some(c)));
+        }
+    }
+
+    #[test]
+    fn bad_lines_get_errors_not_panics() {
+        let cases: [(&[u8], Result<Option<Command<'_>>, CommandError>); 9] = [
+            (b"", Ok(None)),
+            (b"   \r\n", Ok(None)),
+            (b"ota", Err(CommandError::MissingSubcommand)),
+            (b"ota flash", Err(CommandError::Unknown)),
+            (b"format c:", Err(CommandError::Unknown)),
+            (b"reboot now", Err(CommandError::TooManyArguments)),
+            (b"ota update ftp://x/m.json", Err(CommandError::BadUrl)),
+            (b"ota status \xff", Err(CommandError::NotText)),
+            (&[b'x'; 300], Err(CommandError::TooLong)),
+        ];
+        for (line, want) in cases {
+            assert_eq!(Command::parse(line), want, "{:?}", String::from_utf8_lossy(line));
+        }
+        // Arbitrary bytes never panic.
+        let mut seed = 0x1234_5678u32;
+        for _ in 0..2000 {
+            let mut line = [0u8; 40];
+            for b in &mut line {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                *b = (seed >> 16) as u8;
+            }
+            let _ = Command::parse(&line[..(seed as usize % 40)]);
+        }
+    }
+
+    #[test]
+    #[cfg(feature = "std")]
+    fn events_are_one_prefixed_json_line_the_host_parses_back() {
+        let events: [Event<&str>; 6] = [
+            Event::Boot {
+                version: "1.0.0",
+                slot: "ota_0",
+                state: "valid",
+            },
+            Event::Progress {
+                offset: 4096,
+                total: 233_040,
+                rate: 11_400,
+                chunk: 65_536,
+            },
+            Event::ManifestRejected {
+                reason: "bad-signature",
+                message: "manifest \"signature\" does not verify",
+            },
+            Event::Status {
+                version: "1.0.0",
+                slot: "ota_0",
+                state: "valid",
+                failed_version: None,
+                resume_offset: Some(8192),
+            },
+            Event::SelfTestFailed {
+                message: "origin\nunreachable",
+            },
+            Event::CommandError {
+                message: "unknown command",
+            },
+        ];
+        for e in events {
+            let mut buf = [0u8; MAX_EVENT_LINE];
+            let n = e.write_line(&mut buf).unwrap();
+            let line = core::str::from_utf8(&buf[..n]).unwrap();
+            assert!(line.starts_with("@ota {\"ev\":"), "{line}");
+            assert!(line.ends_with("}\r\n"));
+            assert_eq!(line.matches('\n').count(), 1, "one line: {line}");
+            let back = parse_event_line(line).unwrap().unwrap();
+            assert_eq!(std::format!("{back:?}"), std::format!("{e:?}"));
+        }
+        assert!(parse_event_line("I (312) boot: ESP-IDF v5.4").is_none());
+        assert!(parse_event_line("\x1b[0;32m@ota {\"ev\":\"up_to_date\",\"version\":\"1\"}").is_some());
+        assert!(parse_event_line("@ota {\"ev\":\"no_such_event\"}").unwrap().is_err());
+    }
+
+    #[test]
+    fn a_line_that_does_not_fit_is_an_error() {
+        let long = "x".repeat(600);
+        let e = Event::CommandError { message: long.as_str() };
+        let mut buf = [0u8; MAX_EVENT_LINE];
+        assert_eq!(e.write_line(&mut buf), Err(LineTooLong));
+        let _ = ToString::to_string(&LineTooLong);
+    }
+}
