@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use device_fw::app::AppConfig;
 use device_fw::esp::boot::{BootError, BootTarget, Booted, bootloader_boot};
 use device_fw::esp::chip::Chip;
 use device_fw::esp::partition::{PartitionTable, TABLE_OFFSET};
@@ -14,7 +15,7 @@ use device_fw::http::HttpClient;
 use device_fw::modem::{Dialect as DeviceDialect, Modem, ModemConfig};
 use device_fw::ota::policy::DeviceIdentity;
 use device_fw::ota::update::{
-    Activated, BootReport, UpdateError, UpdateEvent, UpdateLayout, after_boot, self_test, update,
+    Activated, BootReport, Running, UpdateError, UpdateEvent, UpdateLayout, after_boot, self_test, update,
 };
 use device_fw::profile::Profile;
 use device_fw::wire::manifest::{MAX_ENVELOPE, MAX_PAYLOAD, Manifest, seal, write_hex};
@@ -77,6 +78,22 @@ impl DeviceSetup {
 
     pub fn chip(&self) -> Chip {
         self.profile.device.chip
+    }
+
+    /// What the firmware's build would give the app, from the profile.
+    pub fn app_config<'a>(&'a self, manifest_url: &'a str) -> AppConfig<'a> {
+        AppConfig {
+            product: &self.profile.device.product,
+            channel: &self.profile.release.channel,
+            board: &self.profile.device.board,
+            chip: self.chip(),
+            project: "field-logger",
+            manifest_url,
+            keys: &self.keys,
+            download: self.profile.download_config(),
+            layout: self.layout.clone(),
+            modem: ModemConfig::new(DeviceDialect::Sim7600, "m2m.example").expect("bench APN is valid"),
+        }
     }
 
     /// A blank chip with the partition table and `app` in ota_0, otadata erased: what
@@ -184,6 +201,11 @@ impl World {
         }
     }
 
+    /// The device's end of the modem UART, for an app that drives the modem itself.
+    pub fn take_modem_uart(&mut self) -> Option<UartEnd> {
+        self.device_uart.take()
+    }
+
     /// Brings the modem up and hands the app its HTTP client.
     pub async fn connect(&mut self) -> Result<HttpClient<Modem<UartEnd, BenchClock>>, String> {
         let uart = self.device_uart.take().ok_or("the modem UART is already in use")?;
@@ -224,8 +246,8 @@ pub async fn boot(flash: &mut SimFlash, setup: &DeviceSetup) -> Result<Option<Bo
 /// The identity the app reports from what booted.
 pub fn identity<'a>(setup: &'a DeviceSetup, view: &'a BootView) -> DeviceIdentity<'a> {
     DeviceIdentity {
-        product: PRODUCT,
-        channel: CHANNEL,
+        product: &setup.profile.device.product,
+        channel: &setup.profile.release.channel,
         chip: setup.chip(),
         board: &setup.profile.device.board,
         running_version: &view.version,
@@ -264,7 +286,8 @@ pub async fn run_app(
         Err(e) => return AppRun::Failed(e),
     };
     let url = manifest_url();
-    let started = after_boot(flash, &setup.layout, &view.booted, self_test(&mut http, &url), events).await;
+    let running = Running::from_booted(&view.booted);
+    let started = after_boot(flash, &setup.layout, &running, self_test(&mut http, &url), events).await;
     if !flash.is_powered() {
         return AppRun::PowerLost;
     }
