@@ -138,11 +138,14 @@ fn an_update_over_the_console_from_command_to_confirmed() {
             })
             .await;
             assert_eq!(reboot, Reboot::Activated);
-            assert!(!host.seen.is_empty());
+            // The transcript, for a person reading the test output (`--nocapture`).
+            for line in &host.seen {
+                println!("{line}");
+            }
 
             // The new app boots PENDING_VERIFY, passes its self-test and confirms itself.
             let mut world = World::new(&setup, &rel);
-            let (reboot, _) = session(&mut flash, &setup, &mut world, |mut host| async move {
+            let (reboot, host) = session(&mut flash, &setup, &mut world, |mut host| async move {
                 let e = host.until(is(|e| matches!(e, Event::Confirmed { .. }))).await;
                 assert!(
                     matches!(&e[0], Event::Boot { version, slot, state }
@@ -158,6 +161,9 @@ fn an_update_over_the_console_from_command_to_confirmed() {
             })
             .await;
             assert_eq!(reboot, Reboot::Requested);
+            for line in &host.seen {
+                println!("{line}");
+            }
             let view = boot(&mut flash, &setup).await.unwrap().unwrap();
             assert_eq!(view.version, NEW_VERSION);
             assert_eq!(view.booted.state, device_fw::esp::otadata::OtaState::Valid);
