@@ -31,6 +31,8 @@
 //!
 //! [flash]
 //! size = "4MB"               # "2MB" | "4MB" | "8MB" | "16MB"               (required)
+//! mode = "dio"               # "qio" | "qout" | "dio" | "dout"             (default "dio")
+//! freq = "40m"               # "20m" | "26m" | "40m" | "80m"               (default "40m")
 //!
 //! [slots]                    # (optional table; each entry defaults as shown)
 //! nvs      = { offset = 0x9000,   size = 0x4000 }
@@ -44,6 +46,13 @@
 //! channel = "stable"         # the channel devices follow, 1..=32 of a-z 0-9 - _ . (default "stable")
 //! device_url = "http://ota.example.com/fleet"  # bucket base URL as devices fetch it (needed to build firmware)
 //! public_keys = ["../keys/otactl.pub"]         # 1..=2 SPKI PEM files, relative to the profile (needed to build firmware)
+//! bucket = "file://./dist"   # where `otactl release` publishes: file://, s3://, gs://, az://  (or --bucket)
+//!
+//! [build]                    # (optional table) how `otactl release` builds the firmware
+//! target = "riscv32imc-unknown-none-elf"       # default from the chip
+//! package = "device-fw"      # (default)
+//! bin = "otactl-fw"          # (default)
+//! features = ["esp32c3"]     # default: the chip's name
 //!
 //! [pins]                     # (optional table; GPIO numbers, needed to build firmware)
 //! modem_tx = 21              # chip TX → modem RX
@@ -124,6 +133,28 @@ pub struct Profile {
     pub release: Release,
     #[serde(default)]
     pub pins: Pins,
+    #[serde(default, deserialize_with = "build_table")]
+    pub build: Build,
+}
+
+/// `[build]` with each key defaulting on its own.
+fn build_table<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Build, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Partial {
+        target: Option<String>,
+        package: Option<String>,
+        bin: Option<String>,
+        features: Option<Vec<String>>,
+    }
+    let p = Partial::deserialize(d)?;
+    let default = Build::default();
+    Ok(Build {
+        target: p.target,
+        package: p.package.unwrap_or(default.package),
+        bin: p.bin.unwrap_or(default.bin),
+        features: p.features,
+    })
 }
 
 /// `[device]`.
@@ -148,6 +179,9 @@ pub struct Release {
     /// Ed25519 public keys (SPKI PEM files, relative to the profile) compiled into the
     /// firmware: the current key and, during a rotation, its successor.
     pub public_keys: Vec<String>,
+    /// Where `otactl release` publishes: `file:///path`, `s3://bucket/prefix`, `gs://…`,
+    /// `az://…`.
+    pub bucket: Option<String>,
 }
 
 impl Default for Release {
@@ -156,6 +190,7 @@ impl Default for Release {
             channel: DEFAULT_CHANNEL.into(),
             device_url: None,
             public_keys: Vec::new(),
+            bucket: None,
         }
     }
 }
@@ -263,6 +298,103 @@ impl Default for Download {
 #[serde(deny_unknown_fields)]
 pub struct Flash {
     pub size: FlashSize,
+    /// SPI mode written into the image header (what the bootloader switches to).
+    #[serde(default)]
+    pub mode: FlashMode,
+    #[serde(default)]
+    pub freq: FlashFreq,
+}
+
+/// SPI flash mode, as esptool and espflash name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum FlashMode {
+    Qio,
+    Qout,
+    #[default]
+    Dio,
+    Dout,
+}
+
+impl FlashMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlashMode::Qio => "qio",
+            FlashMode::Qout => "qout",
+            FlashMode::Dio => "dio",
+            FlashMode::Dout => "dout",
+        }
+    }
+}
+
+/// SPI flash clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[non_exhaustive]
+pub enum FlashFreq {
+    #[serde(rename = "20m")]
+    F20m,
+    #[serde(rename = "26m")]
+    F26m,
+    #[serde(rename = "40m")]
+    #[default]
+    F40m,
+    #[serde(rename = "80m")]
+    F80m,
+}
+
+impl FlashFreq {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlashFreq::F20m => "20m",
+            FlashFreq::F26m => "26m",
+            FlashFreq::F40m => "40m",
+            FlashFreq::F80m => "80m",
+        }
+    }
+}
+
+/// `[build]`: how `otactl release` builds the firmware for this profile.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Build {
+    /// Rust target triple; defaults from the chip.
+    pub target: Option<String>,
+    pub package: String,
+    pub bin: String,
+    /// Cargo features; defaults to the chip's feature (`esp32c3`, …).
+    pub features: Option<Vec<String>>,
+}
+
+impl Default for Build {
+    fn default() -> Self {
+        Build {
+            target: None,
+            package: "device-fw".into(),
+            bin: "otactl-fw".into(),
+            features: None,
+        }
+    }
+}
+
+impl Build {
+    /// The target triple: the profile's, or the chip's (Xtensa chips need Espressif's toolchain).
+    pub fn target_for(&self, chip: Chip) -> &str {
+        match &self.target {
+            Some(t) => t,
+            None => match chip {
+                Chip::Esp32 => "xtensa-esp32-none-elf",
+                Chip::Esp32s3 => "xtensa-esp32s3-none-elf",
+                Chip::Esp32c3 => "riscv32imc-unknown-none-elf",
+                Chip::Esp32c6 => "riscv32imac-unknown-none-elf",
+            },
+        }
+    }
+
+    /// The cargo features: the profile's, or the chip's feature of device-fw.
+    pub fn features_for(&self, chip: Chip) -> Vec<String> {
+        self.features.clone().unwrap_or_else(|| vec![chip.as_str().to_owned()])
+    }
 }
 
 /// Flash chip size.
@@ -464,6 +596,16 @@ impl Profile {
             return Err(doc.bad_value(
                 "release.device_url",
                 format!("release.device_url = {url:?} is not a URL a device can fetch: {e}"),
+            ));
+        }
+        if let Some(bucket) = &self.release.bucket
+            && !["file://", "s3://", "gs://", "az://"]
+                .iter()
+                .any(|p| bucket.starts_with(p))
+        {
+            return Err(doc.bad_value(
+                "release.bucket",
+                format!("release.bucket = {bucket:?} is not a bucket URL otactl knows"),
             ));
         }
         if self.release.public_keys.len() > crate::wire::manifest::MAX_KEYS {
@@ -767,7 +909,7 @@ fn known_keys(table: &str) -> &'static [&'static str] {
             "device", "modem", "network", "download", "flash", "slots", "release", "pins",
         ],
         "device" => &["product", "chip", "board"],
-        "release" => &["channel", "device_url", "public_keys"],
+        "release" => &["channel", "device_url", "public_keys", "bucket"],
         "pins" => &[
             "modem_tx",
             "modem_rx",
@@ -785,7 +927,8 @@ fn known_keys(table: &str) -> &'static [&'static str] {
             "backoff_initial_ms",
             "backoff_max_ms",
         ],
-        "flash" => &["size"],
+        "flash" => &["size", "mode", "freq"],
+        "build" => &["target", "package", "bin", "features"],
         "slots" => &["nvs", "otadata", "phy_init", "ota_0", "ota_1", "otastate"],
         t if t.starts_with("slots.") => &["offset", "size"],
         _ => &[],
@@ -796,7 +939,11 @@ fn known_keys(table: &str) -> &'static [&'static str] {
 fn expectation(key: &str) -> (&'static str, String) {
     let bauds = STANDARD_BAUDS.map(|b| b.to_string()).join(", ");
     let (what, help): (&str, String) = match key {
-        "device" | "modem" | "network" | "download" | "flash" | "slots" | "release" | "pins" => ("a table", format!("write it as a [{key}] section")),
+        "device" | "modem" | "network" | "download" | "flash" | "slots" | "release" | "pins" | "build" => ("a table", format!("write it as a [{key}] section")),
+        "flash.mode" => ("a flash mode", "use one of \"qio\", \"qout\", \"dio\", \"dout\" (default \"dio\")".into()),
+        "flash.freq" => ("a flash frequency", "use one of \"20m\", \"26m\", \"40m\", \"80m\" (default \"40m\")".into()),
+        "release.bucket" => ("a bucket URL", "use file:///path, s3://bucket/prefix, gs://bucket/prefix or az://container/prefix".into()),
+        k if k.starts_with("build.") => ("a string (features: a list of strings)", "e.g. target = \"riscv32imc-unknown-none-elf\", features = [\"esp32c3\"]".into()),
         "device.product" => ("a product name", "use 1 to 32 lowercase letters, digits, '-', '_' or '.', e.g. product = \"field-logger\"".into()),
         "release.channel" => ("a channel name", format!("use 1 to 32 lowercase letters, digits, '-', '_' or '.' (default \"{DEFAULT_CHANNEL}\")")),
         "release.device_url" => ("an http:// URL", "give the bucket's base URL as devices reach it, e.g. device_url = \"http://ota.example.com/fleet\"".into()),
