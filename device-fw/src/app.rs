@@ -402,6 +402,12 @@ where
                 if !modem_ok {
                     modem_ok = modem_up(&mut console, &mut http).await;
                     if !modem_ok {
+                        console
+                            .emit(&Event::UpdateFailed {
+                                reason: "modem-unavailable",
+                                message: "the modem did not come up; check its power, SIM and antenna",
+                            })
+                            .await;
                         continue;
                     }
                 }
