@@ -1243,20 +1243,17 @@ impl Profile {
     /// The download engine's settings for this profile: the otactl engine (Range chunks,
     /// overlapped flash writes) with the profile's NAT assumption, bounds and retries.
     pub fn download_config(&self) -> crate::ota::DownloadConfig {
-        crate::ota::DownloadConfig {
-            mode: crate::ota::DownloadMode::Ranged,
-            policy: crate::ota::ChunkPolicy {
-                nat_idle_us: u64::from(self.network.nat_idle_timeout_s) * 1_000_000,
-                safety_permille: (self.network.safety_factor * 1000.0).round() as u32,
-                min_chunk: self.download.chunk_min,
-                max_chunk: self.download.chunk_max,
-            },
-            uart_bytes_per_sec: self.uart_bytes_per_sec(),
-            retries: self.download.retries,
-            backoff_initial_us: u64::from(self.download.backoff_initial_ms) * 1000,
-            backoff_max_us: u64::from(self.download.backoff_max_ms) * 1000,
-            overlap_flash: true,
-        }
+        crate::ota::DownloadConfig::for_profile(
+            self.network.nat_idle_timeout_s,
+            (self.network.safety_factor * 1000.0).round() as u32,
+            self.download.chunk_min,
+            self.download.chunk_max,
+            self.modem.baud,
+            self.download.retries,
+            self.download.backoff_initial_ms,
+            self.download.backoff_max_ms,
+            self.modem.rts_cts,
+        )
     }
 
     /// OTA slot `n` as the engine addresses it.

@@ -70,6 +70,8 @@ pub struct RunSpec {
     pub profile_nat_idle: Duration,
     pub origin: OriginBehaviour,
     pub modem_rx_buffer: usize,
+    /// RTS/CTS wired between chip and modem: erases may then run while a reply arrives.
+    pub flow_control: bool,
     pub faults: Faults,
     /// Give up (outcome "failed") after this much virtual time.
     pub deadline: Duration,
@@ -101,6 +103,7 @@ impl RunSpec {
                 ..OriginBehaviour::default()
             },
             modem_rx_buffer: 512 * 1024,
+            flow_control: false,
             faults: Faults::None,
             deadline: Duration::from_secs(3600),
             trace: false,
@@ -220,6 +223,7 @@ pub fn otactl_config(spec: &RunSpec) -> DownloadConfig {
     let mut cfg = profile_for(spec.dialect).download_config();
     cfg.policy.nat_idle_us = spec.profile_nat_idle.as_micros() as u64;
     cfg.uart_bytes_per_sec = spec.baud / 10;
+    cfg.erase_while_receiving = spec.flow_control;
     cfg
 }
 
@@ -381,6 +385,7 @@ fn strategy_name(spec: &RunSpec) -> String {
         (Strategy::Naive, _, Some(_)) => "ratelimit".into(),
         (Strategy::Naive, None, None) => "naive-no-nat".into(),
         (Strategy::Naive, Some(_), None) => "naive".into(),
+        (Strategy::Otactl, _, _) if spec.flow_control => "otactl-rtscts".into(),
         (Strategy::Otactl, _, _) => "otactl".into(),
     }
 }
@@ -558,6 +563,8 @@ pub fn random_fault_spec(seed: u64) -> RunSpec {
             ..OriginBehaviour::default()
         },
         modem_rx_buffer: 512 * 1024,
+        // Both wirings: erases between reads (no RTS/CTS) and during them.
+        flow_control: rng.random_bool(0.5),
         faults: Faults::Random { seed },
         deadline: Duration::from_secs(4 * 3600),
         trace: false,

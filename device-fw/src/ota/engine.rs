@@ -1,9 +1,10 @@
 //! The download loop: Range chunks into the slot, resumed after every failure.
 //!
 //! One pass per HTTP response: request the next chunk from the accepted offset, stream the
-//! body into the slot while the next UART read is already under way (flash erase and
-//! program overlap the modem's reply; on the chip the UART receives by DMA meanwhile),
-//! measure the drain rate, and go again. A connection that dies, a NAT that forgot us, a
+//! body into the slot while the next UART read is already under way (page programs overlap
+//! the modem's reply; sector erases and journal writes too only when RTS/CTS can hold the
+//! modem back, see [`DownloadConfig::erase_while_receiving`]), measure the drain rate, and
+//! go again. A connection that dies, a NAT that forgot us, a
 //! 5xx, a modem that rebooted: each ends the pass, and the next pass resumes with
 //! `Range: bytes=<accepted>-`. A server that ignores Range is read from the start and the
 //! bytes already written are skipped.
@@ -43,8 +44,48 @@ pub struct DownloadConfig {
     pub retries: u8,
     pub backoff_initial_us: u64,
     pub backoff_max_us: u64,
-    /// Overlap flash writes with the next UART read (two receive buffers).
+    /// Overlap flash programs with the next UART read (two receive buffers).
     pub overlap_flash: bool,
+    /// Whether a sector erase (and a journal write, which may erase) may run while the
+    /// modem's reply is arriving. On the chip an erase masks interrupts for ~45 ms while
+    /// the UART's 128-byte FIFO fills in 11 ms at 115200 baud: without RTS/CTS the reply
+    /// would be cut. So unless flow control is wired, erases happen between reads, when no
+    /// byte is on its way (the modem holds its data until asked).
+    pub erase_while_receiving: bool,
+}
+
+impl DownloadConfig {
+    /// The engine settings for a profile's values. One formula for the bench
+    /// (`Profile::download_config`) and the firmware build (its build script), so both
+    /// run the engine alike.
+    #[allow(clippy::too_many_arguments)]
+    pub const fn for_profile(
+        nat_idle_timeout_s: u32,
+        safety_permille: u32,
+        chunk_min: u32,
+        chunk_max: u32,
+        baud: u32,
+        retries: u8,
+        backoff_initial_ms: u32,
+        backoff_max_ms: u32,
+        flow_control: bool,
+    ) -> Self {
+        DownloadConfig {
+            mode: DownloadMode::Ranged,
+            policy: ChunkPolicy {
+                nat_idle_us: nat_idle_timeout_s as u64 * 1_000_000,
+                safety_permille,
+                min_chunk: chunk_min,
+                max_chunk: chunk_max,
+            },
+            uart_bytes_per_sec: baud / 10,
+            retries,
+            backoff_initial_us: backoff_initial_ms as u64 * 1000,
+            backoff_max_us: backoff_max_ms as u64 * 1000,
+            overlap_flash: true,
+            erase_while_receiving: flow_control,
+        }
+    }
 }
 
 /// The image to fetch.
@@ -82,16 +123,17 @@ pub enum OtaEvent {
     Backoff { us: u64 },
 }
 
-/// Makes progress durable: called each time the image's programmed bytes reach a sector
-/// boundary, with the SHA-256 state of exactly those bytes, so that after a power cut the
-/// download resumes there once the prefix re-hashes to the same value.
+/// Makes progress durable: called after the image's programmed bytes reach a sector
+/// boundary, with the SHA-256 of exactly those bytes, so that after a power cut the
+/// download resumes there once the prefix re-hashes to the same value. Called between modem
+/// reads, never during one: a journal write may erase.
 pub trait Checkpoint<F: NorFlash> {
-    async fn programmed(&mut self, flash: &mut F, written: u32, prefix: &Sha256) -> Result<(), F::Error>;
+    async fn programmed(&mut self, flash: &mut F, written: u32, prefix_sha256: [u8; 32]) -> Result<(), F::Error>;
 }
 
 /// No journal: progress lives in RAM only.
 impl<F: NorFlash> Checkpoint<F> for () {
-    async fn programmed(&mut self, _: &mut F, _: u32, _: &Sha256) -> Result<(), F::Error> {
+    async fn programmed(&mut self, _: &mut F, _: u32, _: [u8; 32]) -> Result<(), F::Error> {
         Ok(())
     }
 }
@@ -154,6 +196,8 @@ type Buffers = [[u8; BLOCK]; 2];
 struct Progress {
     hasher: Sha256,
     skip: u64,
+    /// A sector boundary was reached: bytes programmed and their hash, to journal.
+    checkpoint_due: Option<(u32, [u8; 32])>,
 }
 
 /// How one response pass ended.
@@ -195,7 +239,11 @@ where
         modem_recoveries: 0,
         range_ignored: 0,
     };
-    let mut progress = Progress { hasher, skip: 0 };
+    let mut progress = Progress {
+        hasher,
+        skip: 0,
+        checkpoint_due: None,
+    };
     let mut bufs: Buffers = [[0; BLOCK]; 2];
     let mut failures: u8 = 0;
     let mut backoff_us = cfg.backoff_initial_us;
@@ -235,7 +283,7 @@ where
                     }
                 }
                 let started = clock.now_us();
-                let end = stream_body(http, slot, &mut progress, &mut bufs, cfg.overlap_flash, checkpoint).await?;
+                let end = stream_body(http, slot, &mut progress, &mut bufs, cfg, checkpoint).await?;
                 let moved = slot.accepted() - before;
                 planner.record_drain(moved, clock.now_us().saturating_sub(started));
                 if let Some(total) = total {
@@ -375,7 +423,7 @@ async fn stream_body<S, F, K, const STAGE: usize>(
     slot: &mut SlotWriter<F, STAGE>,
     progress: &mut Progress,
     bufs: &mut Buffers,
-    overlap: bool,
+    cfg: &DownloadConfig,
     checkpoint: &mut K,
 ) -> Result<PassEnd, DownloadError<F::Error>>
 where
@@ -389,18 +437,25 @@ where
     loop {
         let read = if pending.is_empty() {
             http.read_body(fill).await
-        } else if overlap {
-            let (written, read) = join(
-                accept(slot, progress, &drain[pending.clone()], checkpoint),
-                http.read_body(fill),
-            )
-            .await;
+        } else if cfg.overlap_flash {
+            if !cfg.erase_while_receiving {
+                // Erase now, while no modem byte is on its way; the programs that follow
+                // are short enough for the UART FIFO.
+                slot.erase_ahead(pending.len()).await?;
+            }
+            let (written, read) = join(accept(slot, progress, &drain[pending.clone()]), http.read_body(fill)).await;
             written?;
             read
         } else {
-            accept(slot, progress, &drain[pending.clone()], checkpoint).await?;
+            accept(slot, progress, &drain[pending.clone()]).await?;
             http.read_body(fill).await
         };
+        if let Some((written, prefix)) = progress.checkpoint_due.take() {
+            checkpoint
+                .programmed(slot.flash(), written, prefix)
+                .await
+                .map_err(|e| DownloadError::Slot(SlotError::Flash(e)))?;
+        }
         match read {
             Ok(0) => return Ok(PassEnd::Complete),
             Ok(n) => {
@@ -414,13 +469,12 @@ where
     }
 }
 
-/// Writes and hashes `data`, split at sector boundaries so that the hash state at each
-/// boundary covers exactly the bytes programmed, which is what a checkpoint records.
-async fn accept<F: NorFlash, K: Checkpoint<F>, const STAGE: usize>(
+/// Writes and hashes `data`, split at sector boundaries so that the hash at each boundary
+/// covers exactly the bytes programmed, which is what a checkpoint records.
+async fn accept<F: NorFlash, const STAGE: usize>(
     slot: &mut SlotWriter<F, STAGE>,
     progress: &mut Progress,
     mut data: &[u8],
-    checkpoint: &mut K,
 ) -> Result<(), SlotError<F::Error>> {
     while !data.is_empty() {
         let to_boundary = SECTOR as u64 - slot.accepted() % SECTOR as u64;
@@ -430,11 +484,7 @@ async fn accept<F: NorFlash, K: Checkpoint<F>, const STAGE: usize>(
         data = &data[take..];
         if slot.accepted().is_multiple_of(SECTOR as u64) {
             // STAGE divides SECTOR, so nothing is staged here: all accepted bytes are programmed.
-            let written = slot.programmed();
-            checkpoint
-                .programmed(slot.flash(), written, &progress.hasher)
-                .await
-                .map_err(SlotError::Flash)?;
+            progress.checkpoint_due = Some((slot.programmed(), progress.hasher.clone().finalize().into()));
         }
     }
     Ok(())

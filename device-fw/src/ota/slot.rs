@@ -112,6 +112,22 @@ impl<F: NorFlash, const STAGE: usize> SlotWriter<F, STAGE> {
         Ok(())
     }
 
+    /// Erases, now, every sector that accepting `len` more bytes would erase, so a caller can
+    /// keep erases out of a time when they must not run (see
+    /// [`DownloadConfig::erase_while_receiving`](super::DownloadConfig::erase_while_receiving)).
+    pub async fn erase_ahead(&mut self, len: usize) -> Result<(), SlotError<F::Error>> {
+        let end = (self.accepted() + len as u64)
+            .div_ceil(STAGE as u64)
+            .saturating_mul(STAGE as u64)
+            .min(u64::from(self.slot.size)) as u32;
+        while self.erased_to < end {
+            let from = self.slot.offset + self.erased_to;
+            self.flash.erase(from, from + SECTOR).await.map_err(SlotError::Flash)?;
+            self.erased_to += SECTOR;
+        }
+        Ok(())
+    }
+
     /// Programs what is staged, padded with `0xFF` (which programs nothing), and returns the
     /// image length. Call once, at the end of the image.
     pub async fn finish(&mut self) -> Result<u64, SlotError<F::Error>> {

@@ -311,13 +311,13 @@ struct JournalCheckpoint<'j> {
 }
 
 impl<F: NorFlash> Checkpoint<F> for JournalCheckpoint<'_> {
-    async fn programmed(&mut self, flash: &mut F, written: u32, prefix: &Sha256) -> Result<(), F::Error> {
+    async fn programmed(&mut self, flash: &mut F, written: u32, prefix_sha256: [u8; 32]) -> Result<(), F::Error> {
         let progress = Progress {
             image_sha256: self.image_sha256,
             slot: self.slot,
             image_size: self.image_size,
             written,
-            prefix_sha256: prefix.clone().finalize().into(),
+            prefix_sha256,
         };
         match self.journal.save_progress(flash, &progress).await {
             Ok(_) => Ok(()),

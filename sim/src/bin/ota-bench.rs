@@ -150,8 +150,13 @@ fn seed_cgnat(args: &Args) -> bool {
     no_nat.nat.idle_timeout = None;
     let mut ratelimit = RunSpec::seed(Strategy::Naive);
     ratelimit.origin.rate_limit = Some(2048);
+    let mut rtscts = RunSpec::seed(Strategy::Otactl);
+    rtscts.flow_control = true;
     let otactl = RunSpec::seed(Strategy::Otactl);
-    let results: Vec<RunResult> = [naive, no_nat, ratelimit, otactl].iter().map(scenario::run).collect();
+    let results: Vec<RunResult> = [naive, no_nat, ratelimit, rtscts, otactl]
+        .iter()
+        .map(scenario::run)
+        .collect();
     if args.json {
         for r in &results {
             println!("{}", serde_json::to_string(r).expect("json"));
