@@ -4,9 +4,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bucket;
 mod cli;
 mod image;
 mod keys;
+mod release;
 mod watch;
 
 #[derive(Debug, Parser)]
@@ -38,12 +40,30 @@ enum Command {
     /// the chip, no app descriptor, too big for the slot), 2 bad arguments, or a file could
     /// not be read or written.
     Image(cli::image::ImageArgs),
+    /// The whole product on the virtual bench: keys, two releases, a bucket served on
+    /// loopback, a virtual device behind a NAT, the update watched to its confirm.
+    ///
+    /// No hardware, no account, no network beyond loopback. Exit status as `watch`.
+    Demo(cli::demo::DemoArgs),
     /// Follow a bench device's console through an OTA, optionally triggering it.
     ///
     /// Exit status: 0 the device confirmed the (expected) version or is up to date, 3 it
     /// rolled back, 4 it rejected the release, 5 the download failed, 6 timeout, 7 the port
     /// could not be opened or did not come back after a reset, 2 bad arguments.
     Watch(cli::watch::WatchArgs),
+    /// Build, sign and publish a release to a bucket (file://, s3://, gs://, az://).
+    ///
+    /// Exit status: 0 published, or the channel already holds this release; 1 refused (the
+    /// image, its version, a downgrade, the channel's manifest, a lost race with another
+    /// release); 2 bad arguments, a file, key, build, credentials or the bucket.
+    Release(cli::release::ReleaseArgs),
+    /// Serve a file:// bucket over HTTP (Range, conditional GET) for a bench device.
+    ///
+    /// Exit status: 0 stopped with Ctrl-C, 2 the bucket or the address cannot be used.
+    Serve(cli::serve::ServeArgs),
+    /// The virtual bench: a virtual device, or a chip in download mode, on a pseudo-terminal.
+    #[command(subcommand)]
+    Sim(cli::sim::SimCommand),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +75,10 @@ fn main() -> ExitCode {
         Command::Verify(args) => return cli::verify::run(args),
         Command::Image(args) => return cli::image::run(args),
         Command::Watch(args) => return cli::watch::run(args),
+        Command::Demo(args) => return cli::demo::run(args),
+        Command::Release(args) => return cli::release::run(args),
+        Command::Serve(args) => return cli::serve::run(args),
+        Command::Sim(cmd) => cli::sim::run_cmd(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -30,8 +30,11 @@ impl FakeDevice {
         }
     }
 
-    /// A reset of a USB-Serial-JTAG device: the port vanishes, then enumerates again.
+    /// A reset of a USB-Serial-JTAG device: the port vanishes, then enumerates again. Like
+    /// the firmware, it first gives the host a moment to read the last lines: a hang-up
+    /// discards what the host has not read yet.
     fn replug(self, away: Duration) -> Self {
+        std::thread::sleep(Duration::from_millis(300));
         let link = self.link.clone();
         drop(self);
         let _ = std::fs::remove_file(&link);
@@ -142,7 +145,8 @@ fn an_update_through_a_reset_ends_confirmed() {
     assert_eq!(result["version"], "1.1.0");
     assert_eq!(
         (result["drops"].as_u64(), result["resumes"].as_u64()),
-        (Some(1), Some(1))
+        (Some(1), Some(1)),
+        "{stdout}"
     );
     for kind in ["\"port_lost\"", "\"port_reopened\"", "\"unparsed\""] {
         assert!(stdout.contains(kind), "{kind} missing: {stdout}");

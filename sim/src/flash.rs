@@ -5,7 +5,16 @@
 //! back into a 1 fails (real parts silently AND the bits; here the test sees it), a page
 //! programmed twice between erases is counted, and a cut leaves the interrupted operation
 //! half done, as a brown-out does.
+//!
+//! A chip can also live in a file ([`SimFlash::open_file`], [`SimFlash::persist_to`]): every
+//! erase and program is written through at its offset before the operation returns, so a
+//! device process that is killed loses nothing the chip had done, and restarting it is a
+//! power cycle.
 
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -45,6 +54,9 @@ pub enum FlashError {
     BitSet { addr: u32 },
     #[error("power lost during a flash operation")]
     PowerLost,
+    /// The file the chip lives in could not be written (the host's problem, not the chip's).
+    #[error("the flash file could not be written: {0}")]
+    Storage(io::ErrorKind),
 }
 
 impl NorFlashError for FlashError {
@@ -52,7 +64,7 @@ impl NorFlashError for FlashError {
         match self {
             FlashError::OutOfBounds => NorFlashErrorKind::OutOfBounds,
             FlashError::NotAligned => NorFlashErrorKind::NotAligned,
-            FlashError::BitSet { .. } | FlashError::PowerLost => NorFlashErrorKind::Other,
+            FlashError::BitSet { .. } | FlashError::PowerLost | FlashError::Storage(_) => NorFlashErrorKind::Other,
         }
     }
 }
@@ -77,6 +89,20 @@ struct State {
     stats: FlashStats,
     cut_at_op: Option<u64>,
     powered: bool,
+    /// Where every change is written through, when the chip outlives the process.
+    backing: Option<File>,
+}
+
+impl State {
+    /// Writes `range` of the contents through to the backing file, if any.
+    fn persist(&self, range: std::ops::Range<usize>) -> Result<(), FlashError> {
+        match &self.backing {
+            Some(file) if !range.is_empty() => file
+                .write_all_at(&self.bytes[range.clone()], range.start as u64)
+                .map_err(|e| FlashError::Storage(e.kind())),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A flash chip; clones share the same contents (the device writes, the bench inspects).
@@ -97,6 +123,7 @@ impl SimFlash {
                 stats: FlashStats::default(),
                 cut_at_op: None,
                 powered: true,
+                backing: None,
             })),
             timing,
         }
@@ -112,8 +139,59 @@ impl SimFlash {
     }
 
     /// Writes bytes directly, as a factory programmer would (no physics, no time).
+    ///
+    /// # Panics
+    /// If the chip lives in a file and the file cannot be written.
     pub fn load(&self, offset: usize, data: &[u8]) {
-        self.lock().bytes[offset..offset + data.len()].copy_from_slice(data);
+        let mut s = self.lock();
+        s.bytes[offset..offset + data.len()].copy_from_slice(data);
+        if let Err(e) = s.persist(offset..offset + data.len()) {
+            panic!("loading the flash: {e}");
+        }
+    }
+
+    /// The chip kept in `path`: its contents when the file exists (it must hold exactly
+    /// `size` bytes), else `None`. Every later change is written through to the file.
+    pub fn open_file(path: &Path, size: usize, timing: FlashTiming) -> io::Result<Option<SimFlash>> {
+        let file = match File::options().read(true).write(true).open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let len = file.metadata()?.len();
+        if len != size as u64 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("it holds {len} bytes, not the {size} of this chip"),
+            ));
+        }
+        let mut bytes = vec![0u8; size];
+        file.read_exact_at(&mut bytes, 0)?;
+        let flash = SimFlash::new(size, timing);
+        {
+            let mut s = flash.lock();
+            s.bytes = bytes;
+            s.backing = Some(file);
+        }
+        Ok(Some(flash))
+    }
+
+    /// Writes the whole chip to a new file at `path` and keeps it there from now on. The
+    /// file appears complete or not at all (written beside it, then renamed), so a process
+    /// killed while flashing the factory image leaves no half-programmed chip behind.
+    pub fn persist_to(&self, path: &Path) -> io::Result<()> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".partial");
+        let tmp = std::path::PathBuf::from(tmp);
+        let mut s = self.lock();
+        {
+            let file = File::create(&tmp)?;
+            file.write_all_at(&s.bytes, 0)?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        s.backing = Some(File::options().read(true).write(true).open(path)?);
+        Ok(())
     }
 
     pub fn stats(&self) -> FlashStats {
@@ -206,6 +284,7 @@ impl NorFlash for SimFlash {
                 let end = if cut { sector + SECTOR / 2 } else { sector + SECTOR };
                 s.bytes[sector..end].fill(0xFF);
                 s.page_programs[sector / PAGE..end / PAGE].fill(0);
+                s.persist(sector..end)?;
                 if !cut {
                     s.stats.sectors_erased += 1;
                 }
@@ -236,10 +315,12 @@ impl NorFlash for SimFlash {
                     let old = s.bytes[a];
                     if new & !old != 0 {
                         s.stats.bit_set_errors += 1;
+                        s.persist(addr..a)?;
                         return Err(FlashError::BitSet { addr: a as u32 });
                     }
                     s.bytes[a] = old & new;
                 }
+                s.persist(addr..end)?;
                 let page = addr / PAGE;
                 if s.page_programs[page] > 0 {
                     s.stats.pages_programmed_twice += 1;
@@ -313,5 +394,40 @@ mod tests {
         );
         f.power_on();
         f.erase(0, SECTOR as u32).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_chip_in_a_file_keeps_every_finished_operation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flash.bin");
+        assert!(
+            SimFlash::open_file(&path, 2 * SECTOR, FlashTiming::ESP32_TYPICAL)
+                .unwrap()
+                .is_none()
+        );
+        let mut f = SimFlash::new(2 * SECTOR, FlashTiming::ESP32_TYPICAL);
+        f.load(SECTOR, b"factory!");
+        f.persist_to(&path).unwrap();
+        f.write(0, &[0x12, 0x34, 0x56, 0x78]).await.unwrap();
+        f.erase(SECTOR as u32, 2 * SECTOR as u32).await.unwrap();
+        f.write(SECTOR as u32 + 4, &[0xAB; 4]).await.unwrap();
+        // A program that would set a bit fails after the bytes before it were done.
+        assert_eq!(
+            f.write(0, &[0x12, 0x34, 0x56, 0xFF]).await,
+            Err(FlashError::BitSet { addr: 3 })
+        );
+        let expected = f.snapshot(0, 2 * SECTOR);
+        // The process dies here: nothing is flushed or closed on purpose.
+        std::mem::forget(f);
+        let again = SimFlash::open_file(&path, 2 * SECTOR, FlashTiming::ESP32_TYPICAL)
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.snapshot(0, 2 * SECTOR), expected);
+        assert_eq!(
+            again.snapshot(SECTOR, 8),
+            [0xFF, 0xFF, 0xFF, 0xFF, 0xAB, 0xAB, 0xAB, 0xAB]
+        );
+        let wrong = SimFlash::open_file(&path, 4 * SECTOR, FlashTiming::ESP32_TYPICAL).unwrap_err();
+        assert_eq!(wrong.kind(), io::ErrorKind::InvalidData);
     }
 }

@@ -3,13 +3,21 @@
 //! A scenario runs on a current-thread runtime with a paused clock and only in-memory
 //! streams, so a 59 s NAT timeout or a 105 s baseline costs milliseconds of wall time and
 //! a seed always gives the same run.
+//!
+//! The same world also runs on the real clock, optionally sped up ([`pty_device`]): a
+//! virtual device whose console is a pseudo-terminal and whose modem reaches a real HTTP
+//! server on loopback, for the host tools (`otactl watch`, `otactl demo`) to be tried and
+//! tested without a board.
 
 pub mod device;
 pub mod flash;
+pub mod loopback_origin;
 pub mod modem;
 pub mod net;
 pub mod origin;
 pub mod pipe;
+pub mod pty_device;
+pub mod rom;
 pub mod scenario;
 pub mod time;
 pub mod trust;

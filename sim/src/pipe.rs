@@ -251,6 +251,11 @@ impl PipeControl {
         self.shared.lock().blackholed = true;
     }
 
+    /// Whether later writes are swallowed (see [`PipeControl::blackhole`]).
+    pub fn is_blackholed(&self) -> bool {
+        self.shared.lock().blackholed
+    }
+
     /// When (bench ns) the last byte written so far reaches (reached) the reader.
     pub fn last_arrival_ns(&self) -> u64 {
         self.shared.lock().last_arrival_ns

@@ -4,7 +4,13 @@
 //! 115200 baud lasts 87 µs and a page program 0.4 ms, so millisecond rounding would distort
 //! exactly the figures the bench exists to measure. In virtual time the bench therefore
 //! stretches its clock: one bench microsecond is one tokio millisecond (the paused clock
-//! jumps over the gaps, so this costs no wall time). Real-time runs keep a scale of 1.
+//! jumps over the gaps, so this costs no wall time).
+//!
+//! A device on the real bench (a pseudo-terminal, real TCP) runs on tokio's real clock:
+//! at scale 1 bench time is wall time; [`use_scaled_time`] lets it run `k` times faster, so
+//! that a 59 s NAT timeout or a 12 s modem boot can be watched in seconds. The scale is
+//! kept as an exact ratio of tokio units to bench units so that the virtual-time figures
+//! stay bit for bit what they were.
 //!
 //! Bench time is counted in nanoseconds since the thread's epoch; every bench component
 //! sleeps and reads the time through this module, never through tokio directly.
@@ -17,23 +23,93 @@ use tokio::time::Instant;
 
 thread_local! {
     static EPOCH: Cell<Option<Instant>> = const { Cell::new(None) };
-    static SCALE: Cell<u32> = const { Cell::new(1) };
+    static SCALE: Cell<Scale> = const { Cell::new(Scale::REAL) };
+    /// On tokio's real clock (not paused): short sleeps are batched, see [`sleep`].
+    static REAL: Cell<bool> = const { Cell::new(true) };
+    /// Real-clock time owed by relative sleeps too short for tokio's timer.
+    static OWED: Cell<Duration> = const { Cell::new(Duration::ZERO) };
 }
+
+/// tokio's timer resolution: a real-clock sleep lasts at least until the next tick.
+const TIMER_TICK: Duration = Duration::from_millis(1);
 
 /// tokio units per bench unit in virtual time.
 pub const VIRTUAL_SCALE: u32 = 1000;
 
-/// Switches this thread to virtual time (call first thing inside a paused runtime).
-pub fn use_virtual_time() {
-    SCALE.set(VIRTUAL_SCALE);
+/// Most speed-up [`use_scaled_time`] accepts: beyond it tokio's millisecond timer would
+/// swallow the UART's byte times whole.
+pub const MAX_TIME_SCALE: f64 = 1000.0;
+
+/// `tokio = bench × tokio_units / bench_units`, exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Scale {
+    tokio_units: u64,
+    bench_units: u64,
+}
+
+impl Scale {
+    const REAL: Scale = Scale {
+        tokio_units: 1,
+        bench_units: 1,
+    };
+
+    fn to_tokio(self, d: Duration) -> Duration {
+        from_nanos_u128(d.as_nanos() * u128::from(self.tokio_units) / u128::from(self.bench_units))
+    }
+
+    fn to_bench_ns(self, tokio: Duration) -> u64 {
+        (tokio.as_nanos() * u128::from(self.bench_units) / u128::from(self.tokio_units)) as u64
+    }
+}
+
+fn from_nanos_u128(ns: u128) -> Duration {
+    let secs = u64::try_from(ns / 1_000_000_000).unwrap_or(u64::MAX);
+    Duration::new(secs, (ns % 1_000_000_000) as u32)
+}
+
+fn start(scale: Scale, real: bool) {
+    SCALE.set(scale);
+    REAL.set(real);
+    OWED.set(Duration::ZERO);
     EPOCH.set(Some(Instant::now()));
 }
 
-/// Switches this thread to real time, optionally sped up `k` times is not supported: the
-/// bench's real-time mode runs at wall speed.
+/// Switches this thread to virtual time (call first thing inside a paused runtime).
+pub fn use_virtual_time() {
+    start(
+        Scale {
+            tokio_units: u64::from(VIRTUAL_SCALE),
+            bench_units: 1,
+        },
+        false,
+    );
+}
+
+/// Switches this thread to real time: bench time is wall time.
 pub fn use_real_time() {
-    SCALE.set(1);
-    EPOCH.set(Some(Instant::now()));
+    start(Scale::REAL, true);
+}
+
+/// Switches this thread to real time running `k` times faster than the wall clock
+/// (`1.0 ≤ k ≤ MAX_TIME_SCALE`; resolution 1/1000). The epoch restarts now.
+pub fn use_scaled_time(k: f64) {
+    assert!(
+        (1.0..=MAX_TIME_SCALE).contains(&k),
+        "time scale {k} is outside 1..={MAX_TIME_SCALE}"
+    );
+    start(
+        Scale {
+            tokio_units: 1000,
+            bench_units: (k * 1000.0).round() as u64,
+        },
+        true,
+    );
+}
+
+/// How many bench seconds pass in one tokio second on this thread.
+pub fn speed() -> f64 {
+    let s = SCALE.get();
+    s.bench_units as f64 / s.tokio_units as f64
 }
 
 fn epoch() -> Instant {
@@ -46,7 +122,7 @@ fn epoch() -> Instant {
 
 /// Bench nanoseconds since the epoch.
 pub fn now_ns() -> u64 {
-    (Instant::now().duration_since(epoch()).as_nanos() / u128::from(SCALE.get())) as u64
+    SCALE.get().to_bench_ns(Instant::now().duration_since(epoch()))
 }
 
 /// Bench time since the epoch.
@@ -56,18 +132,39 @@ pub fn now() -> Duration {
 
 /// Sleeps until bench time `ns`.
 pub fn sleep_until_ns(ns: u64) -> impl Future<Output = ()> {
-    let at = epoch() + Duration::from_nanos(ns) * SCALE.get();
+    let at = epoch() + SCALE.get().to_tokio(Duration::from_nanos(ns));
     tokio::time::sleep_until(at)
 }
 
 /// Sleeps for `d` of bench time.
+///
+/// On the real clock every tokio sleep lasts until at least the next millisecond tick, so
+/// a flash page program (0.4 ms, 20 µs of wall time at 20× speed) would cost a whole tick
+/// and a sped-up device would write flash 50 times too slowly. Sleeps shorter than a tick
+/// are therefore added up and paid together once they reach one; until then the sleep
+/// ends at once. Time spent still adds up to what was asked for, a tick late at most. (The
+/// future stays tokio's own `Sleep`: its size is part of the data path's measured RAM.)
 pub fn sleep(d: Duration) -> impl Future<Output = ()> {
-    tokio::time::sleep(d * SCALE.get())
+    let t = SCALE.get().to_tokio(d);
+    if !REAL.get() {
+        return tokio::time::sleep(t);
+    }
+    let owed = OWED.get() + t;
+    if owed < TIMER_TICK {
+        OWED.set(owed);
+        // A deadline already a tick in the past fires at the first poll; `sleep(ZERO)`
+        // would wait for the next tick.
+        let now = Instant::now();
+        tokio::time::sleep_until(now.checked_sub(2 * TIMER_TICK).unwrap_or(now))
+    } else {
+        OWED.set(Duration::ZERO);
+        tokio::time::sleep(owed)
+    }
 }
 
 /// Runs `fut` for at most `d` of bench time.
 pub async fn timeout<F: Future>(d: Duration, fut: F) -> Result<F::Output, tokio::time::error::Elapsed> {
-    tokio::time::timeout(d * SCALE.get(), fut).await
+    tokio::time::timeout(SCALE.get().to_tokio(d), fut).await
 }
 
 /// The device core's clock on the bench.
@@ -95,5 +192,33 @@ mod tests {
             sleep(Duration::from_micros(87)).await;
         }
         assert_eq!(now(), Duration::from_micros(87_000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scaled_clock_runs_k_times_faster_than_tokio() {
+        use_scaled_time(12.5);
+        let t0 = tokio::time::Instant::now();
+        sleep(Duration::from_secs(25)).await;
+        assert_eq!(t0.elapsed(), Duration::from_secs(2));
+        assert_eq!(now(), Duration::from_secs(25));
+        sleep_until_ns(50_000_000_000).await;
+        assert_eq!(t0.elapsed(), Duration::from_secs(4));
+        assert_eq!(speed(), 12.5);
+        use_real_time();
+        sleep(Duration::from_secs(3)).await;
+        assert_eq!(now(), Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn short_real_time_sleeps_add_up_to_what_was_asked() {
+        // 2000 page programs of 0.4 ms at 20× speed: 40 ms of wall time, not 2000 ticks.
+        use_scaled_time(20.0);
+        let t0 = std::time::Instant::now();
+        for _ in 0..2000 {
+            sleep(Duration::from_micros(400)).await;
+        }
+        let wall = t0.elapsed();
+        assert!(wall >= Duration::from_millis(39), "{wall:?}");
+        assert!(wall < Duration::from_millis(400), "{wall:?}");
     }
 }

@@ -74,8 +74,37 @@ fn with_suffix(prefix: &Path, ext: &str) -> PathBuf {
 }
 
 pub fn run(args: KeygenArgs) -> Result<()> {
-    let private_path = with_suffix(&args.out, ".key");
-    let public_path = with_suffix(&args.out, ".pub");
+    let pair = generate(&args.out)?;
+    let (private_path, public_path) = (pair.private_path, pair.public_path);
+    println!("Generated an Ed25519 release signing key, key id {}", pair.key_id);
+    println!(
+        "  private key  {}  (mode 0600: keep it secret, never commit it)",
+        private_path.display()
+    );
+    println!(
+        "  public key   {}  (for `otactl verify --key` and the device firmware)",
+        public_path.display()
+    );
+    println!(
+        "In CI, put the contents of {} in the secret {SIGNING_KEY_ENV}.",
+        private_path.display()
+    );
+    Ok(())
+}
+
+/// A key pair written by [`generate`].
+#[derive(Debug)]
+pub struct KeyPair {
+    pub private_path: PathBuf,
+    pub public_path: PathBuf,
+    pub key_id: String,
+}
+
+/// Writes a new pair at `<prefix>.key` / `<prefix>.pub`, never over an existing file (also
+/// what `otactl demo` uses for its throwaway key).
+pub fn generate(prefix: &Path) -> Result<KeyPair> {
+    let private_path = with_suffix(prefix, ".key");
+    let public_path = with_suffix(prefix, ".pub");
     // Both are checked before anything is written, so a refusal leaves no half pair behind.
     for path in [&private_path, &public_path] {
         if path.symlink_metadata().is_ok() {
@@ -132,21 +161,12 @@ pub fn run(args: KeygenArgs) -> Result<()> {
     }
 
     let mut hex = [0u8; 16];
-    let id = write_hex(&key_id(key.verifying_key().as_bytes()), &mut hex);
-    println!("Generated an Ed25519 release signing key, key id {id}");
-    println!(
-        "  private key  {}  (mode 0600: keep it secret, never commit it)",
-        private_path.display()
-    );
-    println!(
-        "  public key   {}  (for `otactl verify --key` and the device firmware)",
-        public_path.display()
-    );
-    println!(
-        "In CI, put the contents of {} in the secret {SIGNING_KEY_ENV}.",
-        private_path.display()
-    );
-    Ok(())
+    let key_id = write_hex(&key_id(key.verifying_key().as_bytes()), &mut hex).to_owned();
+    Ok(KeyPair {
+        private_path,
+        public_path,
+        key_id,
+    })
 }
 
 /// `create_new` so an existing key is never replaced, even by a race with another run, and

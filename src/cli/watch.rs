@@ -23,31 +23,31 @@ use crate::watch::{Outcome, Phase, WatchSpec, Watcher};
 pub struct WatchArgs {
     /// Serial port of the device console (e.g. /dev/ttyACM0, or a symlink to one).
     #[arg(long)]
-    port: PathBuf,
+    pub port: PathBuf,
     /// Console baud rate (USB-Serial-JTAG consoles ignore it).
     #[arg(long, default_value_t = 115_200)]
-    baud: u32,
+    pub baud: u32,
     /// Send `ota update` once the console is open.
     #[arg(long)]
-    trigger: bool,
+    pub trigger: bool,
     /// Manifest URL for the triggered update (default: the one the firmware was built with).
     #[arg(long, requires = "trigger")]
-    manifest: Option<String>,
+    pub manifest: Option<String>,
     /// Succeed only when the device confirms this version.
     #[arg(long)]
-    expect_version: Option<String>,
+    pub expect_version: Option<String>,
     /// Give up after this long (e.g. 90s, 10m).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
-    timeout: Duration,
+    pub timeout: Duration,
     /// How long a port that vanished (the device reset) may stay away.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    reopen_wait: Duration,
+    pub reopen_wait: Duration,
     /// One JSON object per event on stdout, and a final result object.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
     /// Keep the whole raw console in this file.
     #[arg(long)]
-    log: Option<PathBuf>,
+    pub log: Option<PathBuf>,
 }
 
 enum FromPort {
@@ -130,13 +130,14 @@ fn garbled(line: &str) -> bool {
 /// How events and log lines reach the person or the program watching.
 struct Display {
     json: bool,
+    show: Show,
     bar: Option<ProgressBar>,
     start: Instant,
 }
 
 impl Display {
-    fn new(json: bool) -> Self {
-        let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+    fn new(json: bool, show: Show) -> Self {
+        let bar = (!json && show != Show::Nothing && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new_spinner();
             bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
             bar.enable_steady_tick(Duration::from_millis(120));
@@ -144,6 +145,7 @@ impl Display {
         });
         Display {
             json,
+            show,
             bar,
             start: Instant::now(),
         }
@@ -155,9 +157,13 @@ impl Display {
 
     /// A device log line (not in JSON mode: the raw console goes to --log).
     fn log(&self, line: &str) {
-        if self.json {
+        if self.json || self.show != Show::All {
             return;
         }
+        self.print(line);
+    }
+
+    fn print(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
             None => println!("{line}"),
@@ -166,6 +172,9 @@ impl Display {
 
     /// A note from watch itself.
     fn note(&self, kind: &str, message: &str) {
+        if self.show == Show::Nothing {
+            return;
+        }
         if self.json {
             println!("{}", json!({ "t": self.t(), "watch": kind, "message": message }));
         } else {
@@ -177,12 +186,15 @@ impl Display {
     }
 
     fn event(&self, event: &Event<String>, watcher: &Watcher) {
+        if self.show == Show::Nothing {
+            return;
+        }
         if self.json {
             println!("{}", json!({ "t": self.t(), "event": event }));
             return;
         }
         if let Some(text) = describe(event) {
-            self.log(&text);
+            self.print(&text);
         }
         let Some(bar) = &self.bar else { return };
         match (watcher.phase, watcher.progress) {
@@ -246,15 +258,32 @@ fn describe(event: &Event<String>) -> Option<String> {
     })
 }
 
-pub fn run(args: WatchArgs) -> ExitCode {
-    let display = Display::new(args.json);
-    let started = Instant::now();
+/// What [`follow`] shows while it follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Show {
+    /// Device log lines and events, as `otactl watch` does.
+    All,
+    /// Events only: the raw console is in the log file.
+    Events,
+    Nothing,
+}
+
+/// Follows the device at `args.port` to an outcome; for callers that report the result
+/// themselves.
+pub fn follow(args: &WatchArgs, show: Show) -> (Outcome, Watcher) {
+    let display = Display::new(args.json, show);
     let mut watcher = Watcher::new(WatchSpec {
         triggered: args.trigger,
         expect_version: args.expect_version.clone(),
     });
-    let outcome = watch(&args, &display, &mut watcher);
+    let outcome = watch(args, &display, &mut watcher);
     display.finish();
+    (outcome, watcher)
+}
+
+pub fn run(args: WatchArgs) -> ExitCode {
+    let started = Instant::now();
+    let (outcome, watcher) = follow(&args, Show::All);
     let code = outcome.exit_code();
     let wall_s = started.elapsed().as_secs_f64();
     if args.json {

@@ -339,7 +339,12 @@ where
                 error,
             });
         }
-        if matches!(error, HttpError::Socket(SocketError::Closed | SocketError::Timeout)) {
+        // The connection ended under us (a close notice mid-body reads as a truncated body):
+        // a NAT that forgot the mapping looks exactly like this.
+        if matches!(
+            error,
+            HttpError::Socket(SocketError::Closed | SocketError::Timeout) | HttpError::TruncatedBody { .. }
+        ) {
             // Quiet since our last request; for a request that got no answer at all on a
             // reused connection, the quiet spell was the drain before it.
             let quiet = if offset == before {

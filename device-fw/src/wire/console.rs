@@ -305,7 +305,8 @@ mod tests {
 
     #[test]
     fn bad_lines_get_errors_not_panics() {
-        let cases: [(&[u8], Result<Option<Command<'_>>, CommandError>); 9] = [
+        type Parsed<'a> = Result<Option<Command<'a>>, CommandError>;
+        let cases: [(&[u8], Parsed<'_>); 9] = [
             (b"", Ok(None)),
             (b"   \r\n", Ok(None)),
             (b"ota", Err(CommandError::MissingSubcommand)),

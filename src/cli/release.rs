@@ -1,0 +1,316 @@
+//! `otactl release`: build, sign and publish a release to a bucket, from a laptop or a CI job.
+//!
+//! The work is in [`crate::release`]; this is its face: a step list with progress bars on a
+//! terminal, one JSON object for scripts (with `--json`, or whenever stdout is not a
+//! terminal), and the exit status.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{ArgGroup, Args};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use miette::Diagnostic as _;
+use serde_json::{Value, json};
+
+use crate::keys::SigningKeySource;
+use crate::release::{self, Outcome, Progress, Report, Request, Source};
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("input").args(["elf", "image"])))]
+pub struct ReleaseArgs {
+    /// Device profile: product, chip, board, flash, build, channel, bucket and the public
+    /// keys devices trust.
+    #[arg(long, value_name = "PROFILE")]
+    profile: PathBuf,
+
+    /// The version expected in the image's app descriptor (a leading `v`, as in tags, is
+    /// dropped). The descriptor's version is what is released; this only checks it.
+    #[arg(long, value_name = "X.Y.Z")]
+    version: Option<String>,
+
+    /// Channel to publish to [default: the profile's release.channel].
+    #[arg(long, value_name = "NAME")]
+    channel: Option<String>,
+
+    /// Bucket URL: file:///path (or a relative path), s3://bucket/prefix, gs://…, az://…
+    /// [default: the profile's release.bucket].
+    #[arg(long, value_name = "URL")]
+    bucket: Option<String>,
+
+    /// Endpoint of an S3-compatible store (MinIO, R2, Ceph) or of Azurite; AWS_ENDPOINT_URL
+    /// works too.
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+
+    /// Release this firmware ELF instead of building the profile's firmware.
+    #[arg(long, value_name = "FILE")]
+    elf: Option<PathBuf>,
+
+    /// Release this ready ESP-IDF app image (.bin) as it is.
+    #[arg(long, value_name = "FILE")]
+    image: Option<PathBuf>,
+
+    /// The Ed25519 private key to sign with [default: the OTACTL_SIGNING_KEY variable].
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+
+    /// Publish even if the channel holds a newer or equal version, or a manifest that does
+    /// not verify with the profile's keys.
+    #[arg(long)]
+    allow_downgrade: bool,
+
+    /// Do everything (build, checks, signing, bucket reads) but write nothing.
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Print one JSON object instead of the step list (the default when stdout is not a
+    /// terminal).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Progress drawn on a terminal: one line per finished step, a spinner for the build, a
+/// bar for the upload.
+#[derive(Debug)]
+struct Terminal {
+    bar: Option<ProgressBar>,
+}
+
+impl Terminal {
+    fn line(&self, text: String) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => println!("{text}"),
+        }
+    }
+}
+
+impl Progress for Terminal {
+    fn step(&mut self, name: &'static str, detail: String) {
+        self.line(format!("  ✓ {name:<8} {detail}"));
+    }
+
+    fn warn(&mut self, text: String) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn build_started(&mut self, command: &str) {
+        println!("  … build    {command}");
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("  {spinner} build    {elapsed:>4} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar.set_message("starting cargo");
+        self.bar = Some(bar);
+    }
+
+    fn build_unit(&mut self, name: &str, done: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("{done} crates compiled ({name})"));
+        }
+    }
+
+    fn build_finished(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn upload_started(&mut self, key: &str, total: u64) {
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("  {spinner} upload   [{bar:30}] {bytes}/{total_bytes} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_message(key.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(100));
+        self.bar = Some(bar);
+    }
+
+    fn upload_progress(&mut self, sent: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(sent);
+        }
+    }
+
+    fn upload_finished(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Progress for scripts: nothing on stdout but the final JSON; warnings on stderr.
+#[derive(Debug)]
+struct Quiet;
+
+impl Progress for Quiet {
+    fn step(&mut self, _: &'static str, _: String) {}
+    fn warn(&mut self, text: String) {
+        eprintln!("{text}");
+    }
+    fn build_started(&mut self, _: &str) {}
+    fn build_unit(&mut self, _: &str, _: usize) {}
+    fn build_finished(&mut self) {}
+    fn upload_started(&mut self, _: &str, _: u64) {}
+    fn upload_progress(&mut self, _: u64) {}
+    fn upload_finished(&mut self) {}
+}
+
+pub fn run(args: ReleaseArgs) -> ExitCode {
+    let json = args.json || !std::io::stdout().is_terminal();
+    let source = match (&args.elf, &args.image) {
+        (Some(elf), _) => Source::Elf(elf.clone()),
+        (None, Some(image)) => Source::Image(image.clone()),
+        (None, None) => Source::Build,
+    };
+    let request = Request {
+        profile: args.profile.clone(),
+        version: args
+            .version
+            .as_deref()
+            .map(|v| v.strip_prefix('v').unwrap_or(v).to_owned()),
+        channel: args.channel.clone(),
+        bucket: args.bucket.clone(),
+        endpoint: args.endpoint.clone(),
+        source,
+        key: args.key.clone().map_or(SigningKeySource::Env, SigningKeySource::File),
+        allow_downgrade: args.allow_downgrade,
+        dry_run: args.dry_run,
+        capture_build_output: !json,
+    };
+    let started = Instant::now();
+    let mut report = Report::default();
+    let result = if json {
+        release::release(&request, &mut Quiet, &mut report)
+    } else {
+        let mut terminal = Terminal { bar: None };
+        let result = release::release(&request, &mut terminal, &mut report);
+        terminal.build_finished();
+        result
+    };
+    let elapsed = started.elapsed();
+    if json {
+        println!("{}", to_json(&report, result.as_ref().err(), elapsed));
+    }
+    match result {
+        Ok(outcome) => {
+            if !json {
+                print_summary(&report, outcome, elapsed);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let code = e.exit_code();
+            if !json {
+                eprintln!("{:?}", miette::Report::new(e));
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn print_summary(r: &Report, outcome: Outcome, elapsed: Duration) {
+    let what = format!(
+        "{} {} for {} ({})",
+        r.product.as_deref().unwrap_or_default(),
+        r.version.as_deref().unwrap_or_default(),
+        r.chip.as_deref().unwrap_or_default(),
+        r.board.as_deref().unwrap_or_default()
+    );
+    let channel = r.channel.as_deref().unwrap_or_default();
+    match outcome {
+        Outcome::Published => println!("released {what} on channel {channel} in {:.2} s", elapsed.as_secs_f64()),
+        Outcome::Unchanged => println!("unchanged: channel {channel} already holds {what} with this image"),
+        Outcome::DryRun => println!(
+            "dry run: would publish {what} on channel {channel} (image {}, manifest {})",
+            r.image_upload.unwrap_or_default(),
+            r.manifest_write.unwrap_or_default()
+        ),
+    }
+    for (label, value) in [
+        ("manifest", &r.manifest_url),
+        ("image", &r.image_url),
+        ("devices", &r.device_manifest_url),
+    ] {
+        if let Some(value) = value {
+            println!("  {label:<9} {value}");
+        }
+    }
+}
+
+/// The error and its causes on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn to_json(r: &Report, error: Option<&release::ReleaseError>, elapsed: Duration) -> Value {
+    let previous = r.previous.as_ref().map(|p| {
+        json!({
+            "version": p.version,
+            "sha256": p.sha256,
+            "secure_version": p.secure_version,
+            "verified": p.verified,
+            "problem": p.problem,
+        })
+    });
+    let mut out = json!({
+        "ok": error.is_none(),
+        "outcome": r.outcome.map(Outcome::as_str),
+        "product": r.product,
+        "chip": r.chip,
+        "board": r.board,
+        "channel": r.channel,
+        "bucket": r.bucket,
+        "version": r.version,
+        "secure_version": r.secure_version,
+        "project": r.project,
+        "sha256": r.sha256,
+        "sizes": {
+            "image": r.image_size,
+            "manifest": r.manifest_size,
+        },
+        "source": r.source,
+        "elf": r.elf.as_ref().map(|p| p.display().to_string()),
+        "key_id": r.key_id,
+        "created": r.created,
+        "objects": {
+            "image": {
+                "key": r.image_key,
+                "url": r.image_url,
+                "device_url": r.device_image_url,
+                "upload": r.image_upload,
+            },
+            "manifest": {
+                "key": r.manifest_key,
+                "url": r.manifest_url,
+                "device_url": r.device_manifest_url,
+                "write": r.manifest_write,
+            },
+        },
+        "previous": previous,
+        "elapsed_s": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+    });
+    if let Some(e) = error {
+        out["error"] = json!(chain(e));
+        out["help"] = json!(e.help().map(|h| h.to_string()));
+        out["code"] = json!(e.code().map(|c| c.to_string()));
+        out["exit_code"] = json!(e.exit_code());
+    }
+    out
+}

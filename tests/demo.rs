@@ -1,0 +1,65 @@
+//! `otactl demo`: the README's first command, end to end, and its clean-up on Ctrl-C.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn demo_dirs() -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("otactl-demo-"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_demo_updates_a_virtual_device_through_a_nat_drop_and_cleans_up() {
+    let out = Command::new(env!("CARGO_BIN_EXE_otactl"))
+        .args(["demo", "--json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(summary["outcome"], "confirmed", "{summary}");
+    assert_eq!(
+        (summary["from"].as_str(), summary["to"].as_str()),
+        (Some("1.0.0"), Some("1.1.0"))
+    );
+    assert!(summary["nat_drops"].as_u64().unwrap() >= 1, "{summary}");
+    assert!(summary["resumes"].as_u64().unwrap() >= 1, "{summary}");
+    assert!(summary["wall_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn ctrl_c_stops_the_demo_and_leaves_nothing_behind() {
+    let before = demo_dirs();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_otactl"))
+        .args(["demo", "--json", "--time-scale", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the demo's directory exists and its device is up, then interrupt.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let dir = loop {
+        let new: Vec<_> = demo_dirs().into_iter().filter(|d| !before.contains(d)).collect();
+        if let Some(d) = new.into_iter().find(|d| d.join("ttyACM0").exists()) {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "the demo's device never came up");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}
