@@ -121,7 +121,7 @@ impl Chip {
         let target = env::var("TARGET").unwrap_or_default();
         if target != self.target() {
             panic!(
-                "device-fw: feature `{}` builds for target {}, not {target}; run `cargo build --release -p device-fw --target {} --features {}`",
+                "device-fw: feature `{}` builds for target {}, not {target}; run `cargo build --profile firmware -p device-fw --target {} --features {}`",
                 self.name(),
                 self.target(),
                 self.target(),

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod bucket;
 mod cli;
+mod flash;
 mod image;
 mod keys;
 mod release;
@@ -57,6 +58,14 @@ enum Command {
     /// image, its version, a downgrade, the channel's manifest, a lost race with another
     /// release); 2 bad arguments, a file, key, build, credentials or the bucket.
     Release(cli::release::ReleaseArgs),
+    /// Flash a bench device for OTA: bootloader, the profile's partition table, erased
+    /// otadata and the app in ota_0, verified, then reset into the app.
+    ///
+    /// Against `otactl sim rom` pass --before no-reset --after no-reset --no-stub.
+    /// Exit status: 0 flashed; 1 refused (the image, wrong chip, a flash too small for the
+    /// table) or a region did not read back as written; 2 bad arguments, a file, the port or
+    /// the link to the device.
+    Flash(cli::flash::FlashArgs),
     /// Serve a file:// bucket over HTTP (Range, conditional GET) for a bench device.
     ///
     /// Exit status: 0 stopped with Ctrl-C, 2 the bucket or the address cannot be used.
@@ -78,6 +87,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => return cli::demo::run(args),
         Command::Release(args) => return cli::release::run(args),
         Command::Serve(args) => return cli::serve::run(args),
+        Command::Flash(args) => return cli::flash::run(args),
         Command::Sim(cmd) => cli::sim::run_cmd(cmd),
     };
     match result {

@@ -479,9 +479,12 @@ fn build_firmware(
     let features = build.features_for(chip).join(",");
     // Under `cargo run`, CARGO is the cargo that runs otactl: build with the same one.
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    // The `firmware` cargo profile (workspace Cargo.toml): size-optimised with LTO, since
+    // every byte of the image is airtime.
     let mut args = vec![
         "build".to_owned(),
-        "--release".into(),
+        "--profile".into(),
+        "firmware".into(),
         "-p".into(),
         build.package.clone(),
         "--bin".into(),

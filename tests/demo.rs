@@ -3,8 +3,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn demo_dirs() -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(std::env::temp_dir())
+fn demo_dirs(tmp: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(tmp)
         .into_iter()
         .flatten()
         .flatten()
@@ -41,9 +41,11 @@ fn the_demo_updates_a_virtual_device_through_a_nat_drop_and_cleans_up() {
 
 #[test]
 fn ctrl_c_stops_the_demo_and_leaves_nothing_behind() {
-    let before = demo_dirs();
+    // Its own temporary directory, so the other test's demo cannot be mistaken for this one.
+    let tmp = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_otactl"))
         .args(["demo", "--json", "--time-scale", "1"])
+        .env("TMPDIR", tmp.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -51,8 +53,7 @@ fn ctrl_c_stops_the_demo_and_leaves_nothing_behind() {
     // Wait until the demo's directory exists and its device is up, then interrupt.
     let deadline = Instant::now() + Duration::from_secs(20);
     let dir = loop {
-        let new: Vec<_> = demo_dirs().into_iter().filter(|d| !before.contains(d)).collect();
-        if let Some(d) = new.into_iter().find(|d| d.join("ttyACM0").exists()) {
+        if let Some(d) = demo_dirs(tmp.path()).into_iter().find(|d| d.join("ttyACM0").exists()) {
             break d;
         }
         assert!(Instant::now() < deadline, "the demo's device never came up");

@@ -391,7 +391,8 @@ fn the_firmware_is_built_for_the_profile() {
         args.lines().collect::<Vec<_>>(),
         [
             "build",
-            "--release",
+            "--profile",
+            "firmware",
             "-p",
             "device-fw",
             "--bin",

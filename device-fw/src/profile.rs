@@ -87,6 +87,10 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
 pub use crate::esp::chip::Chip;
+use crate::esp::partition::{
+    PartitionEntry, PartitionError, PartitionTable, SUBTYPE_APP_OTA_0, SUBTYPE_DATA_NVS, SUBTYPE_DATA_OTA,
+    SUBTYPE_DATA_PHY, SUBTYPE_OTACTL_JOURNAL, TYPE_APP, TYPE_DATA, TYPE_OTACTL,
+};
 use crate::modem::Dialect;
 
 /// Default `network.nat_idle_timeout_s`: conservative; the field carrier used 59 s.
@@ -1269,5 +1273,24 @@ impl Profile {
             offset: r.offset,
             size: r.size,
         })
+    }
+
+    /// The partition table `[slots]` describe: what `otactl flash` writes at 0x8000 and
+    /// what the virtual device is factory-flashed with, so that both hold the same table.
+    pub fn partition_table(&self) -> Result<PartitionTable, PartitionError> {
+        let s = &self.slots;
+        let rows = [
+            ("nvs", TYPE_DATA, SUBTYPE_DATA_NVS, s.nvs),
+            ("otadata", TYPE_DATA, SUBTYPE_DATA_OTA, s.otadata),
+            ("phy_init", TYPE_DATA, SUBTYPE_DATA_PHY, s.phy_init),
+            ("ota_0", TYPE_APP, SUBTYPE_APP_OTA_0, s.ota_0),
+            ("ota_1", TYPE_APP, SUBTYPE_APP_OTA_0 + 1, s.ota_1),
+            ("otastate", TYPE_OTACTL, SUBTYPE_OTACTL_JOURNAL, s.otastate),
+        ];
+        let mut table = PartitionTable::new();
+        for (label, kind, subtype, region) in rows {
+            table.push(PartitionEntry::new(kind, subtype, region.offset, region.size, label)?)?;
+        }
+        Ok(table)
     }
 }

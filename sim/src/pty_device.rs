@@ -33,8 +33,7 @@ use device_fw::esp::boot::BootError;
 use device_fw::esp::chip::Chip;
 use device_fw::esp::image::build_test_image;
 use device_fw::esp::partition::{
-    PartitionTable, SUBTYPE_APP_OTA_0, SUBTYPE_DATA_NVS, SUBTYPE_DATA_OTA, SUBTYPE_DATA_PHY, SUBTYPE_OTACTL_JOURNAL,
-    TABLE_LEN, TABLE_OFFSET, TYPE_APP, TYPE_DATA, TYPE_OTACTL,
+    PartitionTable, SUBTYPE_DATA_NVS, SUBTYPE_DATA_OTA, SUBTYPE_DATA_PHY, TABLE_LEN, TABLE_OFFSET, TYPE_APP, TYPE_DATA,
 };
 use device_fw::modem::ModemConfig;
 use device_fw::ota::update::{Running, UpdateLayout};
@@ -265,26 +264,6 @@ pub fn load_public_key(path: &Path) -> Result<[u8; 32], String> {
         .map_err(|e| format!("{}: not an Ed25519 public key in SPKI PEM ({e})", path.display()))
 }
 
-/// The partition table a profile's `[slots]` describe, as `otactl flash` writes it.
-pub fn partition_table(profile: &Profile) -> Result<PartitionTable, String> {
-    let s = &profile.slots;
-    let rows = [
-        ("nvs", TYPE_DATA, SUBTYPE_DATA_NVS, s.nvs),
-        ("otadata", TYPE_DATA, SUBTYPE_DATA_OTA, s.otadata),
-        ("phy_init", TYPE_DATA, SUBTYPE_DATA_PHY, s.phy_init),
-        ("ota_0", TYPE_APP, SUBTYPE_APP_OTA_0, s.ota_0),
-        ("ota_1", TYPE_APP, SUBTYPE_APP_OTA_0 + 1, s.ota_1),
-        ("otastate", TYPE_OTACTL, SUBTYPE_OTACTL_JOURNAL, s.otastate),
-    ];
-    let mut table = PartitionTable::new();
-    for (label, kind, subtype, region) in rows {
-        let entry = device_fw::esp::partition::PartitionEntry::new(kind, subtype, region.offset, region.size, label)
-            .map_err(|e| format!("{label}: {e:?}"))?;
-        table.push(entry).map_err(|e| format!("{e:?}"))?;
-    }
-    Ok(table)
-}
-
 /// The modem the profile names, as the emulator speaks it.
 fn emulator_dialect(profile: &Profile) -> EmuDialect {
     match profile.modem.dialect {
@@ -415,7 +394,10 @@ fn prepare_flash(cfg: &PtyDeviceConfig) -> Result<(SimFlash, DeviceSetup), PtyDe
 /// A blank chip with the profile's partition table and the factory app in `ota_0`,
 /// otadata erased: what `otactl flash` leaves.
 fn factory_flash(cfg: &PtyDeviceConfig, size: usize) -> Result<SimFlash, PtyDeviceError> {
-    let table = partition_table(&cfg.profile).map_err(PtyDeviceError::Layout)?;
+    let table = cfg
+        .profile
+        .partition_table()
+        .map_err(|e| PtyDeviceError::Layout(e.to_string()))?;
     let app = match &cfg.factory {
         FactoryImage::Image(bytes) => bytes.clone(),
         FactoryImage::Test { version } => {
@@ -910,7 +892,7 @@ mod tests {
     fn the_profile_table_matches_the_built_in_layout() {
         let profile = crate::scenario::profile_for(EmuDialect::Sim7600);
         assert_eq!(
-            partition_table(&profile).unwrap().to_bytes().unwrap(),
+            profile.partition_table().unwrap().to_bytes().unwrap(),
             PartitionTable::otactl_two_ota().to_bytes().unwrap()
         );
     }

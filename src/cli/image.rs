@@ -180,6 +180,7 @@ pub fn run(args: ImageArgs) -> ExitCode {
 }
 
 fn make(args: &ImageArgs, outcome: &mut Outcome) -> Result<(), CommandError> {
+    let mut profile_flash: (Option<FlashMode>, Option<FlashFreq>) = (None, None);
     let (chip, profile_size) = match (&args.profile, args.chip) {
         (Some(path), _) => {
             let profile = Profile::load(path).map_err(|e| CommandError::Profile(e.to_string()))?;
@@ -189,6 +190,11 @@ fn make(args: &ImageArgs, outcome: &mut Outcome) -> Result<(), CommandError> {
             };
             let size = FlashSize::from_bytes(profile.flash.size.bytes())
                 .ok_or_else(|| unsupported(format!("a {} flash", profile.flash.size)))?;
+            // The profile spells mode and clock as esptool does, like the flags.
+            profile_flash = (
+                clap::ValueEnum::from_str(profile.flash.mode.as_str(), true).ok(),
+                clap::ValueEnum::from_str(profile.flash.freq.as_str(), true).ok(),
+            );
             // The device writes the two slots in turn: the image must fit the smaller one.
             let slot = (0..2)
                 .map(|n| profile.ota_slot(n).map(|s| (n, s.size)))
@@ -214,9 +220,9 @@ fn make(args: &ImageArgs, outcome: &mut Outcome) -> Result<(), CommandError> {
         );
     }
     let flash = FlashSettings {
-        mode: args.flash_mode.unwrap_or_default(),
+        mode: args.flash_mode.or(profile_flash.0).unwrap_or_default(),
         size: args.flash_size.or(profile_size).unwrap_or_default(),
-        freq: args.flash_freq.unwrap_or_default(),
+        freq: args.flash_freq.or(profile_flash.1).unwrap_or_default(),
     };
     let out_path = args.out.clone().unwrap_or_else(|| args.elf.with_extension("bin"));
     if same_file(&out_path, &args.elf) {

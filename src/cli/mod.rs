@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod demo;
+pub mod flash;
 pub mod image;
 pub mod keygen;
 pub mod profile;

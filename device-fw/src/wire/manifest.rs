@@ -245,15 +245,17 @@ pub fn open<'b>(
     keys: &[[u8; 32]],
     buf: &'b mut PayloadBuf,
 ) -> Result<(Manifest<'b>, KeyIndex), ManifestError> {
-    let (start, end) = decode_envelope(envelope, buf)?;
-    let key = verify_signatures(envelope, keys, &buf.bytes[..end], start)?;
+    let env = parse_envelope(envelope)?;
+    let (start, end) = decode_payload(&env, buf)?;
+    let key = verify_signatures(&env, keys, &buf.bytes[..end], start)?;
     Ok((Manifest::parse(&buf.bytes[PAE_PREFIX_MAX..end])?, key))
 }
 
 /// Decodes the payload of `envelope` into `buf` without checking any signature: for tools
 /// that show what a manifest says (and why it was rejected). Never trust the result.
 pub fn decode_unverified<'b>(envelope: &[u8], buf: &'b mut PayloadBuf) -> Result<&'b [u8], ManifestError> {
-    let (_, end) = decode_envelope(envelope, buf)?;
+    let env = parse_envelope(envelope)?;
+    let (_, end) = decode_payload(&env, buf)?;
     Ok(&buf.bytes[PAE_PREFIX_MAX..end])
 }
 
@@ -272,8 +274,7 @@ fn parse_envelope(envelope: &[u8]) -> Result<Envelope<'_>, ManifestError> {
 }
 
 /// Decodes the payload behind its signing prefix; returns the PAE's `[start, end)` in `buf`.
-fn decode_envelope(envelope: &[u8], buf: &mut PayloadBuf) -> Result<(usize, usize), ManifestError> {
-    let env = parse_envelope(envelope)?;
+fn decode_payload(env: &Envelope<'_>, buf: &mut PayloadBuf) -> Result<(usize, usize), ManifestError> {
     if env.payload.len() > MAX_PAYLOAD.div_ceil(3) * 4 {
         return Err(ManifestError::PayloadTooLarge);
     }
@@ -290,12 +291,11 @@ fn decode_envelope(envelope: &[u8], buf: &mut PayloadBuf) -> Result<(usize, usiz
 }
 
 fn verify_signatures(
-    envelope: &[u8],
+    env: &Envelope<'_>,
     keys: &[[u8; 32]],
     pae_buf: &[u8],
     start: usize,
 ) -> Result<KeyIndex, ManifestError> {
-    let env = parse_envelope(envelope)?;
     if env.signatures.is_empty() {
         return Err(ManifestError::Unsigned);
     }

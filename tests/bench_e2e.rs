@@ -1,0 +1,239 @@
+//! The bench end to end, as an engineer runs it: `otactl release` into a `file://` bucket,
+//! `otactl serve`, `otactl sim device` on a pseudo-terminal, and `otactl watch --trigger`,
+//! all real processes. The outcomes `watch` must tell apart: confirmed, rejected, and a
+//! rollback when the new app cannot pass its self-test.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use device_fw::esp::image::{CHIP_ESP32, build_test_image};
+
+const PROFILE: &str = include_str!("../profiles/m5stack-core-sim7600.toml");
+
+fn otactl() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_otactl"))
+}
+
+/// Children stopped (SIGTERM, then SIGKILL) when the test ends, however it ends.
+struct Running(Vec<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+struct Bench {
+    dir: tempfile::TempDir,
+    profile: PathBuf,
+    key: PathBuf,
+}
+
+impl Bench {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let out = otactl()
+            .args(["keygen", "--out"])
+            .arg(dir.path().join("keys/k"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = PROFILE
+            .replace(
+                "public_keys = [\"../keys/otactl.pub\"]",
+                "public_keys = [\"keys/k.pub\"]",
+            )
+            .replace(
+                "device_url = \"http://ota.example.com/fleet\"",
+                "device_url = \"http://127.0.0.1/\"",
+            );
+        let profile = dir.path().join("profile.toml");
+        std::fs::write(&profile, text).unwrap();
+        let key = dir.path().join("keys/k.key");
+        Bench { dir, profile, key }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn image(&self, version: &str, seed: u8) -> PathBuf {
+        let payload: Vec<u8> = (0..40 * 1024u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8 ^ seed)
+            .collect();
+        let path = self.path(&format!("app-{version}.bin"));
+        std::fs::write(&path, build_test_image(CHIP_ESP32, version, "field-logger", &payload)).unwrap();
+        path
+    }
+
+    fn release(&self, image: &Path, channel: &str) {
+        let out = otactl()
+            .args(["release", "--json", "--profile"])
+            .arg(&self.profile)
+            .arg("--image")
+            .arg(image)
+            .args(["--channel", channel, "--bucket"])
+            .arg(format!("file://{}", self.path("bucket").display()))
+            .arg("--key")
+            .arg(&self.key)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `otactl serve` on a free loopback port; returns the child and the base URL.
+    fn serve(&self) -> (Child, String) {
+        let mut child = otactl()
+            .args(["serve", "--addr", "127.0.0.1:0", "--bucket"])
+            .arg(format!("file://{}", self.path("bucket").display()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .split(" on ")
+            .nth(1)
+            .unwrap()
+            .trim()
+            .trim_end_matches('/')
+            .to_owned();
+        (child, base)
+    }
+
+    /// The virtual device running `factory` behind a 4 s NAT, time ×10; returns its link.
+    fn device(&self, factory: &Path, base: &str) -> (Child, PathBuf) {
+        let link = self.path("ttyACM0");
+        let child = otactl()
+            .args(["sim", "device", "--link"])
+            .arg(&link)
+            .arg("--profile")
+            .arg(&self.profile)
+            .arg("--flash")
+            .arg(self.path("flash.bin"))
+            .arg("--image")
+            .arg(factory)
+            .args(["--bucket-url", base, "--nat-idle", "4", "--time-scale", "10"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.path("device.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !link.exists() {
+            assert!(Instant::now() < deadline, "the device's console never appeared");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (child, link)
+    }
+}
+
+fn watch(link: &Path, extra: &[&str]) -> Child {
+    otactl()
+        .arg("watch")
+        .arg("--port")
+        .arg(link)
+        .args(["--trigger", "--json", "--timeout", "60s"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads watch's JSON lines until the result; `on_line` sees each one as it comes.
+fn result_of(child: &mut Child, mut on_line: impl FnMut(&str)) -> (serde_json::Value, String) {
+    let mut all = String::new();
+    let mut result = serde_json::Value::Null;
+    for line in BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        on_line(&line);
+        all.push_str(&line);
+        all.push('\n');
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && v.get("result").is_some()
+        {
+            result = v["result"].clone();
+        }
+    }
+    let _ = child.wait();
+    (result, all)
+}
+
+#[test]
+fn a_release_is_watched_to_its_confirm_through_a_nat_drop_and_a_reset() {
+    let bench = Bench::new();
+    let (v1, v2) = (bench.image("1.0.0", 1), bench.image("1.1.0", 2));
+    bench.release(&v2, "stable");
+    let (serve, base) = bench.serve();
+    let (device, link) = bench.device(&v1, &base);
+    let _running = Running(vec![serve, device]);
+    let mut w = watch(&link, &["--expect-version", "1.1.0"]);
+    let (result, all) = result_of(&mut w, |_| {});
+    assert_eq!(result["outcome"], "confirmed", "{all}");
+    assert_eq!(result["exit_code"], 0);
+    assert!(
+        result["drops"].as_u64().unwrap() >= 1,
+        "the 4 s NAT must cut a chunk: {all}"
+    );
+    for note in ["\"port_lost\"", "\"port_reopened\""] {
+        assert!(all.contains(note), "{note} missing: {all}");
+    }
+}
+
+#[test]
+fn a_manifest_from_another_channel_is_rejected_with_its_exit_code() {
+    let bench = Bench::new();
+    let (v1, v2) = (bench.image("1.0.0", 1), bench.image("1.1.0", 2));
+    // Published to beta, served to a device that follows stable: a replay.
+    bench.release(&v2, "beta");
+    let (serve, base) = bench.serve();
+    let (device, link) = bench.device(&v1, &base);
+    let _running = Running(vec![serve, device]);
+    let url = format!("{base}/beta/manifest.json");
+    let mut w = watch(&link, &["--manifest", &url]);
+    let (result, all) = result_of(&mut w, |_| {});
+    assert_eq!(result["outcome"], "rejected", "{all}");
+    assert_eq!(result["reason"], "wrong-channel", "{all}");
+    assert_eq!(result["exit_code"], 4);
+}
+
+#[test]
+fn an_app_whose_self_test_fails_is_rolled_back_with_its_exit_code() {
+    let bench = Bench::new();
+    let (v1, v2) = (bench.image("1.0.0", 1), bench.image("1.1.0", 2));
+    bench.release(&v2, "stable");
+    let (mut serve, base) = bench.serve();
+    let (device, link) = bench.device(&v1, &base);
+    let _running = Running(vec![device]);
+    let mut w = watch(&link, &[]);
+    // The origin goes away once the new version is activated: its self-test cannot reach
+    // it, so it marks itself invalid and the bootloader goes back to 1.0.0.
+    let (result, all) = result_of(&mut w, |line| {
+        if line.contains("\"ev\":\"activated\"") {
+            let _ = serve.kill();
+            let _ = serve.wait();
+        }
+    });
+    assert_eq!(result["outcome"], "rolled_back", "{all}");
+    assert_eq!(result["failed_version"], "1.1.0");
+    assert_eq!(result["exit_code"], 3);
+}
