@@ -136,10 +136,16 @@ fn boot_event(link: &Path) -> (String, String) {
 }
 
 /// Flashes `chip` over a used flash file, checks every region of the file (the bootloader
-/// at `boot_at`), then boots the file on the virtual device.
-fn end_to_end(chip: &str, chip_id: u16, boot_at: usize) {
+/// at `boot_at`), then boots the file on the virtual device. With `bench_resets`, the reset
+/// modes come from the profile's `[bench]` rather than from flags.
+fn end_to_end(chip: &str, chip_id: u16, boot_at: usize, bench_resets: bool) {
     let p = Project::new();
-    let profile_file = p.profile(chip, chip, "", "");
+    let bench = if bench_resets {
+        "[bench]\nbefore = \"no-reset\"\nafter = \"no-reset\"\n"
+    } else {
+        ""
+    };
+    let profile_file = p.profile(chip, chip, "", bench);
     let profile = Profile::load(&p.path().join(&profile_file)).unwrap();
     let flash_file = p.path().join("flash.bin");
     used_flash(&flash_file, &profile);
@@ -147,7 +153,8 @@ fn end_to_end(chip: &str, chip_id: u16, boot_at: usize) {
     p.write("app.bin", &image);
 
     let rom = Emulator::start(p.path(), chip, chip, &["--flash", flash_file.to_str().unwrap()]);
-    let out = flash(&p, &profile_file, rom.port(), "app.bin", &EMULATOR_FLAGS);
+    let flags: &[&str] = if bench_resets { &["--no-stub"] } else { &EMULATOR_FLAGS };
+    let out = flash(&p, &profile_file, rom.port(), "app.bin", flags);
     assert_eq!(code(&out), 0, "{}\nemulator:\n{}", text(&out), rom.log());
     let report = json(&out);
     assert_eq!(report["ok"], true);
@@ -243,12 +250,12 @@ fn end_to_end(chip: &str, chip_id: u16, boot_at: usize) {
 
 #[test]
 fn an_esp32c3_is_flashed_for_ota_and_the_virtual_device_boots_it() {
-    end_to_end("esp32c3", CHIP_ESP32C3, 0x0);
+    end_to_end("esp32c3", CHIP_ESP32C3, 0x0, false);
 }
 
 #[test]
 fn an_esp32_is_flashed_for_ota_and_the_virtual_device_boots_it() {
-    end_to_end("esp32", CHIP_ESP32, 0x1000);
+    end_to_end("esp32", CHIP_ESP32, 0x1000, true);
 }
 
 fn error(out: &Output) -> (String, String) {

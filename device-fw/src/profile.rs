@@ -48,6 +48,13 @@
 //! public_keys = ["../keys/otactl.pub"]         # 1..=2 SPKI PEM files, relative to the profile (needed to build firmware)
 //! bucket = "file://./dist"   # where `otactl release` publishes: file://, s3://, gs://, az://  (or --bucket)
 //!
+//! [bench]                    # (optional table) how `otactl flash` finds and resets the board
+//! usb_vid = 0x303a           # with usb_pid: the board's USB serial port among several
+//! usb_pid = 0x1001
+//! usb_serial = "F4:12:FA:00:11:22"  # one board among several of the same kind
+//! before = "default-reset"   # default-reset | no-reset | no-reset-no-sync | usb-reset
+//! after = "hard-reset"       # hard-reset | no-reset | no-reset-no-stub | watchdog-reset
+//!
 //! [build]                    # (optional table) how `otactl release` builds the firmware
 //! target = "riscv32imc-unknown-none-elf"       # default from the chip
 //! package = "device-fw"      # (default)
@@ -139,7 +146,31 @@ pub struct Profile {
     pub pins: Pins,
     #[serde(default, deserialize_with = "build_table")]
     pub build: Build,
+    #[serde(default)]
+    pub bench: Bench,
 }
+
+/// `[bench]`: how the host finds and resets this board on the bench (`otactl flash`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Bench {
+    /// USB vendor and product id of the board's serial port, to pick it among several.
+    pub usb_vid: Option<u16>,
+    pub usb_pid: Option<u16>,
+    /// USB serial number: one board among several of the same kind.
+    pub usb_serial: Option<String>,
+    /// How to enter download mode, as espflash spells it (`default-reset`, `no-reset`,
+    /// `no-reset-no-sync`, `usb-reset`).
+    pub before: Option<String>,
+    /// What to do after flashing (`hard-reset`, `no-reset`, `no-reset-no-stub`,
+    /// `watchdog-reset`).
+    pub after: Option<String>,
+}
+
+/// espflash's `--before` spellings.
+pub const BENCH_BEFORE: [&str; 4] = ["default-reset", "no-reset", "no-reset-no-sync", "usb-reset"];
+/// espflash's `--after` spellings.
+pub const BENCH_AFTER: [&str; 4] = ["hard-reset", "no-reset", "no-reset-no-stub", "watchdog-reset"];
 
 /// `[build]` with each key defaulting on its own.
 fn build_table<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Build, D::Error> {
@@ -638,6 +669,22 @@ impl Profile {
                 ));
             }
         }
+        for (key, value, allowed) in [
+            ("bench.before", &self.bench.before, &BENCH_BEFORE),
+            ("bench.after", &self.bench.after, &BENCH_AFTER),
+        ] {
+            if let Some(v) = value
+                && !allowed.contains(&v.as_str())
+            {
+                return Err(doc.bad_value(key, format!("{key} = {v:?} is not a reset mode espflash knows")));
+            }
+        }
+        if self.bench.usb_vid.is_some() != self.bench.usb_pid.is_some() {
+            return Err(doc.bad_value(
+                "bench.usb_pid",
+                "bench.usb_vid and bench.usb_pid go together: give both or neither".into(),
+            ));
+        }
         if self.modem.rts_cts && (self.pins.modem_rts.is_none() || self.pins.modem_cts.is_none()) {
             return Err(doc.bad_value(
                 "modem.rts_cts",
@@ -943,7 +990,11 @@ fn known_keys(table: &str) -> &'static [&'static str] {
 fn expectation(key: &str) -> (&'static str, String) {
     let bauds = STANDARD_BAUDS.map(|b| b.to_string()).join(", ");
     let (what, help): (&str, String) = match key {
-        "device" | "modem" | "network" | "download" | "flash" | "slots" | "release" | "pins" | "build" => ("a table", format!("write it as a [{key}] section")),
+        "device" | "modem" | "network" | "download" | "flash" | "slots" | "release" | "pins" | "build" | "bench" => ("a table", format!("write it as a [{key}] section")),
+        "bench.usb_vid" | "bench.usb_pid" => ("a USB id", "write it in hex, e.g. usb_vid = 0x303a, usb_pid = 0x1001".into()),
+        "bench.usb_serial" => ("a string", "the serial number `otactl flash` lists for the port".into()),
+        "bench.before" => ("a reset mode", format!("use one of {}", BENCH_BEFORE.join(", "))),
+        "bench.after" => ("a reset mode", format!("use one of {}", BENCH_AFTER.join(", "))),
         "flash.mode" => ("a flash mode", "use one of \"qio\", \"qout\", \"dio\", \"dout\" (default \"dio\")".into()),
         "flash.freq" => ("a flash frequency", "use one of \"20m\", \"26m\", \"40m\", \"80m\" (default \"40m\")".into()),
         "release.bucket" => ("a bucket URL", "use file:///path, s3://bucket/prefix, gs://bucket/prefix or az://container/prefix".into()),

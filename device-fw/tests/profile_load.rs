@@ -668,6 +668,20 @@ fn release_and_pin_rules() {
         None,
         &["pins.modem_rts"],
     );
+    let e = parse_err(&format!("{BASE}\n[bench]\nbefore = \"reset-please\"\n"));
+    assert_error(&e, ProfileErrorKind::BadValue, "bench.before", None, &["reset mode"]);
+    let e = parse_err(&format!("{BASE}\n[bench]\nusb_vid = 0x303a\n"));
+    assert_error(&e, ProfileErrorKind::BadValue, "bench.usb_pid", None, &["go together"]);
+    let bench = Profile::parse(
+        &format!("{BASE}\n[bench]\nusb_vid = 0x303a\nusb_pid = 0x1001\nafter = \"no-reset\"\n"),
+        "x",
+    )
+    .unwrap()
+    .bench;
+    assert_eq!(
+        (bench.usb_vid, bench.after.as_deref()),
+        (Some(0x303a), Some("no-reset"))
+    );
     let ok = format!(
         "{BASE}\n[release]\nchannel = \"beta\"\ndevice_url = \"http://ota.example.com:8080/fleet\"\npublic_keys = [\"k.pub\"]\n[pins]\nmodem_tx = 4\nmodem_rx = 5\n"
     );

@@ -22,7 +22,7 @@ use crate::flash::port::{self, ROM_BAUD};
 use crate::flash::write::{self, Prepared};
 use crate::flash::{FlashError, chain};
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 #[command(group(ArgGroup::new("app").required(true).args(["elf", "image"])))]
 pub struct FlashArgs {
     /// Device profile: the chip to expect, the flash settings, and the partition layout
@@ -66,13 +66,15 @@ pub struct FlashArgs {
     #[arg(long)]
     no_stub: bool,
 
-    /// How to bring the chip into download mode, as espflash spells it.
-    #[arg(long, value_enum, value_name = "MODE", default_value = "default-reset")]
-    before: Before,
+    /// How to bring the chip into download mode, as espflash spells it [default: the
+    /// profile's bench.before, else default-reset].
+    #[arg(long, value_enum, value_name = "MODE")]
+    before: Option<Before>,
 
-    /// What to do once written, as espflash spells it.
-    #[arg(long, value_enum, value_name = "MODE", default_value = "hard-reset")]
-    after: After,
+    /// What to do once written, as espflash spells it [default: the profile's bench.after,
+    /// else hard-reset].
+    #[arg(long, value_enum, value_name = "MODE")]
+    after: Option<After>,
 
     /// Print one JSON object (summary or error) on stdout.
     #[arg(long)]
@@ -104,6 +106,30 @@ enum After {
     NoResetNoStub,
     /// Reset through the RTC watchdog (USB-Serial-JTAG and USB-OTG ports).
     WatchdogReset,
+}
+
+impl FlashArgs {
+    fn before(&self) -> Before {
+        self.before.unwrap_or(Before::DefaultReset)
+    }
+
+    fn after(&self) -> After {
+        self.after.unwrap_or(After::HardReset)
+    }
+
+    /// The flags, with what they leave open taken from the profile's `[bench]`.
+    fn with_profile(&self, profile: &Profile) -> FlashArgs {
+        let bench = &profile.bench;
+        FlashArgs {
+            before: self
+                .before
+                .or_else(|| bench.before.as_deref().and_then(|t| Before::from_str(t, true).ok())),
+            after: self
+                .after
+                .or_else(|| bench.after.as_deref().and_then(|t| After::from_str(t, true).ok())),
+            ..self.clone()
+        }
+    }
 }
 
 impl Before {
@@ -200,6 +226,8 @@ fn note(text: impl AsRef<str>) {
 fn flash(args: &FlashArgs, report: &mut Report, started: Instant) -> Result<(), FlashError> {
     // Everything that needs no device first: a bad file must not cost a board a reset.
     let profile = Profile::load(&args.profile).map_err(|e| FlashError::Profile(e.to_string()))?;
+    let resolved = args.with_profile(&profile);
+    let args = &resolved;
     let chip = profile.device.chip;
     let target = plan::espflash_chip(chip)?;
     let flash_settings = plan::flash_settings(&profile)?;
@@ -228,7 +256,11 @@ fn flash(args: &FlashArgs, report: &mut Report, started: Instant) -> Result<(), 
     let (port_name, from) = match &args.port {
         Some(p) => (p.clone(), "--port".to_owned()),
         None => {
-            let c = port::choose(&serialport::available_ports().unwrap_or_default())?;
+            let wanted = port::Wanted {
+                vid_pid: profile.bench.usb_vid.zip(profile.bench.usb_pid),
+                serial: profile.bench.usb_serial.clone(),
+            };
+            let c = port::choose(&serialport::available_ports().unwrap_or_default(), &wanted)?;
             (c.port.clone(), format!("the only ESP32 USB bridge: {}", c.describe()))
         }
     };
@@ -244,11 +276,11 @@ fn flash(args: &FlashArgs, report: &mut Report, started: Instant) -> Result<(), 
     let connection = Connection::new(
         opened.port,
         info,
-        args.after.espflash(),
-        args.before.espflash(),
+        args.after().espflash(),
+        args.before().espflash(),
         ROM_BAUD,
     );
-    let expected = (args.before == Before::NoResetNoSync).then_some(target);
+    let expected = (args.before() == Before::NoResetNoSync).then_some(target);
     let mut flasher = Flasher::connect(connection, use_stub, !args.no_verify, false, expected, Some(args.baud))
         .map_err(|e| connect_error(&e, args, &port_name, opened.pty))?;
     report.connect_s = Some(started.elapsed().as_secs_f64());
@@ -351,7 +383,7 @@ fn flash(args: &FlashArgs, report: &mut Report, started: Instant) -> Result<(), 
             .map_err(|e| write::link_error("resetting the chip", &e))?;
     }
     report.verified = !args.no_verify;
-    report.after = Some(name_of(args.after));
+    report.after = Some(name_of(args.after()));
     Ok(())
 }
 
@@ -362,21 +394,24 @@ fn check_lines(args: &FlashArgs, port: &str, opened: &port::Opened) -> Result<()
     if opened.modem_lines {
         return Ok(());
     }
-    let before = matches!(args.before, Before::DefaultReset | Before::UsbReset);
-    let after = args.after == After::HardReset;
+    let before = matches!(args.before(), Before::DefaultReset | Before::UsbReset);
+    let after = args.after() == After::HardReset;
     if !before && !after {
         return Ok(());
     }
     let what = match (before, after) {
         (true, true) => format!(
             "reset the chip into download mode (--before {}) or into the app afterwards (--after {})",
-            name_of(args.before),
-            name_of(args.after)
+            name_of(args.before()),
+            name_of(args.after())
         ),
-        (true, false) => format!("reset the chip into download mode (--before {})", name_of(args.before)),
+        (true, false) => format!(
+            "reset the chip into download mode (--before {})",
+            name_of(args.before())
+        ),
         _ => format!(
             "reset the chip into the app afterwards (--after {})",
-            name_of(args.after)
+            name_of(args.after())
         ),
     };
     let help = if opened.pty {
@@ -404,7 +439,7 @@ fn connect_error(e: &espflash::Error, args: &FlashArgs, port: &str, pty: bool) -
     };
     let wiring = "Check that the adapter's TX goes to the chip's RX and RX to TX, with GND shared, and that the cable carries data.";
     if lower.contains("failed to connect to the device") {
-        let first = match args.before {
+        let first = match args.before() {
             Before::NoReset => {
                 "With --before no-reset the chip must already be in download mode: hold BOOT (GPIO0 on the ESP32, GPIO9 on the ESP32-C3/C6) while pressing RESET, then run again."
             }
@@ -611,8 +646,8 @@ fn to_json(args: &FlashArgs, r: &Report, error: Option<&FlashError>) -> Value {
         "device_flash_size": r.device_flash,
         "baud": r.baud,
         "stub": r.stub,
-        "before": name_of(args.before),
-        "after": name_of(args.after),
+        "before": name_of(args.before()),
+        "after": name_of(args.after()),
         "bootloader": r.bootloader,
         "segments": r.written.iter().map(|w| json!({
             "name": w.name,

@@ -57,6 +57,39 @@ pub fn bridge_name(vid: u16, pid: u16) -> Option<&'static str> {
         .map(|&(_, _, name)| name)
 }
 
+/// The board the profile names (`[bench]`): any USB port with these ids, not only the known
+/// bridges.
+#[derive(Debug, Clone, Default)]
+pub struct Wanted {
+    pub vid_pid: Option<(u16, u16)>,
+    pub serial: Option<String>,
+}
+
+impl Wanted {
+    fn is_any(&self) -> bool {
+        self.vid_pid.is_none() && self.serial.is_none()
+    }
+
+    fn matches(&self, info: &UsbPortInfo) -> bool {
+        self.vid_pid.is_none_or(|(v, p)| (info.vid, info.pid) == (v, p))
+            && self
+                .serial
+                .as_deref()
+                .is_none_or(|s| info.serial_number.as_deref() == Some(s))
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some((v, p)) = self.vid_pid {
+            parts.push(format!("{v:04x}:{p:04x}"));
+        }
+        if let Some(s) = &self.serial {
+            parts.push(format!("serial {s}"));
+        }
+        parts.join(", ")
+    }
+}
+
 /// Ports behind a known bridge, in the order the system lists them.
 pub fn candidates(ports: &[SerialPortInfo]) -> Vec<Candidate> {
     ports
@@ -74,9 +107,40 @@ pub fn candidates(ports: &[SerialPortInfo]) -> Vec<Candidate> {
         .collect()
 }
 
-/// The port to flash when none was named: the only known bridge, or an error saying why
-/// there is none or which ones compete.
-pub fn choose(ports: &[SerialPortInfo]) -> Result<Candidate, FlashError> {
+/// USB ports with the ids the profile names.
+fn named(ports: &[SerialPortInfo], wanted: &Wanted) -> Vec<Candidate> {
+    ports
+        .iter()
+        .filter_map(|p| match &p.port_type {
+            SerialPortType::UsbPort(info) if wanted.matches(info) => Some(Candidate {
+                port: p.port_name.clone(),
+                vid: info.vid,
+                pid: info.pid,
+                serial_number: info.serial_number.clone(),
+                bridge: bridge_name(info.vid, info.pid).unwrap_or("USB serial"),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The port to flash when none was named: the one the profile's `[bench]` ids name, else
+/// the only known bridge; or an error saying why there is none or which ones compete.
+pub fn choose(ports: &[SerialPortInfo], wanted: &Wanted) -> Result<Candidate, FlashError> {
+    if !wanted.is_any() {
+        let mut found = named(ports, wanted);
+        return match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => Err(FlashError::NoPort {
+                seen: format!("no USB serial port has the profile's [bench] ids ({})", wanted.describe()),
+                help: "plug the board in, fix bench.usb_vid/usb_pid/usb_serial in the profile, or name the port with --port"
+                    .into(),
+            }),
+            _ => Err(FlashError::ManyPorts {
+                list: found.iter().map(Candidate::describe).collect::<Vec<_>>().join("; "),
+            }),
+        };
+    }
     let mut found = candidates(ports);
     match found.len() {
         1 => Ok(found.remove(0)),
@@ -225,7 +289,7 @@ mod tests {
             usb("/dev/ttyACM0", 0x2341, 0x0043),
             usb("/dev/ttyUSB0", 0x10C4, 0xEA60),
         ];
-        let c = choose(&ports).unwrap();
+        let c = choose(&ports, &Wanted::default()).unwrap();
         assert_eq!(c.port, "/dev/ttyUSB0");
         assert_eq!(c.describe(), "/dev/ttyUSB0 (CP210x 10c4:ea60, serial A1)");
     }
@@ -233,7 +297,7 @@ mod tests {
     #[test]
     fn two_boards_are_an_error_that_lists_both() {
         let ports = [usb("/dev/ttyUSB0", 0x1A86, 0x7523), usb("/dev/ttyACM0", 0x303A, 0x1001)];
-        let e = choose(&ports).unwrap_err();
+        let e = choose(&ports, &Wanted::default()).unwrap_err();
         let text = e.to_string();
         assert!(text.contains("/dev/ttyUSB0 (CH340 1a86:7523"), "{text}");
         assert!(
@@ -245,10 +309,47 @@ mod tests {
 
     #[test]
     fn no_bridge_names_what_was_seen() {
-        let e = choose(&[uart("/dev/ttyS0")]).unwrap_err();
+        let e = choose(&[uart("/dev/ttyS0")], &Wanted::default()).unwrap_err();
         assert!(e.to_string().contains("none of /dev/ttyS0"), "{e}");
-        let e = choose(&[]).unwrap_err();
+        let e = choose(&[], &Wanted::default()).unwrap_err();
         assert!(e.to_string().contains("no serial port is connected"), "{e}");
+    }
+
+    #[test]
+    fn the_profile_names_one_board_among_several() {
+        let mut other = usb("/dev/ttyACM1", 0x303A, 0x1001);
+        if let SerialPortType::UsbPort(info) = &mut other.port_type {
+            info.serial_number = Some("B2".into());
+        }
+        let ports = [
+            usb("/dev/ttyACM0", 0x303A, 0x1001),
+            other,
+            usb("/dev/ttyUSB0", 0x1234, 0x5678),
+        ];
+        // By serial number, among two boards of the same kind.
+        let wanted = Wanted {
+            vid_pid: Some((0x303A, 0x1001)),
+            serial: Some("B2".into()),
+        };
+        assert_eq!(choose(&ports, &wanted).unwrap().port, "/dev/ttyACM1");
+        // By ids no known bridge has.
+        let wanted = Wanted {
+            vid_pid: Some((0x1234, 0x5678)),
+            serial: None,
+        };
+        assert_eq!(choose(&ports, &wanted).unwrap().port, "/dev/ttyUSB0");
+        // Ids that match two boards are still an error, and ids that match none say so.
+        let wanted = Wanted {
+            vid_pid: Some((0x303A, 0x1001)),
+            serial: None,
+        };
+        assert!(choose(&ports, &wanted).is_err());
+        let wanted = Wanted {
+            vid_pid: None,
+            serial: Some("Z9".into()),
+        };
+        let e = choose(&ports, &wanted).unwrap_err();
+        assert!(e.to_string().contains("serial Z9"), "{e}");
     }
 
     #[test]
