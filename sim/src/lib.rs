@@ -16,6 +16,7 @@ pub mod modem;
 pub mod net;
 pub mod origin;
 pub mod pipe;
+pub mod pty;
 pub mod pty_device;
 pub mod rom;
 pub mod scenario;

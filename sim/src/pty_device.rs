@@ -40,8 +40,7 @@ use device_fw::ota::update::{Running, UpdateLayout};
 use device_fw::profile::Profile;
 use ed25519_dalek::VerifyingKey;
 use ed25519_dalek::pkcs8::DecodePublicKey;
-use rustix::fs::{Mode, OFlags};
-use rustix::termios::{OptionalActions, tcgetattr, tcsetattr};
+use rustix::termios::tcgetattr;
 use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
@@ -49,6 +48,7 @@ use crate::device::{DeviceSetup, boot};
 use crate::flash::{FlashTiming, SimFlash};
 use crate::modem::{Dialect as EmuDialect, ModemEmulatorConfig, spawn_modem};
 use crate::net::{NatConfig, NatExpiry, NetConfig, NetEvent, Network, loopback_addrs};
+use crate::pty::{LinkError, LinkGuard, Pty};
 use crate::scenario::DEVICE_UART_RX_RING;
 use crate::time::{self, BenchClock};
 use crate::uart::uart;
@@ -155,10 +155,8 @@ impl PtyDeviceConfig {
 /// Why the virtual device could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum PtyDeviceError {
-    #[error("{} exists and is not a symlink; refusing to replace it", .0.display())]
-    LinkIsNotSymlink(PathBuf),
-    #[error("cannot create the console link {}: {source}", path.display())]
-    Link { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Link(#[from] LinkError),
     #[error("cannot open a pseudo-terminal: {0}")]
     Pty(io::Error),
     #[error("flash file {}: {source}", path.display())]
@@ -626,40 +624,6 @@ fn partition_lines(table: &PartitionTable) -> Vec<String> {
 
 /// A pseudo-terminal pair; we keep the host side (the slave) open ourselves so that its
 /// settings and unread output survive a host tool closing and reopening the port, and so
-/// that the master never sees a hang-up while nobody is attached.
-#[derive(Debug)]
-struct Pty {
-    master: OwnedFd,
-    slave: Arc<OwnedFd>,
-    path: PathBuf,
-}
-
-impl Pty {
-    fn open(baud: u32) -> io::Result<Pty> {
-        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
-        use std::os::unix::ffi::OsStrExt;
-        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
-        grantpt(&master)?;
-        unlockpt(&master)?;
-        let name = ptsname(&master, Vec::new())?;
-        let path = PathBuf::from(std::ffi::OsStr::from_bytes(name.as_bytes()));
-        let slave = rustix::fs::open(&path, OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty())?;
-        // Raw, so a serial tool sees the device's bytes as they are (no echo, no CR/LF
-        // translation, no line editing), at the console's rate.
-        let mut termios = tcgetattr(&slave)?;
-        termios.make_raw();
-        termios.set_speed(baud)?;
-        tcsetattr(&slave, OptionalActions::Now, &termios)?;
-        let flags = rustix::fs::fcntl_getfl(&master)?;
-        rustix::fs::fcntl_setfl(&master, flags | OFlags::NONBLOCK)?;
-        Ok(Pty {
-            master,
-            slave: Arc::new(slave),
-            path,
-        })
-    }
-}
-
 /// The console port: a pseudo-terminal and the link that names it.
 #[derive(Debug)]
 struct Port {
@@ -707,61 +671,6 @@ impl Port {
                 return;
             }
             std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-/// The symlink at the user's path; removed when dropped if it still points at our pty.
-#[derive(Debug)]
-struct LinkGuard {
-    path: PathBuf,
-    target: PathBuf,
-}
-
-impl LinkGuard {
-    fn create(path: &Path, target: &Path) -> Result<LinkGuard, PtyDeviceError> {
-        let link_err = |source| PtyDeviceError::Link {
-            path: path.to_owned(),
-            source,
-        };
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if !meta.file_type().is_symlink() => {
-                return Err(PtyDeviceError::LinkIsNotSymlink(path.to_owned()));
-            }
-            // A symlink left by a device that was killed: the path is the device's to take.
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(link_err(e)),
-        }
-        // Made beside the path and renamed over it, so the path never names nothing while
-        // a stale link is replaced.
-        let name = path.file_name().ok_or_else(|| {
-            link_err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "the link path has no file name",
-            ))
-        })?;
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(".{}.tmp", std::process::id()));
-        let tmp = path.with_file_name(tmp_name);
-        let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(target, &tmp).map_err(link_err)?;
-        if let Err(e) = std::fs::rename(&tmp, path) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(link_err(e));
-        }
-        Ok(LinkGuard {
-            path: path.to_owned(),
-            target: target.to_owned(),
-        })
-    }
-}
-
-impl Drop for LinkGuard {
-    fn drop(&mut self) {
-        if std::fs::read_link(&self.path).is_ok_and(|t| t == self.target) {
-            let _ = std::fs::remove_file(&self.path);
         }
     }
 }
@@ -878,6 +787,8 @@ impl embedded_io_async::Write for PtyConsole {
 
 #[cfg(test)]
 mod tests {
+    use rustix::termios::{OptionalActions, tcsetattr};
+
     use super::*;
 
     #[test]
@@ -913,7 +824,7 @@ mod tests {
         let path = dir.path().join("ttyV0");
         std::fs::write(&path, b"precious").unwrap();
         let err = LinkGuard::create(&path, Path::new("/dev/null")).unwrap_err();
-        assert!(matches!(err, PtyDeviceError::LinkIsNotSymlink(_)), "{err}");
+        assert!(matches!(err, LinkError::NotSymlink(_)), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), b"precious");
 
         let link = dir.path().join("ttyV1");
@@ -929,11 +840,9 @@ mod tests {
         use embedded_io_async::{Read as _, Write as _};
         use std::io::{Read as _, Write as _};
         let pty = Pty::open(115_200).unwrap();
+        let dir = tempfile::tempdir().unwrap();
         let port = Port {
-            _link: LinkGuard {
-                path: PathBuf::new(),
-                target: pty.path.clone(),
-            },
+            _link: LinkGuard::create(&dir.path().join("tty"), &pty.path).unwrap(),
             pty,
         };
         let mut host = std::fs::File::options()

@@ -8,18 +8,16 @@
 //! that our end never sees a hang-up between two tools.
 
 use std::io;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rustix::fs::{Mode, OFlags};
-use rustix::termios::{OptionalActions, tcgetattr, tcsetattr};
 use tokio::net::unix::pipe;
 
 use super::chip::RomChip;
 use super::link::{LinkConfig, serve};
 use super::loader::{Log, ROM_BAUD, RomLoader, RomStats};
 use crate::flash::{FlashTiming, SECTOR, SimFlash};
+use crate::pty::{LinkError, LinkGuard, Pty};
 use crate::pty_device::Stop;
 
 /// How long output may wait for a host that does not read before it is dropped.
@@ -66,10 +64,8 @@ impl std::fmt::Debug for RomPtyConfig {
 /// Why the emulator could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum RomPtyError {
-    #[error("{} exists and is not a symlink; refusing to replace it", .0.display())]
-    LinkIsNotSymlink(PathBuf),
-    #[error("cannot create the port link {}: {source}", path.display())]
-    Link { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Link(#[from] LinkError),
     #[error("cannot open a pseudo-terminal: {0}")]
     Pty(io::Error),
     #[error("cannot start the emulator's runtime: {0}")]
@@ -112,7 +108,7 @@ pub fn flash_file(path: &Path, size: Option<usize>, timing: FlashTiming) -> io::
 
 /// Runs the emulator until `stop`; the link is removed on the way out.
 pub fn run(cfg: &RomPtyConfig, stop: &Stop) -> Result<RomStats, RomPtyError> {
-    let pty = Pty::open().map_err(RomPtyError::Pty)?;
+    let pty = Pty::open(ROM_BAUD).map_err(RomPtyError::Pty)?;
     let _link = LinkGuard::create(&cfg.link, &pty.path)?;
     let note = |text: &str| {
         if let Some(log) = &cfg.log {
@@ -159,94 +155,4 @@ pub fn run(cfg: &RomPtyConfig, stop: &Stop) -> Result<RomStats, RomPtyError> {
     .map_err(RomPtyError::Io)?;
     drop(pty);
     Ok(loader.stats())
-}
-
-/// A pseudo-terminal pair: our end (the master) and the host's, which we hold open too.
-#[derive(Debug)]
-struct Pty {
-    master: OwnedFd,
-    _slave: OwnedFd,
-    path: PathBuf,
-}
-
-impl Pty {
-    fn open() -> io::Result<Pty> {
-        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
-        use std::os::unix::ffi::OsStrExt;
-        // Close-on-exec: a process we start must not keep the chip's end alive.
-        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
-        grantpt(&master)?;
-        unlockpt(&master)?;
-        let name = ptsname(&master, Vec::new())?;
-        let path = PathBuf::from(std::ffi::OsStr::from_bytes(name.as_bytes()));
-        let slave = rustix::fs::open(&path, OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty())?;
-        // Raw: SLIP bytes must pass as they are (no echo, no CR/LF translation, no
-        // XON/XOFF, no line editing).
-        let mut termios = tcgetattr(&slave)?;
-        termios.make_raw();
-        termios.set_speed(ROM_BAUD)?;
-        tcsetattr(&slave, OptionalActions::Now, &termios)?;
-        let flags = rustix::fs::fcntl_getfl(&master)?;
-        rustix::fs::fcntl_setfl(&master, flags | OFlags::NONBLOCK)?;
-        Ok(Pty {
-            master,
-            _slave: slave,
-            path,
-        })
-    }
-}
-
-/// The symlink at the user's path; removed when dropped if it still points at our pty.
-#[derive(Debug)]
-struct LinkGuard {
-    path: PathBuf,
-    target: PathBuf,
-}
-
-impl LinkGuard {
-    fn create(path: &Path, target: &Path) -> Result<LinkGuard, RomPtyError> {
-        let link_err = |source| RomPtyError::Link {
-            path: path.to_owned(),
-            source,
-        };
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if !meta.file_type().is_symlink() => {
-                return Err(RomPtyError::LinkIsNotSymlink(path.to_owned()));
-            }
-            // A link left by an emulator that was killed: the path is ours to take.
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(link_err(e)),
-        }
-        // Made beside the path and renamed over it, so the path never names nothing while
-        // a stale link is replaced.
-        let name = path.file_name().ok_or_else(|| {
-            link_err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "the link path has no file name",
-            ))
-        })?;
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(".{}.tmp", std::process::id()));
-        let tmp = path.with_file_name(tmp_name);
-        let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(target, &tmp).map_err(link_err)?;
-        if let Err(e) = std::fs::rename(&tmp, path) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(link_err(e));
-        }
-        Ok(LinkGuard {
-            path: path.to_owned(),
-            target: target.to_owned(),
-        })
-    }
-}
-
-impl Drop for LinkGuard {
-    fn drop(&mut self) {
-        if std::fs::read_link(&self.path).is_ok_and(|t| t == self.target) {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
 }
