@@ -267,3 +267,25 @@ fn racing_releases_on_s3_one_wins() {
         assert_eq!(holds(&p, &moto, "race", channel), versions[0]);
     }
 }
+
+#[test]
+fn a_bucket_that_refuses_the_credentials_is_a_clear_error_and_nothing_is_written() {
+    let Some(moto) = moto::start_denying("a_bucket_that_refuses_the_credentials", 1) else {
+        return;
+    };
+    moto.create_bucket(BUCKET);
+    let p = Project::new();
+    let profile = p.profile("c3", "esp32c3", "", "");
+    let file = p.write("fw/app.bin", &image("1.0.0", b"the firmware"));
+    let mut cmd = p.release_cmd(&profile, &["--image", &file, "--bucket", "s3://ota/fleet", "--json"]);
+    moto::s3_env(&mut cmd, &moto);
+    let out = cmd.output().unwrap();
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    let j = json(&out);
+    assert_eq!(j["ok"], false);
+    assert!(j["help"].as_str().unwrap().contains("credentials were refused"), "{j}");
+    assert!(
+        !text(&out).contains(moto::SECRET_KEY),
+        "the secret key reached the output"
+    );
+}

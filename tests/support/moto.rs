@@ -75,6 +75,17 @@ pub fn find() -> Option<PathBuf> {
 /// Starts moto on a free loopback port, or says SKIP (naming `what`) and returns `None`
 /// when it is not installed.
 pub fn start(what: &str) -> Option<Moto> {
+    start_with(what, &[])
+}
+
+/// moto that checks credentials: after `free` unauthenticated requests (making the bucket),
+/// every request needs keys moto's IAM knows, which the tests' static keys are not: a
+/// bucket that denies writes.
+pub fn start_denying(what: &str, free: u32) -> Option<Moto> {
+    start_with(what, &[("INITIAL_NO_AUTH_ACTION_COUNT", &free.to_string())])
+}
+
+fn start_with(what: &str, env: &[(&str, &str)]) -> Option<Moto> {
     let Some(program) = find() else {
         eprintln!("SKIP {what}: moto_server is not installed (run .ci/moto; CI does)");
         return None;
@@ -90,6 +101,7 @@ pub fn start(what: &str) -> Option<Moto> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut child = Command::new(&program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
