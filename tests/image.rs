@@ -6,9 +6,7 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use device_fw::esp::image::{
-    APP_DESC_LEN, APP_DESC_MAGIC, AppImage, CHIP_ESP32, CHIP_ESP32C3, HASH_LEN, build_test_image,
-};
+use device_fw::esp::image::{APP_DESC_LEN, AppImage, CHIP_ESP32, CHIP_ESP32C3, HASH_LEN, build_test_image};
 use object::Endianness;
 use object::elf;
 use object::write::elf::{FileHeader, ProgramHeader, SectionHeader, SectionIndex, Sym, Writer};
@@ -40,18 +38,9 @@ fn code(out: &Output) -> i32 {
     out.status.code().expect("exit code")
 }
 
-/// An `esp_app_desc_t` (ESP-FORMATS.md §2.6).
+/// An `esp_app_desc_t` as the firmware's build writes it.
 fn app_desc(version: &str, project: &str, secure_version: u32) -> Vec<u8> {
-    let mut d = vec![0u8; APP_DESC_LEN];
-    d[0..4].copy_from_slice(&APP_DESC_MAGIC.to_le_bytes());
-    d[4..8].copy_from_slice(&secure_version.to_le_bytes());
-    d[16..16 + version.len()].copy_from_slice(version.as_bytes());
-    d[48..48 + project.len()].copy_from_slice(project.as_bytes());
-    d[80..88].copy_from_slice(b"12:00:00");
-    d[96..107].copy_from_slice(b"Jan  1 2026");
-    d[112..116].copy_from_slice(b"v5.4");
-    d[178..180].copy_from_slice(&0xFFFFu16.to_le_bytes());
-    d
+    device_fw::esp::image::build_test_app_desc(version, project, secure_version).to_vec()
 }
 
 #[derive(Clone)]

@@ -380,14 +380,7 @@ pub fn build_test_image(chip_id: u16, version: &str, project: &str, payload: &[u
         version.len() < 32 && project.len() < 32,
         "version/project must be at most 31 bytes"
     );
-    let mut desc = [0u8; APP_DESC_LEN];
-    desc[0..4].copy_from_slice(&APP_DESC_MAGIC.to_le_bytes());
-    desc[16..16 + version.len()].copy_from_slice(version.as_bytes());
-    desc[48..48 + project.len()].copy_from_slice(project.as_bytes());
-    desc[80..88].copy_from_slice(b"00:00:00");
-    desc[96..107].copy_from_slice(b"Jan  1 2026");
-    desc[112..116].copy_from_slice(b"v5.4");
-    desc[178..180].copy_from_slice(&0xFFFFu16.to_le_bytes());
+    let desc = build_test_app_desc(version, project, 0);
 
     let mut seg = std::vec::Vec::from(desc);
     seg.extend_from_slice(payload);
@@ -413,6 +406,23 @@ pub fn build_test_image(chip_id: u16, version: &str, project: &str, payload: &[u
     img.resize(checksum_offset(img.len()) + 1 + HASH_LEN, 0);
     reseal_test_image(&mut img);
     img
+}
+
+/// An `esp_app_desc_t` (ESP-FORMATS.md §2.6) as a build writes it, for test images and
+/// test ELFs: magic, `secure_version`, version and project (each at most 31 bytes), a build
+/// time and date, an IDF version, and the chip-revision bounds left open.
+#[cfg(any(test, feature = "std"))]
+pub fn build_test_app_desc(version: &str, project: &str, secure_version: u32) -> [u8; APP_DESC_LEN] {
+    let mut desc = [0u8; APP_DESC_LEN];
+    desc[0..4].copy_from_slice(&APP_DESC_MAGIC.to_le_bytes());
+    desc[4..8].copy_from_slice(&secure_version.to_le_bytes());
+    desc[16..16 + version.len()].copy_from_slice(version.as_bytes());
+    desc[48..48 + project.len()].copy_from_slice(project.as_bytes());
+    desc[80..88].copy_from_slice(b"00:00:00");
+    desc[96..107].copy_from_slice(b"Jan  1 2026");
+    desc[112..116].copy_from_slice(b"v5.4");
+    desc[178..180].copy_from_slice(&0xFFFFu16.to_le_bytes());
+    desc
 }
 
 /// Recomputes the checksum byte and appended SHA-256 of a test image in place, after a
