@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{IsTerminal, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -61,14 +61,14 @@ struct Link {
     writer: Box<dyn serialport::SerialPort>,
 }
 
-fn open(args: &WatchArgs) -> Result<Link, String> {
-    let port = serialport::new(args.port.to_string_lossy(), args.baud)
+fn open(path: &Path, baud: u32) -> Result<Link, String> {
+    let port = serialport::new(path.to_string_lossy(), baud)
         .timeout(Duration::from_millis(100))
         .open()
-        .map_err(|e| format!("cannot open {}: {e}", args.port.display()))?;
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let mut reader = port
         .try_clone()
-        .map_err(|e| format!("cannot share {}: {e}", args.port.display()))?;
+        .map_err(|e| format!("cannot share {}: {e}", path.display()))?;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut buf = [0u8; 1024];
@@ -94,7 +94,7 @@ fn open(args: &WatchArgs) -> Result<Link, String> {
 
 /// The USB serial number behind a port path, to find the port again if it comes back
 /// under another name.
-fn usb_serial_of(path: &std::path::Path) -> Option<String> {
+fn usb_serial_of(path: &Path) -> Option<String> {
     let real = std::fs::canonicalize(path).ok()?;
     serialport::available_ports().ok()?.into_iter().find_map(|p| {
         let same = std::fs::canonicalize(&p.port_name).ok()? == real;
@@ -336,7 +336,7 @@ fn watch(args: &WatchArgs, display: &Display, watcher: &mut Watcher) -> Outcome 
         },
         None => None,
     };
-    let mut link = match open(args) {
+    let mut link = match open(&args.port, args.baud) {
         Ok(link) => link,
         Err(message) => return Outcome::PortError { message },
     };
@@ -434,18 +434,14 @@ fn reopen(args: &WatchArgs, serial: Option<&str>, deadline: Instant) -> Result<L
     let mut last = String::new();
     while Instant::now() < until {
         if args.port.exists() {
-            match open(args) {
+            match open(&args.port, args.baud) {
                 Ok(link) => return Ok(link),
                 Err(e) => last = e,
             }
-        } else if let Some(path) = serial.and_then(find_by_serial) {
-            let moved = WatchArgs {
-                port: path,
-                ..args.clone_for_reopen()
-            };
-            if let Ok(link) = open(&moved) {
-                return Ok(link);
-            }
+        } else if let Some(path) = serial.and_then(find_by_serial)
+            && let Ok(link) = open(&path, args.baud)
+        {
+            return Ok(link);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -459,22 +455,6 @@ fn reopen(args: &WatchArgs, serial: Option<&str>, deadline: Instant) -> Result<L
             format!(" (last error: {last})")
         }
     ))
-}
-
-impl WatchArgs {
-    fn clone_for_reopen(&self) -> WatchArgs {
-        WatchArgs {
-            port: self.port.clone(),
-            baud: self.baud,
-            trigger: false,
-            manifest: None,
-            expect_version: None,
-            timeout: self.timeout,
-            reopen_wait: self.reopen_wait,
-            json: self.json,
-            log: None,
-        }
-    }
 }
 
 #[cfg(test)]

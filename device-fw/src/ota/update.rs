@@ -245,13 +245,13 @@ pub fn inactive_slot(layout: &BootLayout, running: BootTarget) -> Option<usize> 
 }
 
 /// Reads the manifest body (at most [`MAX_ENVELOPE`] bytes) into `buf`.
-async fn fetch_manifest<S: Socket, C: Clock>(
+async fn fetch_manifest<S: Socket, C: Clock, E>(
     http: &mut HttpClient<S>,
     clock: &C,
     cfg: &DownloadConfig,
     url: &str,
     buf: &mut [u8; MAX_ENVELOPE],
-) -> Result<usize, UpdateError<()>> {
+) -> Result<usize, UpdateError<E>> {
     let parsed = Url::parse(url).map_err(UpdateError::ManifestFetch)?;
     let mut backoff = cfg.backoff_initial_us;
     let mut attempt = 0u8;
@@ -290,15 +290,6 @@ async fn fetch_manifest<S: Socket, C: Clock>(
                 backoff = (backoff * 2).min(cfg.backoff_max_us);
             }
         }
-    }
-}
-
-fn lift<E>(e: UpdateError<()>) -> UpdateError<E> {
-    match e {
-        UpdateError::ManifestFetch(h) => UpdateError::ManifestFetch(h),
-        UpdateError::Manifest(m) => UpdateError::Manifest(m),
-        // fetch_manifest returns nothing else.
-        _ => UpdateError::NoInactiveSlot,
     }
 }
 
@@ -390,9 +381,7 @@ where
 {
     let target = inactive_slot(&layout.boot, running).ok_or(UpdateError::NoInactiveSlot)?;
     let slot = layout.boot.ota[target];
-    let len = fetch_manifest(http, clock, cfg, manifest_url, &mut bufs.envelope)
-        .await
-        .map_err(lift)?;
+    let len = fetch_manifest(http, clock, cfg, manifest_url, &mut bufs.envelope).await?;
     events.event(UpdateEvent::ManifestFetched { bytes: len }).await;
     let (manifest, key) = open(&bufs.envelope[..len], keys, &mut bufs.payload)?;
     let journal = layout.journal.load(flash).await.map_err(UpdateError::Journal)?;
