@@ -41,9 +41,10 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::{Signature, VerifyingKey};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::json::{JsonError, Reader, required, set_once};
 use super::semver::{Version, VersionError};
 
 /// The payload schema this firmware understands.
@@ -76,7 +77,10 @@ pub mod limits {
 }
 
 /// The signed facts about one release.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Written with serde (host only); read with [`super::json`] so the device carries no
+/// deserialiser. The field names below are the wire names for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Manifest<'a> {
     pub schema: u32,
     /// What the firmware is (one product line can span boards and chips).
@@ -100,7 +104,7 @@ pub struct Manifest<'a> {
     pub created: &'a str,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize)]
 struct Envelope<'a> {
     #[serde(rename = "payloadType")]
     payload_type: &'a str,
@@ -108,7 +112,7 @@ struct Envelope<'a> {
     signatures: heapless::Vec<EnvelopeSignature<'a>, MAX_SIGNATURES>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize)]
 struct EnvelopeSignature<'a> {
     keyid: &'a str,
     sig: &'a str,
@@ -122,7 +126,7 @@ pub enum ManifestError {
     #[error("manifest is {len} bytes, more than the {MAX_ENVELOPE} a device reads; it is not an otactl manifest")]
     TooLarge { len: usize },
     #[error("manifest is not a well-formed signed envelope ({0}); it may be truncated or not an otactl manifest")]
-    Malformed(serde_json_core::de::Error),
+    Malformed(JsonError),
     #[error("manifest payload type is not {PAYLOAD_TYPE}; publish it with `otactl release`")]
     WrongPayloadType,
     #[error("manifest payload is not valid base64")]
@@ -138,7 +142,7 @@ pub enum ManifestError {
     #[error("manifest signature does not verify: the manifest was altered after signing")]
     BadSignature,
     #[error("manifest payload is not valid JSON for schema {SCHEMA} ({0})")]
-    PayloadMalformed(serde_json_core::de::Error),
+    PayloadMalformed(JsonError),
     #[error(
         "manifest schema {found} is not supported by this firmware (it reads schema {SCHEMA}); update the firmware first"
     )]
@@ -229,10 +233,6 @@ fn pae_prefix(payload_len: usize) -> heapless::String<PAE_PREFIX_MAX> {
     prefix
 }
 
-fn only_whitespace(rest: &[u8]) -> bool {
-    rest.iter().all(|b| b.is_ascii_whitespace())
-}
-
 /// Which trusted key verified a manifest (index into the device's key list).
 pub type KeyIndex = usize;
 
@@ -263,14 +263,59 @@ fn parse_envelope(envelope: &[u8]) -> Result<Envelope<'_>, ManifestError> {
     if envelope.len() > MAX_ENVELOPE {
         return Err(ManifestError::TooLarge { len: envelope.len() });
     }
-    let (env, used) = serde_json_core::from_slice::<Envelope<'_>>(envelope).map_err(ManifestError::Malformed)?;
-    if !only_whitespace(&envelope[used..]) {
-        return Err(ManifestError::Malformed(serde_json_core::de::Error::TrailingCharacters));
-    }
+    let env = read_envelope(envelope).map_err(ManifestError::Malformed)?;
     if env.payload_type != PAYLOAD_TYPE {
         return Err(ManifestError::WrongPayloadType);
     }
     Ok(env)
+}
+
+fn read_envelope(text: &[u8]) -> Result<Envelope<'_>, JsonError> {
+    let mut r = Reader::new(text);
+    let (mut payload_type, mut payload, mut signatures) = (None, None, None);
+    r.begin_object()?;
+    while let Some(key) = r.next_key()? {
+        match key {
+            "payloadType" => set_once(&mut payload_type, "payloadType", r.string()?)?,
+            "payload" => set_once(&mut payload, "payload", r.string()?)?,
+            "signatures" => {
+                let list = read_signatures(&mut r)?;
+                set_once(&mut signatures, "signatures", list)?
+            }
+            _ => r.skip_value()?,
+        }
+    }
+    r.end()?;
+    Ok(Envelope {
+        payload_type: required(payload_type, "payloadType")?,
+        payload: required(payload, "payload")?,
+        signatures: required(signatures, "signatures")?,
+    })
+}
+
+fn read_signatures<'a>(r: &mut Reader<'a>) -> Result<heapless::Vec<EnvelopeSignature<'a>, MAX_SIGNATURES>, JsonError> {
+    let mut list = heapless::Vec::new();
+    r.begin_array()?;
+    while r.next_element()? {
+        let (mut keyid, mut sig) = (None, None);
+        r.begin_object()?;
+        while let Some(key) = r.next_key()? {
+            match key {
+                "keyid" => set_once(&mut keyid, "keyid", r.string()?)?,
+                "sig" => set_once(&mut sig, "sig", r.string()?)?,
+                _ => r.skip_value()?,
+            }
+        }
+        let signature = EnvelopeSignature {
+            keyid: required(keyid, "keyid")?,
+            sig: required(sig, "sig")?,
+        };
+        list.push(signature).map_err(|_| JsonError::TooMany {
+            field: "signatures",
+            max: MAX_SIGNATURES,
+        })?;
+    }
+    Ok(list)
 }
 
 /// Decodes the payload behind its signing prefix; returns the PAE's `[start, end)` in `buf`.
@@ -322,6 +367,59 @@ fn verify_signatures(
         }
     }
     Err(error)
+}
+
+/// The payload's `schema`, every other member skipped.
+fn read_schema(payload: &[u8]) -> Result<u32, JsonError> {
+    let mut r = Reader::new(payload);
+    let mut schema = None;
+    r.begin_object()?;
+    while let Some(key) = r.next_key()? {
+        match key {
+            "schema" => set_once(&mut schema, "schema", r.u32()?)?,
+            _ => r.skip_value()?,
+        }
+    }
+    r.end()?;
+    required(schema, "schema")
+}
+
+/// The payload's members by wire name; later schemas' members are skipped.
+const STRING_FIELDS: [&str; 8] = [
+    "product", "channel", "version", "chip", "board", "image", "sha256", "created",
+];
+const NUMBER_FIELDS: [&str; 3] = ["schema", "size", "secure_version"];
+
+fn read_payload(payload: &[u8]) -> Result<Manifest<'_>, JsonError> {
+    let mut strings = [None; STRING_FIELDS.len()];
+    let mut numbers = [None; NUMBER_FIELDS.len()];
+    let mut r = Reader::new(payload);
+    r.begin_object()?;
+    while let Some(key) = r.next_key()? {
+        if let Some(i) = STRING_FIELDS.iter().position(|f| *f == key) {
+            set_once(&mut strings[i], STRING_FIELDS[i], r.string()?)?;
+        } else if let Some(i) = NUMBER_FIELDS.iter().position(|f| *f == key) {
+            set_once(&mut numbers[i], NUMBER_FIELDS[i], r.u32()?)?;
+        } else {
+            r.skip_value()?;
+        }
+    }
+    r.end()?;
+    let text = |i: usize| required(strings[i], STRING_FIELDS[i]);
+    let number = |i: usize| required(numbers[i], NUMBER_FIELDS[i]);
+    Ok(Manifest {
+        schema: number(0)?,
+        product: text(0)?,
+        channel: text(1)?,
+        version: text(2)?,
+        chip: text(3)?,
+        board: text(4)?,
+        image: text(5)?,
+        size: number(1)?,
+        sha256: text(6)?,
+        secure_version: number(2)?,
+        created: text(7)?,
+    })
 }
 
 fn check_text(field: &'static str, value: &str, max: usize, allowed: fn(u8) -> bool) -> Result<(), ManifestError> {
@@ -380,21 +478,11 @@ impl<'a> Manifest<'a> {
     pub fn parse(payload: &'a [u8]) -> Result<Self, ManifestError> {
         // The schema is read first on its own, so a newer schema is reported as such and not
         // as whatever field it changed.
-        #[derive(Deserialize)]
-        struct SchemaOnly {
-            schema: u32,
+        let schema = read_schema(payload).map_err(ManifestError::PayloadMalformed)?;
+        if schema != SCHEMA {
+            return Err(ManifestError::UnsupportedSchema { found: schema });
         }
-        let (probe, _) = serde_json_core::from_slice::<SchemaOnly>(payload).map_err(ManifestError::PayloadMalformed)?;
-        if probe.schema != SCHEMA {
-            return Err(ManifestError::UnsupportedSchema { found: probe.schema });
-        }
-        let (manifest, used) =
-            serde_json_core::from_slice::<Manifest<'a>>(payload).map_err(ManifestError::PayloadMalformed)?;
-        if !only_whitespace(&payload[used..]) {
-            return Err(ManifestError::PayloadMalformed(
-                serde_json_core::de::Error::TrailingCharacters,
-            ));
-        }
+        let manifest = read_payload(payload).map_err(ManifestError::PayloadMalformed)?;
         manifest.validate()?;
         Ok(manifest)
     }
@@ -719,6 +807,43 @@ mod tests {
             open(&reseal_payload(&dup, &[&k]), &keys, &mut buf),
             Err(ManifestError::PayloadMalformed(_))
         ));
+    }
+
+    #[test]
+    fn payload_json_errors_say_what_and_where() {
+        let k = key(6);
+        let keys = [pk(&k)];
+        let mut buf = PayloadBuf::default();
+        let json = serde_json_core::to_string::<_, 1024>(&sample()).unwrap();
+        let open_payload = |payload: &str, buf: &mut PayloadBuf| {
+            let env = reseal_payload(payload, &[&k]);
+            match open(&env, &keys, buf) {
+                Err(ManifestError::PayloadMalformed(e)) => e,
+                other => panic!("{payload}: {other:?}"),
+            }
+        };
+        // A number where a string belongs, at the byte where it starts.
+        let retyped = json.replace("\"chip\":\"esp32\"", "\"chip\":32");
+        let at = retyped.find(":32").unwrap() + 1;
+        assert_eq!(
+            open_payload(&retyped, &mut buf),
+            JsonError::Expected {
+                expected: "a string",
+                at
+            }
+        );
+        // An escape could spell a different text than the bytes a person reviews.
+        let escaped = json.replace("\"board\":\"m5stack-core\"", "\"board\":\"m5stack\\u002dcore\"");
+        assert!(matches!(
+            open_payload(&escaped, &mut buf),
+            JsonError::StringNotPlain { .. }
+        ));
+        // A size that does not fit the device's counters.
+        let huge = json.replace("\"size\":233040", "\"size\":4294967296");
+        assert!(matches!(open_payload(&huge, &mut buf), JsonError::NotU32 { .. }));
+        // The message names the problem for the console.
+        let e = ManifestError::PayloadMalformed(open_payload(&retyped, &mut buf));
+        assert!(std::format!("{e}").contains("expected a string at byte"), "{e}");
     }
 
     #[test]

@@ -2,5 +2,6 @@
 //! without a heap; `otactl` (with the `std` feature) also writes them.
 
 pub mod console;
+pub mod json;
 pub mod manifest;
 pub mod semver;
