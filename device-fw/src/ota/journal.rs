@@ -3,16 +3,39 @@
 //! A download that dies with the power should carry on from where the slot writer got to,
 //! not from byte 0 of a multi-megabyte image over a 2G link, and a version that failed to
 //! boot must not be fetched again and again. Both facts have to outlive any power cut, so
-//! they live in their own flash partition as a `sequential-storage` map: each save appends
-//! one CRC-checked item and only the newest item per key counts, so a cut at any erase or
-//! program leaves either the previous value or the new one, never a mix. Appending instead
-//! of rewriting also spreads the wear of hundreds of progress saves per download over the
-//! whole partition.
+//! they live in their own flash partition (`otastate`) as an append-only log: each save
+//! programs one CRC-checked record and only the newest record per key counts, so a cut at
+//! any erase or program leaves either the previous value or the new one, never a mix.
+//! Appending instead of rewriting also spreads the wear of hundreds of progress saves per
+//! download over the whole partition.
+//!
+//! # Format
+//!
+//! Every 4 KiB sector starts with a 16-byte header: `"OTJ1"`, a sequence number `seq`,
+//! `!seq` (all little-endian u32) and four 0xFF bytes. A sector whose header does not
+//! check out holds no records. After the header come 42 slots of [`JOURNAL_RAM_BYTES`]
+//! bytes, filled in order; a slot holds one record: key (u8; 0xFF never is one), value
+//! length (u8, at most 88), two 0xFF bytes, a CRC-32 (as `esp_rom_crc32_le(0, …)`) over
+//! the first four bytes and the value, then the value. A torn record fails its CRC and is
+//! passed over; the next record goes into a later slot, so the order of slots stays the
+//! order of saves.
+//!
+//! Reading takes, for each key, the last good record of the sector with the highest `seq`
+//! that has one. A save appends to that sector; when it is full, the next sector (the
+//! oldest) is erased, given `seq + 1`, and the newest record of every other key is copied
+//! into it before the new one. A cut in that copy leaves the new sector short of some keys,
+//! which reading still finds in the older sectors; the next save copies them on first, so
+//! the sector about to be erased never holds the only copy of anything.
+//!
+//! Why not a general-purpose flash map: `sequential-storage` did this job before, but it
+//! was 20 KB of a firmware image that every device downloads over a cellular link, for two
+//! records. The sweeps in `sim/tests/journal.rs` cut the power at every single flash
+//! operation, and a second time during the recovery, and check what survives.
 //!
 //! The journal never holds the flash: the slot writer and the otadata code use the same
 //! chip, so every call borrows it for its own duration and keeps no cache between calls
-//! (a cache would go stale the moment someone else touched the chip, and an uncached map
-//! over a few sectors costs only reads).
+//! (a cache would go stale the moment someone else touched the chip, and an uncached scan
+//! of a few sectors costs only reads).
 //!
 //! The journal is advice, not truth. A progress record only says where to *try* resuming:
 //! [`resume_point`] re-reads and re-hashes the slot before trusting it. That is also why
@@ -23,38 +46,51 @@
 use core::ops::{Deref, DerefMut, Range};
 
 use embedded_storage_async::nor_flash::NorFlash;
-use sequential_storage::Error as MapError;
-use sequential_storage::cache::{Cache, Uncached};
-use sequential_storage::map::{Key, MapConfig, MapConfigError, MapStorage, SerializationError, Value};
 use sha2::{Digest, Sha256};
 
 use super::slot::{SECTOR, Slot, hash_prefix};
+use crate::esp::otadata::crc32_le;
 
 /// Longest version string a failure record holds; a longer one is refused, because a
 /// truncated version could match a different release.
 pub const VERSION_MAX: usize = 32;
 
-/// Bytes of RAM one journal call needs for its item buffer.
-///
-/// The buffer holds one map item (key and value) at a time, rounded up to the flash word;
-/// sized for `sequential-storage`'s largest supported word (32 bytes), so it fits every
-/// `NorFlash`, not just the ESP32's 4-byte words. It lives in the call's future, which
-/// also holds the map's own state across its awaits and is about a kilobyte more (the
+/// Bytes of RAM one journal call needs for its record buffer: one slot, the largest
+/// record. It lives in the call's future, with the scan's small bookkeeping beside it (the
 /// bench's `ram_figure_is_the_real_buffer` test prints both).
 pub const JOURNAL_RAM_BYTES: usize = 96;
 
-/// The largest word `sequential-storage` supports; items are padded to it.
-const MAX_WORD: usize = 32;
+/// Sector header: magic, `seq`, `!seq`, four 0xFF bytes.
+const SECTOR_HEADER: u32 = 16;
+const MAGIC: u32 = u32::from_le_bytes(*b"OTJ1");
+/// A slot holds one record.
+const SLOT_BYTES: u32 = JOURNAL_RAM_BYTES as u32;
+const SLOTS: u32 = (SECTOR - SECTOR_HEADER) / SLOT_BYTES;
+/// Key, length, two 0xFF bytes, CRC-32.
+const RECORD_HEADER: usize = 8;
+/// Longest record value.
+pub const VALUE_MAX: usize = JOURNAL_RAM_BYTES - RECORD_HEADER;
+/// Records are programmed in whole 16-byte units, which every supported `WRITE_SIZE`
+/// divides, so a slot is never programmed past its end.
+const WRITE_UNIT: usize = 16;
+/// The journal uses at most this many sectors of its partition (128 KiB).
+pub const MAX_SECTORS: u32 = 32;
+/// Keys a scan follows; records of further (future) keys are not carried across sectors.
+const MAX_KEYS: usize = 8;
+const NO_KEY: u8 = 0xFF;
 
-const _: () = assert!(JOURNAL_RAM_BYTES >= (1 + PROGRESS_LEN).next_multiple_of(MAX_WORD));
-const _: () = assert!(JOURNAL_RAM_BYTES >= (1 + VERSION_RECORD_MAX).next_multiple_of(MAX_WORD));
+const _: () = assert!(SLOTS == 42);
+const _: () = assert!(JOURNAL_RAM_BYTES >= RECORD_HEADER + PROGRESS_LEN);
+const _: () = assert!(JOURNAL_RAM_BYTES >= RECORD_HEADER + VERSION_RECORD_MAX);
+const _: () =
+    assert!(JOURNAL_RAM_BYTES.is_multiple_of(WRITE_UNIT) && (SECTOR_HEADER as usize).is_multiple_of(WRITE_UNIT));
 const _: () = assert!(core::mem::size_of::<JournalBuf>() == JOURNAL_RAM_BYTES);
 
 /// The working buffer of one journal call, on the stack.
 ///
 /// Public only so that its size can be checked against [`JOURNAL_RAM_BYTES`]. Aligned to
-/// 4 bytes because items are programmed straight from it and the ESP32 flash driver wants
-/// word-aligned source buffers.
+/// 4 bytes because records are programmed straight from it and the ESP32 flash driver
+/// wants word-aligned source buffers.
 #[derive(Debug)]
 #[repr(C, align(4))]
 pub struct JournalBuf([u8; JOURNAL_RAM_BYTES]);
@@ -111,10 +147,10 @@ pub struct JournalState {
     pub reset: Option<JournalReset>,
 }
 
-/// Identifies a record in the journal map.
+/// Identifies a record in the journal.
 ///
-/// Any byte is accepted when reading, so items written by a later firmware with keys this
-/// one does not know are skipped instead of making the whole map unreadable.
+/// Any byte but 0xFF is accepted when reading, so records written by a later firmware with
+/// keys this one does not know are skipped instead of making the journal unreadable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RecordKey(u8);
 
@@ -122,24 +158,13 @@ impl RecordKey {
     pub const PROGRESS: RecordKey = RecordKey(1);
     pub const FAILED_VERSION: RecordKey = RecordKey(2);
 
+    /// A key this firmware does not interpret (a later firmware's); 0xFF is none.
+    pub const fn other(id: u8) -> Option<RecordKey> {
+        if id == NO_KEY { None } else { Some(RecordKey(id)) }
+    }
+
     pub const fn id(self) -> u8 {
         self.0
-    }
-}
-
-impl Key for RecordKey {
-    fn serialize_into(&self, buffer: &mut [u8]) -> Result<usize, SerializationError> {
-        *buffer.first_mut().ok_or(SerializationError::BufferTooSmall)? = self.0;
-        Ok(1)
-    }
-
-    fn deserialize_from(buffer: &[u8]) -> Result<(Self, usize), SerializationError> {
-        let id = *buffer.first().ok_or(SerializationError::BufferTooSmall)?;
-        Ok((RecordKey(id), 1))
-    }
-
-    fn get_len(_buffer: &[u8]) -> Result<usize, SerializationError> {
-        Ok(1)
     }
 }
 
@@ -157,66 +182,23 @@ pub enum DecodeError {
     VersionNotUtf8,
 }
 
-impl DecodeError {
-    // `Value::deserialize_from` can only fail with a `SerializationError`, so the detail
-    // travels through the map as a `Custom` code and is unpacked again in `classify`.
-    const KIND_SHIFT: u32 = 24;
-
-    fn code(self) -> i32 {
-        let (kind, detail) = match self {
-            DecodeError::BadLength { len } => (1, u32::from(len)),
-            DecodeError::UnknownTag { tag } => (2, u32::from(tag)),
-            DecodeError::WrittenPastEnd => (3, 0),
-            DecodeError::VersionNotUtf8 => (4, 0),
-        };
-        ((kind << Self::KIND_SHIFT) | detail) as i32
-    }
-
-    fn from_code(code: i32) -> Option<Self> {
-        let code = code as u32;
-        let detail = code & ((1 << Self::KIND_SHIFT) - 1);
-        Some(match code >> Self::KIND_SHIFT {
-            1 => DecodeError::BadLength { len: detail as u16 },
-            2 => DecodeError::UnknownTag { tag: detail as u8 },
-            3 => DecodeError::WrittenPastEnd,
-            4 => DecodeError::VersionNotUtf8,
-            _ => return None,
-        })
-    }
-}
-
-impl From<DecodeError> for SerializationError {
-    fn from(e: DecodeError) -> Self {
-        SerializationError::Custom(e.code())
-    }
-}
-
-/// What `sequential-storage` found wrong with the map's structure.
+/// What was wrong with the partition as a whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum MapFault {
-    #[error("the map is corrupted beyond its own repair")]
-    Corrupted,
-    #[error("the map reports itself full")]
-    Full,
-    #[error("sequential-storage hit an internal inconsistency")]
-    LogicBug,
-    #[error("an item needs a {needed}-byte buffer, more than any record this firmware writes")]
-    ItemTooLarge { needed: usize },
-    #[error("an item's key or value could not be decoded")]
-    Undecodable,
-    #[error("sequential-storage reported an error this firmware does not know")]
-    Other,
+pub enum JournalFault {
+    #[error("the partition holds data that is not an otactl journal")]
+    Foreign,
+    #[error("a sector still holds data after it was erased")]
+    NotErased,
 }
 
 /// Why journal content was dropped. Whatever was dropped reads as absent afterwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum JournalReset {
-    /// The map was unreadable even after `sequential-storage`'s own repair (half-erased
-    /// sectors, interrupted migrations), so the partition was erased and both records are
-    /// gone.
+    /// The partition held something else (another firmware's data, a wrong partition
+    /// table), so it was erased and both records are gone.
     #[error("journal partition erased: {0}")]
-    Erased(MapFault),
+    Erased(JournalFault),
     /// One record did not decode (e.g. written by a different firmware); it was overwritten
     /// with its empty value and the other record kept.
     #[error("journal record {} dropped: {error}", key.id())]
@@ -231,7 +213,7 @@ pub enum LayoutError {
     NotSectorAligned { start: u32, end: u32, erase_size: u32 },
     #[error("journal partition has {bytes} bytes; it needs at least two {erase_size}-byte sectors")]
     TooSmall { bytes: u32, erase_size: u32 },
-    #[error("the flash driver's sector or word size is not supported by the journal map")]
+    #[error("the flash driver's sector, word or read size is not supported by the journal")]
     UnsupportedFlash,
 }
 
@@ -249,41 +231,39 @@ pub enum JournalError<E> {
     VersionTooLong { len: usize },
     #[error("progress says {written} bytes written of a {image_size}-byte image")]
     ProgressPastEnd { written: u32, image_size: u32 },
-    /// Even a freshly erased partition could not take the record: a bug or a flash that
-    /// does not keep what it is given.
+    #[error("record value has {len} bytes; a record holds at most {VALUE_MAX}")]
+    ValueTooLong { len: usize },
+    /// Even a freshly erased sector could not take the record: a flash that does not keep
+    /// what it is given.
     #[error("journal unusable even after erasing it: {0}")]
-    Unrecoverable(MapFault),
+    Unrecoverable(JournalFault),
 }
 
 const TAG_NONE: u8 = 0;
 const TAG_SOME: u8 = 1;
 
-/// tag, slot, reserved, image_size, written, image_sha256, prefix_sha256. With the key
-/// byte an item is 76 bytes, a whole number of 4-byte words, so a save programs the header
-/// and the data in one go each, without a padded tail write.
+/// tag, slot, reserved, image_size, written, image_sha256, prefix_sha256.
 const PROGRESS_LEN: usize = 1 + 1 + 1 + 4 + 4 + 32 + 32;
 const VERSION_RECORD_MAX: usize = 1 + VERSION_MAX;
 
-/// The stored form of the progress key. "Cleared" is a record of its own rather than a
-/// deletion: the map deletes only on drivers that declare `MultiwriteNorFlash` (the journal
-/// takes any `NorFlash`), and by rewriting every older item of the key, whereas a record is
-/// one append with the same cut-safety as a save.
-enum ProgressRecord {
-    Cleared,
-    Saved(Progress),
+/// A record value about to be written. "Cleared" is a record of its own rather than a
+/// deletion, so that forgetting has the same cut-safety as a save.
+#[derive(Clone, Copy)]
+enum Value<'v> {
+    Progress(Option<&'v Progress>),
+    Version(Option<&'v str>),
+    Raw(&'v [u8]),
 }
 
-impl Value<'_> for ProgressRecord {
-    fn serialize_into(&self, buffer: &mut [u8]) -> Result<usize, SerializationError> {
+impl Value<'_> {
+    /// Writes the value into `out`; returns its length.
+    fn encode(self, out: &mut [u8]) -> usize {
         match self {
-            ProgressRecord::Cleared => {
-                *buffer.first_mut().ok_or(SerializationError::BufferTooSmall)? = TAG_NONE;
-                Ok(1)
+            Value::Progress(None) | Value::Version(None) => {
+                out[0] = TAG_NONE;
+                1
             }
-            ProgressRecord::Saved(p) => {
-                let out = buffer
-                    .get_mut(..PROGRESS_LEN)
-                    .ok_or(SerializationError::BufferTooSmall)?;
+            Value::Progress(Some(p)) => {
                 out[0] = TAG_SOME;
                 out[1] = p.slot;
                 out[2] = 0xFF;
@@ -291,98 +271,115 @@ impl Value<'_> for ProgressRecord {
                 out[7..11].copy_from_slice(&p.written.to_le_bytes());
                 out[11..43].copy_from_slice(&p.image_sha256);
                 out[43..75].copy_from_slice(&p.prefix_sha256);
-                Ok(PROGRESS_LEN)
+                PROGRESS_LEN
+            }
+            Value::Version(Some(text)) => {
+                out[0] = TAG_SOME;
+                out[1..1 + text.len()].copy_from_slice(text.as_bytes());
+                1 + text.len()
+            }
+            Value::Raw(raw) => {
+                out[..raw.len()].copy_from_slice(raw);
+                raw.len()
             }
         }
     }
+}
 
-    fn deserialize_from(buffer: &[u8]) -> Result<(Self, usize), SerializationError> {
-        let bad_length = DecodeError::BadLength {
-            len: buffer.len() as u16,
-        };
-        let record = match buffer.first() {
-            None => return Err(bad_length.into()),
-            Some(&TAG_NONE) if buffer.len() == 1 => ProgressRecord::Cleared,
-            Some(&TAG_SOME) if buffer.len() == PROGRESS_LEN => {
-                let u32_at =
-                    |at: usize| u32::from_le_bytes([buffer[at], buffer[at + 1], buffer[at + 2], buffer[at + 3]]);
-                let mut p = Progress {
-                    image_sha256: [0; 32],
-                    slot: buffer[1],
-                    image_size: u32_at(3),
-                    written: u32_at(7),
-                    prefix_sha256: [0; 32],
-                };
-                p.image_sha256.copy_from_slice(&buffer[11..43]);
-                p.prefix_sha256.copy_from_slice(&buffer[43..75]);
-                if p.written > p.image_size {
-                    return Err(DecodeError::WrittenPastEnd.into());
-                }
-                ProgressRecord::Saved(p)
+fn bad_length(value: &[u8]) -> DecodeError {
+    DecodeError::BadLength {
+        len: value.len() as u16,
+    }
+}
+
+fn decode_progress(value: &[u8]) -> Result<Option<Progress>, DecodeError> {
+    match value.first() {
+        Some(&TAG_NONE) if value.len() == 1 => Ok(None),
+        Some(&TAG_SOME) if value.len() == PROGRESS_LEN => {
+            let u32_at = |at: usize| u32::from_le_bytes([value[at], value[at + 1], value[at + 2], value[at + 3]]);
+            let mut p = Progress {
+                image_sha256: [0; 32],
+                slot: value[1],
+                image_size: u32_at(3),
+                written: u32_at(7),
+                prefix_sha256: [0; 32],
+            };
+            p.image_sha256.copy_from_slice(&value[11..43]);
+            p.prefix_sha256.copy_from_slice(&value[43..75]);
+            if p.written > p.image_size {
+                return Err(DecodeError::WrittenPastEnd);
             }
-            Some(&(TAG_NONE | TAG_SOME)) => return Err(bad_length.into()),
-            Some(&tag) => return Err(DecodeError::UnknownTag { tag }.into()),
-        };
-        Ok((record, buffer.len()))
+            Ok(Some(p))
+        }
+        None | Some(&(TAG_NONE | TAG_SOME)) => Err(bad_length(value)),
+        Some(&tag) => Err(DecodeError::UnknownTag { tag }),
     }
 }
 
-/// The stored form of the failed-version key, borrowing its text from the item buffer.
-struct VersionRecord<'a>(Option<&'a str>);
-
-impl<'a> Value<'a> for VersionRecord<'a> {
-    fn serialize_into(&self, buffer: &mut [u8]) -> Result<usize, SerializationError> {
-        let text = self.0.unwrap_or("").as_bytes();
-        let len = 1 + text.len();
-        let out = buffer.get_mut(..len).ok_or(SerializationError::BufferTooSmall)?;
-        out[0] = if self.0.is_some() { TAG_SOME } else { TAG_NONE };
-        out[1..].copy_from_slice(text);
-        Ok(len)
-    }
-
-    fn deserialize_from(buffer: &'a [u8]) -> Result<(Self, usize), SerializationError> {
-        let bad_length = DecodeError::BadLength {
-            len: buffer.len() as u16,
-        };
-        let record = match buffer.first() {
-            None => return Err(bad_length.into()),
-            Some(&TAG_NONE) if buffer.len() == 1 => VersionRecord(None),
-            Some(&TAG_SOME) if buffer.len() <= VERSION_RECORD_MAX => {
-                let text = core::str::from_utf8(&buffer[1..]).map_err(|_| DecodeError::VersionNotUtf8)?;
-                VersionRecord(Some(text))
-            }
-            Some(&(TAG_NONE | TAG_SOME)) => return Err(bad_length.into()),
-            Some(&tag) => return Err(DecodeError::UnknownTag { tag }.into()),
-        };
-        Ok((record, buffer.len()))
+fn decode_version(value: &[u8]) -> Result<Option<heapless::String<VERSION_MAX>>, DecodeError> {
+    match value.first() {
+        Some(&TAG_NONE) if value.len() == 1 => Ok(None),
+        Some(&TAG_SOME) if value.len() <= VERSION_RECORD_MAX => {
+            let text = core::str::from_utf8(&value[1..]).map_err(|_| DecodeError::VersionNotUtf8)?;
+            // At most VERSION_MAX bytes, checked above: always fits.
+            Ok(heapless::String::try_from(text).ok())
+        }
+        None | Some(&(TAG_NONE | TAG_SOME)) => Err(bad_length(value)),
+        Some(&tag) => Err(DecodeError::UnknownTag { tag }),
     }
 }
 
-type Map<'f, F> = MapStorage<RecordKey, &'f mut F, Cache<Uncached, Uncached, Uncached, RecordKey>>;
-
-/// A map error sorted by what the journal does about it.
-enum Failure<E> {
-    /// Passed up: the flash itself failed, and erasing would only make it worse.
-    Flash(E),
-    /// One record is unreadable: drop that record.
-    BadRecord(DecodeError),
-    /// The map is unreadable: erase it.
-    Structure(MapFault),
+fn u32_le(bytes: &[u8]) -> u32 {
+    u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
 }
 
-fn classify<E>(e: MapError<E>) -> Failure<E> {
-    match e {
-        MapError::Storage { value, .. } => Failure::Flash(value),
-        MapError::SerializationError(SerializationError::Custom(code)) => match DecodeError::from_code(code) {
-            Some(d) => Failure::BadRecord(d),
-            None => Failure::Structure(MapFault::Undecodable),
-        },
-        MapError::SerializationError(_) => Failure::Structure(MapFault::Undecodable),
-        MapError::Corrupted { .. } => Failure::Structure(MapFault::Corrupted),
-        MapError::FullStorage => Failure::Structure(MapFault::Full),
-        MapError::LogicBug { .. } => Failure::Structure(MapFault::LogicBug),
-        MapError::BufferTooSmall(needed) => Failure::Structure(MapFault::ItemTooLarge { needed }),
-        _ => Failure::Structure(MapFault::Other),
+fn blank(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == 0xFF)
+}
+
+/// What a sector's header says.
+enum SectorHeader {
+    Valid {
+        seq: u32,
+    },
+    /// Erased, or ours but torn (a cut program or erase only moves bits towards the
+    /// erased state or towards the header, so the magic's one-bits are all still set).
+    Unused,
+    /// Something that was never a journal header.
+    Foreign,
+}
+
+fn sector_header(h: &[u8]) -> SectorHeader {
+    let (magic, seq, check) = (u32_le(&h[0..4]), u32_le(&h[4..8]), u32_le(&h[8..12]));
+    if magic == MAGIC && check == !seq && blank(&h[12..16]) {
+        SectorHeader::Valid { seq }
+    } else if magic & MAGIC == MAGIC {
+        SectorHeader::Unused
+    } else {
+        SectorHeader::Foreign
+    }
+}
+
+/// The newest good record of one key.
+#[derive(Clone, Copy)]
+struct Newest {
+    key: u8,
+    /// Flash address of its slot.
+    at: u32,
+}
+
+/// What reading the whole partition found.
+struct Scan {
+    /// The sector saves go to: index, `seq`, and its first slot after the last used one.
+    current: Option<(u32, u32, u32)>,
+    /// A sector header that no journal writes.
+    foreign: bool,
+    newest: heapless::Vec<Newest, MAX_KEYS>,
+}
+
+impl Scan {
+    fn find(&self, key: RecordKey) -> Option<u32> {
+        self.newest.iter().find(|n| n.key == key.id()).map(|n| n.at)
     }
 }
 
@@ -393,8 +390,8 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// A journal over `range`, which must be whole 4 KiB sectors, at least two: the map
-    /// always keeps one sector empty to move live items into when it reclaims another.
+    /// A journal over `range`, which must be whole 4 KiB sectors, at least two: the newest
+    /// sector is never erased to make room. Only the first [`MAX_SECTORS`] are used.
     pub const fn new(range: Range<u32>) -> Result<Self, LayoutError> {
         if !range.start.is_multiple_of(SECTOR) || !range.end.is_multiple_of(SECTOR) || range.end < range.start {
             return Err(LayoutError::NotSectorAligned {
@@ -416,85 +413,149 @@ impl Journal {
         self.range.clone()
     }
 
-    /// The map over `flash` for one call. The check against the driver's real sector size
-    /// happens here because only now is the driver type known.
-    fn map<'f, F: NorFlash>(&self, flash: &'f mut F) -> Result<Map<'f, F>, JournalError<F::Error>> {
-        let config = MapConfig::<&mut F>::try_new(self.range()).map_err(|e| {
-            JournalError::Layout(match e {
-                MapConfigError::StartRangeNotAtPageBoundary | MapConfigError::EndRangeNotAtPageBoundary => {
-                    LayoutError::NotSectorAligned {
-                        start: self.range.start,
-                        end: self.range.end,
-                        erase_size: F::ERASE_SIZE as u32,
+    fn sectors(&self) -> u32 {
+        ((self.range.end - self.range.start) / SECTOR).min(MAX_SECTORS)
+    }
+
+    fn sector_at(&self, index: u32) -> u32 {
+        self.range.start + index * SECTOR
+    }
+
+    fn slot_at(&self, sector: u32, slot: u32) -> u32 {
+        self.sector_at(sector) + SECTOR_HEADER + slot * SLOT_BYTES
+    }
+
+    /// The driver's geometry, checked once its type is known.
+    fn check_flash<F: NorFlash>() -> Result<(), LayoutError> {
+        let supported = F::ERASE_SIZE == SECTOR as usize
+            && WRITE_UNIT.is_multiple_of(F::WRITE_SIZE)
+            && 4usize.is_multiple_of(F::READ_SIZE);
+        if supported {
+            Ok(())
+        } else {
+            Err(LayoutError::UnsupportedFlash)
+        }
+    }
+
+    /// Reads every sector header and every record of the valid sectors, oldest first.
+    async fn scan<F: NorFlash>(&self, flash: &mut F, buf: &mut JournalBuf) -> Result<Scan, JournalError<F::Error>> {
+        Self::check_flash::<F>().map_err(JournalError::Layout)?;
+        let mut scan = Scan {
+            current: None,
+            foreign: false,
+            newest: heapless::Vec::new(),
+        };
+        let mut after: Option<u32> = None;
+        loop {
+            // The valid sector with the next higher seq.
+            let mut next: Option<(u32, u32)> = None;
+            for index in 0..self.sectors() {
+                flash
+                    .read(self.sector_at(index), &mut buf[..SECTOR_HEADER as usize])
+                    .await
+                    .map_err(JournalError::Flash)?;
+                match sector_header(&buf[..SECTOR_HEADER as usize]) {
+                    SectorHeader::Valid { seq } => {
+                        let higher = after.is_none_or(|a| seq > a);
+                        if higher && next.is_none_or(|(_, s)| seq < s) {
+                            next = Some((index, seq));
+                        }
+                    }
+                    SectorHeader::Unused => {}
+                    SectorHeader::Foreign => scan.foreign = true,
+                }
+            }
+            let Some((index, seq)) = next else {
+                return Ok(scan);
+            };
+            after = Some(seq);
+            let mut free = 0;
+            for slot in 0..SLOTS {
+                let at = self.slot_at(index, slot);
+                let record = &mut buf[..];
+                flash.read(at, record).await.map_err(JournalError::Flash)?;
+                if blank(&record[..RECORD_HEADER]) {
+                    continue;
+                }
+                free = slot + 1;
+                let (key, len) = (record[0], usize::from(record[1]));
+                let good = key != NO_KEY
+                    && len <= VALUE_MAX
+                    && blank(&record[2..4])
+                    && u32_le(&record[4..8]) == record_crc(record, len);
+                if !good {
+                    continue;
+                }
+                match scan.newest.iter_mut().find(|n| n.key == key) {
+                    Some(n) => n.at = at,
+                    None => {
+                        // A ninth key is a later firmware's; it is read where it is.
+                        let _ = scan.newest.push(Newest { key, at });
                     }
                 }
-                MapConfigError::RangeTooSmall => LayoutError::TooSmall {
-                    bytes: self.range.end - self.range.start,
-                    erase_size: F::ERASE_SIZE as u32,
-                },
-                _ => LayoutError::UnsupportedFlash,
-            })
-        })?;
-        Ok(MapStorage::new(flash, config, Cache::new_uncached()))
+            }
+            scan.current = Some((index, seq, free));
+        }
+    }
+
+    /// The value of the record in the slot at `at`, read into `buf`.
+    async fn read_value<'b, F: NorFlash>(
+        &self,
+        flash: &mut F,
+        at: u32,
+        buf: &'b mut JournalBuf,
+    ) -> Result<&'b [u8], JournalError<F::Error>> {
+        flash.read(at, &mut buf[..]).await.map_err(JournalError::Flash)?;
+        let len = usize::from(buf[1]);
+        Ok(&buf[RECORD_HEADER..RECORD_HEADER + len])
     }
 
     /// Reads the journal.
     ///
     /// Never fails on content: an undecodable record is overwritten with its empty value,
-    /// and a map that stays unreadable after `sequential-storage`'s own repair is erased;
-    /// either way the state comes back with what survived and [`JournalState::reset`] says
-    /// what was dropped. Only a failing flash is an error.
+    /// and a partition holding something that is not a journal is erased; either way the
+    /// state comes back with what survived and [`JournalState::reset`] says what was
+    /// dropped. Only a failing flash is an error.
     pub async fn load<F: NorFlash>(&self, flash: &mut F) -> Result<JournalState, JournalError<F::Error>> {
         let mut buf = JournalBuf::new();
+        let scan = self.scan(flash, &mut buf).await?;
+        if scan.current.is_none() && scan.foreign {
+            self.erase_all(flash).await?;
+            return Ok(JournalState {
+                reset: Some(JournalReset::Erased(JournalFault::Foreign)),
+                ..JournalState::default()
+            });
+        }
         let mut state = JournalState::default();
         let mut dropped: heapless::Vec<RecordKey, 2> = heapless::Vec::new();
-        {
-            let mut map = self.map(flash)?;
-            match map.fetch_item::<ProgressRecord>(&mut buf, &RecordKey::PROGRESS).await {
-                Ok(Some(ProgressRecord::Saved(p))) => state.progress = Some(p),
-                Ok(Some(ProgressRecord::Cleared) | None) => {}
-                Err(e) => match classify(e) {
-                    Failure::Flash(e) => return Err(JournalError::Flash(e)),
-                    Failure::BadRecord(error) => {
-                        state.reset.get_or_insert(JournalReset::RecordDropped {
-                            key: RecordKey::PROGRESS,
-                            error,
-                        });
-                        let _ = dropped.push(RecordKey::PROGRESS);
-                    }
-                    Failure::Structure(fault) => return self.erase_for(&mut map, fault).await,
-                },
-            }
-            match map
-                .fetch_item::<VersionRecord>(&mut buf, &RecordKey::FAILED_VERSION)
-                .await
-            {
-                Ok(Some(VersionRecord(Some(v)))) => {
-                    // A stored version is at most VERSION_MAX bytes, so this always fits.
-                    state.failed_version = heapless::String::try_from(v).ok();
+        if let Some(at) = scan.find(RecordKey::PROGRESS) {
+            match decode_progress(self.read_value(flash, at, &mut buf).await?) {
+                Ok(progress) => state.progress = progress,
+                Err(error) => {
+                    let key = RecordKey::PROGRESS;
+                    state.reset.get_or_insert(JournalReset::RecordDropped { key, error });
+                    let _ = dropped.push(key);
                 }
-                Ok(Some(VersionRecord(None)) | None) => {}
-                Err(e) => match classify(e) {
-                    Failure::Flash(e) => return Err(JournalError::Flash(e)),
-                    Failure::BadRecord(error) => {
-                        state.reset.get_or_insert(JournalReset::RecordDropped {
-                            key: RecordKey::FAILED_VERSION,
-                            error,
-                        });
-                        let _ = dropped.push(RecordKey::FAILED_VERSION);
-                    }
-                    Failure::Structure(fault) => return self.erase_for(&mut map, fault).await,
-                },
+            }
+        }
+        if let Some(at) = scan.find(RecordKey::FAILED_VERSION) {
+            match decode_version(self.read_value(flash, at, &mut buf).await?) {
+                Ok(version) => state.failed_version = version,
+                Err(error) => {
+                    let key = RecordKey::FAILED_VERSION;
+                    state.reset.get_or_insert(JournalReset::RecordDropped { key, error });
+                    let _ = dropped.push(key);
+                }
             }
         }
         // Overwrite dropped records now, so the next boot does not trip over them again.
         for key in dropped {
-            let healed = if key == RecordKey::PROGRESS {
-                self.store(flash, key, &ProgressRecord::Cleared).await?
+            let empty = if key == RecordKey::PROGRESS {
+                Value::Progress(None)
             } else {
-                self.store(flash, key, &VersionRecord(None)).await?
+                Value::Version(None)
             };
-            if let Some(erased @ JournalReset::Erased(_)) = healed {
+            if let Some(erased @ JournalReset::Erased(_)) = self.store(flash, key, empty).await? {
                 return Ok(JournalState {
                     reset: Some(erased),
                     ..JournalState::default()
@@ -504,27 +565,17 @@ impl Journal {
         Ok(state)
     }
 
-    async fn erase_for<F: NorFlash>(
-        &self,
-        map: &mut Map<'_, F>,
-        fault: MapFault,
-    ) -> Result<JournalState, JournalError<F::Error>> {
-        map.erase_all().await.map_err(|e| match classify(e) {
-            Failure::Flash(e) => JournalError::Flash(e),
-            Failure::BadRecord(_) | Failure::Structure(_) => JournalError::Unrecoverable(MapFault::LogicBug),
-        })?;
-        Ok(JournalState {
-            reset: Some(JournalReset::Erased(fault)),
-            ..JournalState::default()
-        })
+    async fn erase_all<F: NorFlash>(&self, flash: &mut F) -> Result<(), JournalError<F::Error>> {
+        let end = self.sector_at(self.sectors());
+        flash.erase(self.range.start, end).await.map_err(JournalError::Flash)
     }
 
     /// Records how far the download got. Call after the bytes are programmed, never
     /// before: a record ahead of the slot would make a resume skip bytes that are not there
     /// (the prefix hash would catch it, at the price of starting over).
     ///
-    /// `Ok(Some(_))`: the journal was unreadable and was erased first, so the other record
-    /// is gone (see [`JournalReset`]); the progress itself was saved.
+    /// `Ok(Some(_))`: the partition held something else and was erased first, so the other
+    /// record is gone (see [`JournalReset`]); the progress itself was saved.
     pub async fn save_progress<F: NorFlash>(
         &self,
         flash: &mut F,
@@ -536,7 +587,7 @@ impl Journal {
                 image_size: progress.image_size,
             });
         }
-        self.store(flash, RecordKey::PROGRESS, &ProgressRecord::Saved(*progress))
+        self.store(flash, RecordKey::PROGRESS, Value::Progress(Some(progress)))
             .await
     }
 
@@ -546,7 +597,7 @@ impl Journal {
         &self,
         flash: &mut F,
     ) -> Result<Option<JournalReset>, JournalError<F::Error>> {
-        self.store(flash, RecordKey::PROGRESS, &ProgressRecord::Cleared).await
+        self.store(flash, RecordKey::PROGRESS, Value::Progress(None)).await
     }
 
     /// Records `version` as failed, replacing any earlier one. A version longer than
@@ -560,39 +611,127 @@ impl Journal {
         if version.len() > VERSION_MAX {
             return Err(JournalError::VersionTooLong { len: version.len() });
         }
-        self.store(flash, RecordKey::FAILED_VERSION, &VersionRecord(Some(version)))
+        self.store(flash, RecordKey::FAILED_VERSION, Value::Version(Some(version)))
             .await
     }
 
-    /// Appends one record; if the map is unreadable, erases it and appends to the empty
-    /// partition, so a damaged journal cannot stop the saves of a running download.
-    async fn store<'v, F: NorFlash, V: Value<'v>>(
+    /// Appends a record of `key` holding `value` as given, undecoded: what another
+    /// firmware, or a damaged one, may have left. For tests and inspection tools; the
+    /// typed saves above are how the device writes.
+    pub async fn store_raw<F: NorFlash>(
         &self,
         flash: &mut F,
         key: RecordKey,
-        value: &V,
+        value: &[u8],
+    ) -> Result<Option<JournalReset>, JournalError<F::Error>> {
+        if value.len() > VALUE_MAX {
+            return Err(JournalError::ValueTooLong { len: value.len() });
+        }
+        self.store(flash, key, Value::Raw(value)).await
+    }
+
+    /// Appends one record after the newest records of the other keys that the current
+    /// sector lacks; opens the next sector when the current one is full. A partition that
+    /// holds no journal at all is erased first, so a damaged journal cannot stop the saves
+    /// of a running download.
+    async fn store<F: NorFlash>(
+        &self,
+        flash: &mut F,
+        key: RecordKey,
+        value: Value<'_>,
     ) -> Result<Option<JournalReset>, JournalError<F::Error>> {
         let mut buf = JournalBuf::new();
-        let mut map = self.map(flash)?;
-        let fault = match map.store_item(&mut buf, &key, value).await {
-            Ok(()) => return Ok(None),
-            Err(e) => match classify(e) {
-                Failure::Flash(e) => return Err(JournalError::Flash(e)),
-                // Storing decodes only keys, which never fail; treat it as damage anyway.
-                Failure::BadRecord(_) => MapFault::Undecodable,
-                Failure::Structure(fault) => fault,
-            },
+        let scan = self.scan(flash, &mut buf).await?;
+        let mut reset = None;
+        // `opened`: the sector was erased by this call, so it holds none of the records.
+        let (mut sector, mut seq, mut slot, mut opened) = match scan.current {
+            Some((sector, seq, free)) => (sector, seq, free, false),
+            None => {
+                if scan.foreign {
+                    self.erase_all(flash).await?;
+                    reset = Some(JournalReset::Erased(JournalFault::Foreign));
+                }
+                self.open_sector(flash, 0, 1).await?;
+                (0, 1, 0, true)
+            }
         };
-        self.erase_for(&mut map, fault).await?;
-        match map.store_item(&mut buf, &key, value).await {
-            Ok(()) => Ok(Some(JournalReset::Erased(fault))),
-            Err(e) => Err(match classify(e) {
-                Failure::Flash(e) => JournalError::Flash(e),
-                Failure::BadRecord(_) => JournalError::Unrecoverable(MapFault::Undecodable),
-                Failure::Structure(fault) => JournalError::Unrecoverable(fault),
-            }),
+        'sector: loop {
+            let here = self.sector_at(sector)..self.sector_at(sector) + SECTOR;
+            let mut copies = scan
+                .newest
+                .iter()
+                .filter(move |n| n.key != key.id() && (opened || !here.contains(&n.at)));
+            let mut new_written = false;
+            loop {
+                let source = copies.next();
+                if source.is_none() && new_written {
+                    return Ok(reset);
+                }
+                // The next slot that is really blank: a torn record may have left bytes
+                // behind an erased-looking header.
+                let at = loop {
+                    if slot >= SLOTS {
+                        if opened {
+                            return Err(JournalError::Unrecoverable(JournalFault::NotErased));
+                        }
+                        // Full. The next sector is the oldest, and the current one holds
+                        // the newest record of every key (each save carries missing ones
+                        // over first), so erasing it loses nothing.
+                        sector = (sector + 1) % self.sectors();
+                        seq = seq.wrapping_add(1);
+                        self.open_sector(flash, sector, seq).await?;
+                        (slot, opened) = (0, true);
+                        continue 'sector;
+                    }
+                    let at = self.slot_at(sector, slot);
+                    slot += 1;
+                    flash.read(at, &mut buf[..]).await.map_err(JournalError::Flash)?;
+                    if blank(&buf) {
+                        break at;
+                    }
+                };
+                let len = match source {
+                    Some(newest) => {
+                        flash.read(newest.at, &mut buf[..]).await.map_err(JournalError::Flash)?;
+                        usize::from(buf[1])
+                    }
+                    None => {
+                        let len = value.encode(&mut buf[RECORD_HEADER..]);
+                        buf[0] = key.id();
+                        buf[1] = len as u8;
+                        let crc = record_crc(&buf, len);
+                        buf[4..8].copy_from_slice(&crc.to_le_bytes());
+                        new_written = true;
+                        len
+                    }
+                };
+                let end = (RECORD_HEADER + len).next_multiple_of(WRITE_UNIT);
+                buf[RECORD_HEADER + len..end].fill(0xFF);
+                flash.write(at, &buf[..end]).await.map_err(JournalError::Flash)?;
+            }
         }
     }
+
+    /// Erases sector `index` and gives it `seq`.
+    async fn open_sector<F: NorFlash>(
+        &self,
+        flash: &mut F,
+        index: u32,
+        seq: u32,
+    ) -> Result<(), JournalError<F::Error>> {
+        let at = self.sector_at(index);
+        flash.erase(at, at + SECTOR).await.map_err(JournalError::Flash)?;
+        let mut header = [0xFFu8; SECTOR_HEADER as usize];
+        header[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+        header[4..8].copy_from_slice(&seq.to_le_bytes());
+        header[8..12].copy_from_slice(&(!seq).to_le_bytes());
+        flash.write(at, &header).await.map_err(JournalError::Flash)
+    }
+}
+
+/// The CRC-32 of a record in `buf`: its first four bytes, then its `len`-byte value.
+fn record_crc(buf: &[u8], len: usize) -> u32 {
+    crc32_le(crc32_le(0, &buf[..4]), &buf[RECORD_HEADER..RECORD_HEADER + len])
 }
 
 /// Where to resume writing `image_sha256` into `slot` after a reboot, and the hash state to
