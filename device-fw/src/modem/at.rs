@@ -502,7 +502,7 @@ impl<U: Read + Write, C: Clock> At<U, C> {
 
     /// Reads lines with no command in flight until `done(&events)` holds or the deadline
     /// passes. Notices are recorded; anything else is garbage.
-    pub(crate) async fn wait_for(&mut self, deadline: u64, done: impl Fn(&Events) -> bool) -> Result<(), AtError> {
+    pub(crate) async fn wait_for(&mut self, deadline: u64, done: fn(&Events) -> bool) -> Result<(), AtError> {
         loop {
             if done(&self.events) {
                 return Ok(());

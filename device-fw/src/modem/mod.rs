@@ -608,7 +608,7 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
 
     /// Waits (recording notices) until `done` or `until`; only a restart or UART failure
     /// is an error.
-    async fn idle(&mut self, until: u64, done: impl Fn(&at::Events) -> bool) -> Result<(), ModemError> {
+    async fn idle(&mut self, until: u64, done: fn(&at::Events) -> bool) -> Result<(), ModemError> {
         match self.at.wait_for(until, done).await {
             Ok(()) | Err(AtError::Timeout) => Ok(()),
             Err(e) => Err(self.at_error("(waiting)", e)),

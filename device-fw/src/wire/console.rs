@@ -143,18 +143,247 @@ pub enum Event<S> {
     },
 }
 
-impl<S: Serialize> Event<S> {
+impl<S: AsRef<str>> Event<S> {
     /// Writes `@ota {json}\r\n` into `out`; returns the line's length.
+    ///
+    /// Written by hand rather than through serde so that the device carries no serialiser;
+    /// the JSON is byte for byte what serde writes for this enum (a test holds every
+    /// variant to it), which is what the host parses.
     pub fn write_line(&self, out: &mut [u8]) -> Result<usize, LineTooLong> {
-        let prefix = EVENT_PREFIX.len();
-        if out.len() < prefix + 2 {
-            return Err(LineTooLong);
+        let mut w = LineWriter { out, len: 0 };
+        w.raw(EVENT_PREFIX.as_bytes())?;
+        w.raw(b"{\"ev\":\"")?;
+        fn s<S: AsRef<str>>(v: &S) -> Option<&str> {
+            Some(v.as_ref())
         }
-        out[..prefix].copy_from_slice(EVENT_PREFIX.as_bytes());
-        let end = out.len() - 2;
-        let n = serde_json_core::to_slice(self, &mut out[prefix..end]).map_err(|_| LineTooLong)?;
-        out[prefix + n..prefix + n + 2].copy_from_slice(b"\r\n");
-        Ok(prefix + n + 2)
+        match self {
+            Event::Boot { version, slot, state } => {
+                w.tag("boot")?;
+                w.text("version", s(version))?;
+                w.text("slot", s(slot))?;
+                w.text("state", s(state))?;
+            }
+            Event::ModemUp { model, rssi, operator } => {
+                w.tag("modem_up")?;
+                w.text("model", s(model))?;
+                w.number("rssi", Some(u64::from(*rssi)))?;
+                w.text("operator", s(operator))?;
+            }
+            Event::ModemFailed { message } => {
+                w.tag("modem_failed")?;
+                w.text("message", s(message))?;
+            }
+            Event::ManifestFetched { url, bytes } => {
+                w.tag("manifest_fetched")?;
+                w.text("url", s(url))?;
+                w.number("bytes", Some(u64::from(*bytes)))?;
+            }
+            Event::ManifestVerified { version, size, key } => {
+                w.tag("manifest_verified")?;
+                w.text("version", s(version))?;
+                w.number("size", Some(u64::from(*size)))?;
+                w.number("key", Some(u64::from(*key)))?;
+            }
+            Event::ManifestRejected { reason, message } => {
+                w.tag("manifest_rejected")?;
+                w.text("reason", s(reason))?;
+                w.text("message", s(message))?;
+            }
+            Event::Resuming { offset } => {
+                w.tag("resuming")?;
+                w.number("offset", Some(u64::from(*offset)))?;
+            }
+            Event::Progress {
+                offset,
+                total,
+                rate,
+                chunk,
+            } => {
+                w.tag("progress")?;
+                w.number("offset", Some(*offset))?;
+                w.number("total", Some(*total))?;
+                w.number("rate", Some(u64::from(*rate)))?;
+                w.number("chunk", Some(u64::from(*chunk)))?;
+            }
+            Event::ConnectionDropped { offset, error } => {
+                w.tag("connection_dropped")?;
+                w.number("offset", Some(*offset))?;
+                w.text("error", s(error))?;
+            }
+            Event::Resumed { offset } => {
+                w.tag("resumed")?;
+                w.number("offset", Some(*offset))?;
+            }
+            Event::VerifyOk { version } => {
+                w.tag("verify_ok")?;
+                w.text("version", s(version))?;
+            }
+            Event::VerifyFailed { reason, message } => {
+                w.tag("verify_failed")?;
+                w.text("reason", s(reason))?;
+                w.text("message", s(message))?;
+            }
+            Event::Activated { slot, version } => {
+                w.tag("activated")?;
+                w.text("slot", s(slot))?;
+                w.text("version", s(version))?;
+            }
+            Event::Rebooting { reason } => {
+                w.tag("rebooting")?;
+                w.text("reason", s(reason))?;
+            }
+            Event::Confirmed { version } => {
+                w.tag("confirmed")?;
+                w.text("version", s(version))?;
+            }
+            Event::SelfTestFailed { message } => {
+                w.tag("self_test_failed")?;
+                w.text("message", s(message))?;
+            }
+            Event::RolledBack { failed_version } => {
+                w.tag("rolled_back")?;
+                w.text("failed_version", s(failed_version))?;
+            }
+            Event::UpdateFailed { reason, message } => {
+                w.tag("update_failed")?;
+                w.text("reason", s(reason))?;
+                w.text("message", s(message))?;
+            }
+            Event::UpToDate { version } => {
+                w.tag("up_to_date")?;
+                w.text("version", s(version))?;
+            }
+            Event::Status {
+                version,
+                slot,
+                state,
+                failed_version,
+                resume_offset,
+            } => {
+                w.tag("status")?;
+                w.text("version", s(version))?;
+                w.text("slot", s(slot))?;
+                w.text("state", s(state))?;
+                w.text("failed_version", failed_version.as_ref().map(AsRef::as_ref))?;
+                w.number("resume_offset", resume_offset.map(u64::from))?;
+            }
+            Event::Check {
+                running,
+                available,
+                update,
+                reason,
+            } => {
+                w.tag("check")?;
+                w.text("running", s(running))?;
+                w.text("available", s(available))?;
+                w.key("update")?;
+                w.raw(if *update { b"true" } else { b"false" })?;
+                w.text("reason", reason.as_ref().map(AsRef::as_ref))?;
+            }
+            Event::Version { version, project, chip } => {
+                w.tag("version")?;
+                w.text("version", s(version))?;
+                w.text("project", s(project))?;
+                w.text("chip", s(chip))?;
+            }
+            Event::CommandError { message } => {
+                w.tag("command_error")?;
+                w.text("message", s(message))?;
+            }
+            Event::Help { commands } => {
+                w.tag("help")?;
+                w.text("commands", s(commands))?;
+            }
+        }
+        w.raw(b"}\r\n")?;
+        Ok(w.len)
+    }
+}
+
+/// Appends JSON pieces to a line buffer.
+struct LineWriter<'o> {
+    out: &'o mut [u8],
+    len: usize,
+}
+
+impl LineWriter<'_> {
+    fn raw(&mut self, bytes: &[u8]) -> Result<(), LineTooLong> {
+        let end = self.len + bytes.len();
+        self.out
+            .get_mut(self.len..end)
+            .ok_or(LineTooLong)?
+            .copy_from_slice(bytes);
+        self.len = end;
+        Ok(())
+    }
+
+    /// Ends the `"ev"` value that `write_line` opened.
+    fn tag(&mut self, name: &str) -> Result<(), LineTooLong> {
+        self.raw(name.as_bytes())?;
+        self.raw(b"\"")
+    }
+
+    fn key(&mut self, name: &str) -> Result<(), LineTooLong> {
+        self.raw(b",\"")?;
+        self.raw(name.as_bytes())?;
+        self.raw(b"\":")
+    }
+
+    /// A string member (`null` for `None`), escaped as serde_json escapes.
+    fn text(&mut self, name: &str, value: Option<&str>) -> Result<(), LineTooLong> {
+        self.key(name)?;
+        let Some(value) = value else {
+            return self.raw(b"null");
+        };
+        self.raw(b"\"")?;
+        for &b in value.as_bytes() {
+            let short = match b {
+                b'"' => b'"',
+                b'\\' => b'\\',
+                b'\n' => b'n',
+                b'\r' => b'r',
+                b'\t' => b't',
+                0x08 => b'b',
+                0x0C => b'f',
+                0..=0x1F => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    self.raw(&[
+                        b'\\',
+                        b'u',
+                        b'0',
+                        b'0',
+                        HEX[usize::from(b >> 4)],
+                        HEX[usize::from(b & 0xF)],
+                    ])?;
+                    continue;
+                }
+                _ => {
+                    self.raw(&[b])?;
+                    continue;
+                }
+            };
+            self.raw(&[b'\\', short])?;
+        }
+        self.raw(b"\"")
+    }
+
+    /// A number member (`null` for `None`).
+    fn number(&mut self, name: &str, value: Option<u64>) -> Result<(), LineTooLong> {
+        self.key(name)?;
+        let Some(mut n) = value else {
+            return self.raw(b"null");
+        };
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.raw(&digits[at..])
     }
 }
 
@@ -378,6 +607,106 @@ mod tests {
         assert!(parse_event_line("I (312) boot: ESP-IDF v5.4").is_none());
         assert!(parse_event_line("\x1b[0;32m@ota {\"ev\":\"up_to_date\",\"version\":\"1\"}").is_some());
         assert!(parse_event_line("@ota {\"ev\":\"no_such_event\"}").unwrap().is_err());
+    }
+
+    /// Every variant, with strings that need escaping, written by hand and by serde_json:
+    /// the same bytes. (`write_line`'s match is exhaustive, so a new variant cannot be
+    /// forgotten there; add it here too.)
+    #[test]
+    #[cfg(feature = "std")]
+    fn the_hand_written_json_is_what_serde_writes() {
+        let odd = "q\"b\\s/n\nr\rt\tb\u{8}f\u{c}c\u{1}\u{1f}é€😀";
+        let all: [Event<&str>; 25] = [
+            Event::Boot {
+                version: "1.0.0",
+                slot: "ota_0",
+                state: odd,
+            },
+            Event::ModemUp {
+                model: "SIM7600E-H",
+                rssi: 31,
+                operator: odd,
+            },
+            Event::ModemFailed { message: odd },
+            Event::ManifestFetched {
+                url: "http://h/x.json",
+                bytes: u32::MAX,
+            },
+            Event::ManifestVerified {
+                version: "2.0.0",
+                size: 0,
+                key: 255,
+            },
+            Event::ManifestRejected {
+                reason: "bad-signature",
+                message: odd,
+            },
+            Event::Resuming { offset: 4096 },
+            Event::Progress {
+                offset: u64::MAX,
+                total: 10,
+                rate: 7,
+                chunk: 1,
+            },
+            Event::ConnectionDropped { offset: 9, error: odd },
+            Event::Resumed { offset: 0 },
+            Event::VerifyOk { version: odd },
+            Event::VerifyFailed {
+                reason: "hash",
+                message: odd,
+            },
+            Event::Activated {
+                slot: "ota_1",
+                version: odd,
+            },
+            Event::Rebooting { reason: odd },
+            Event::Confirmed { version: odd },
+            Event::SelfTestFailed { message: odd },
+            Event::RolledBack { failed_version: odd },
+            Event::UpdateFailed {
+                reason: "flash",
+                message: odd,
+            },
+            Event::UpToDate { version: odd },
+            Event::Status {
+                version: "1",
+                slot: "s",
+                state: "v",
+                failed_version: Some(odd),
+                resume_offset: Some(7),
+            },
+            Event::Status {
+                version: "1",
+                slot: "s",
+                state: "v",
+                failed_version: None,
+                resume_offset: None,
+            },
+            Event::Check {
+                running: "1",
+                available: "2",
+                update: true,
+                reason: None,
+            },
+            Event::Check {
+                running: "1",
+                available: "2",
+                update: false,
+                reason: Some(odd),
+            },
+            Event::Version {
+                version: "1",
+                project: "device-fw",
+                chip: "esp32c3",
+            },
+            Event::CommandError { message: odd },
+        ];
+        for e in all.iter().chain([Event::Help { commands: HELP }].iter()) {
+            let mut buf = [0u8; MAX_EVENT_LINE];
+            let n = e.write_line(&mut buf).unwrap();
+            let want = std::format!("{EVENT_PREFIX}{}\r\n", serde_json::to_string(e).unwrap());
+            assert_eq!(core::str::from_utf8(&buf[..n]).unwrap(), want);
+        }
     }
 
     #[test]
