@@ -42,6 +42,8 @@ mod at;
 mod sim7080;
 mod sim7600;
 
+use core::fmt::Write as _;
+
 use embedded_io_async::{ErrorKind, Read, Write};
 
 use self::at::{At, AtError, CloseKind, Fields, Take, after};
@@ -174,6 +176,17 @@ pub struct ModemInfo {
     pub rssi: u8,
     /// `AT+COPS?` operator name (empty when the modem gives none).
     pub operator: heapless::String<32>,
+}
+
+/// The bring-up commands that only ask or set one thing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Query {
+    EchoOff,
+    VerboseErrors,
+    Model,
+    Signal,
+    Operator,
+    Context,
 }
 
 /// Counters since the driver was created.
@@ -416,63 +429,18 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
         self.sync().await?;
         // Anything before here (boot notices, RDY) belongs to the boot we synced with.
         self.at.events.restarted = false;
-        self.cmd("ATE0", format_args!("ATE0"), &mut |_| Take::No).await?;
-        self.cmd("AT+CMEE=2", format_args!("AT+CMEE=2"), &mut |_| Take::No)
-            .await?;
-
-        let mut info = ModemInfo::default();
-        let model = &mut info.model;
-        self.cmd("AT+CGMM", format_args!("AT+CGMM"), &mut |line| {
-            let text = after(line, b"+CGMM:").unwrap_or(line);
-            if model.is_empty() && (line.first() != Some(&b'+') || text.len() < line.len()) {
-                at::set_text(model, text);
-                Take::Yes
-            } else {
-                Take::No
-            }
-        })
-        .await?;
-
+        let mut info = ModemInfo {
+            rssi: 99,
+            ..ModemInfo::default()
+        };
+        for step in [Query::EchoOff, Query::VerboseErrors, Query::Model] {
+            self.query(step, &mut info).await?;
+        }
         self.sim_ready().await?;
         self.registered().await?;
-
-        let mut rssi = 99u8;
-        self.cmd(
-            "AT+CSQ",
-            format_args!("AT+CSQ"),
-            &mut |line| match after(line, b"+CSQ:") {
-                Some(rest) => {
-                    rssi = Fields(rest).num().and_then(|n| u8::try_from(n).ok()).unwrap_or(99);
-                    Take::Yes
-                }
-                None => Take::No,
-            },
-        )
-        .await?;
-        info.rssi = rssi;
-
-        let operator = &mut info.operator;
-        self.cmd(
-            "AT+COPS?",
-            format_args!("AT+COPS?"),
-            &mut |line| match after(line, b"+COPS:") {
-                Some(rest) => {
-                    let mut q = rest.split(|&b| b == b'"');
-                    if let (Some(_), Some(name)) = (q.next(), q.next()) {
-                        at::set_text(operator, name);
-                    }
-                    Take::Yes
-                }
-                None => Take::No,
-            },
-        )
-        .await?;
-
-        let apn = self.cfg.apn.clone();
-        self.cmd("AT+CGDCONT", format_args!("AT+CGDCONT=1,\"IP\",\"{apn}\""), &mut |_| {
-            Take::No
-        })
-        .await?;
+        for step in [Query::Signal, Query::Operator, Query::Context] {
+            self.query(step, &mut info).await?;
+        }
 
         // Socket notices from before the attach are history (a `+CIPEVENT` during boot);
         // the ones from here on count.
@@ -486,6 +454,58 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
             Dialect::Sim7080 => sim7080::attach(self).await?,
         }
         Ok(info)
+    }
+
+    /// One of the plain bring-up commands, recording what it answers in `info`. One
+    /// function for all of them, so the firmware carries one copy of the command's state
+    /// machine instead of one per command.
+    async fn query(&mut self, step: Query, info: &mut ModemInfo) -> Result<(), ModemError> {
+        let mut line: heapless::String<96> = heapless::String::new();
+        let name = match step {
+            Query::EchoOff => "ATE0",
+            Query::VerboseErrors => "AT+CMEE=2",
+            Query::Model => "AT+CGMM",
+            Query::Signal => "AT+CSQ",
+            Query::Operator => "AT+COPS?",
+            Query::Context => {
+                // The APN was checked by `ModemConfig::new`: it fits and needs no quoting.
+                let _ = write!(line, "AT+CGDCONT=1,\"IP\",\"{}\"", self.cfg.apn);
+                "AT+CGDCONT"
+            }
+        };
+        if line.is_empty() {
+            let _ = line.push_str(name);
+        }
+        self.cmd(name, format_args!("{line}"), &mut |reply| match step {
+            Query::Model => {
+                let text = after(reply, b"+CGMM:").unwrap_or(reply);
+                if info.model.is_empty() && (reply.first() != Some(&b'+') || text.len() < reply.len()) {
+                    at::set_text(&mut info.model, text);
+                    Take::Yes
+                } else {
+                    Take::No
+                }
+            }
+            Query::Signal => match after(reply, b"+CSQ:") {
+                Some(rest) => {
+                    info.rssi = Fields(rest).num().and_then(|n| u8::try_from(n).ok()).unwrap_or(99);
+                    Take::Yes
+                }
+                None => Take::No,
+            },
+            Query::Operator => match after(reply, b"+COPS:") {
+                Some(rest) => {
+                    let mut q = rest.split(|&b| b == b'"');
+                    if let (Some(_), Some(name)) = (q.next(), q.next()) {
+                        at::set_text(&mut info.operator, name);
+                    }
+                    Take::Yes
+                }
+                None => Take::No,
+            },
+            Query::EchoOff | Query::VerboseErrors | Query::Context => Take::No,
+        })
+        .await
     }
 
     /// `AT` until `OK`, within the boot timeout; the modem ignores commands until `RDY`.
