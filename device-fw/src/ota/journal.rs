@@ -489,7 +489,8 @@ impl Journal {
                 match scan.newest.iter_mut().find(|n| n.key == key) {
                     Some(n) => n.at = at,
                     None => {
-                        // A ninth key is a later firmware's; it is read where it is.
+                        // Past MAX_KEYS keys (all of them a later firmware's), a key is
+                        // neither followed nor carried to the next sector.
                         let _ = scan.newest.push(Newest { key, at });
                     }
                 }
@@ -651,7 +652,7 @@ impl Journal {
                     self.erase_all(flash).await?;
                     reset = Some(JournalReset::Erased(JournalFault::Foreign));
                 }
-                self.open_sector(flash, 0, 1).await?;
+                self.open_sector(flash, 0, 1, &mut buf).await?;
                 (0, 1, 0, true)
             }
         };
@@ -679,7 +680,7 @@ impl Journal {
                         // over first), so erasing it loses nothing.
                         sector = (sector + 1) % self.sectors();
                         seq = seq.wrapping_add(1);
-                        self.open_sector(flash, sector, seq).await?;
+                        self.open_sector(flash, sector, seq, &mut buf).await?;
                         (slot, opened) = (0, true);
                         continue 'sector;
                     }
@@ -712,20 +713,23 @@ impl Journal {
         }
     }
 
-    /// Erases sector `index` and gives it `seq`.
+    /// Erases sector `index` and gives it `seq`. The header is programmed from `buf`, which
+    /// is word-aligned as the ESP32 flash driver wants its source.
     async fn open_sector<F: NorFlash>(
         &self,
         flash: &mut F,
         index: u32,
         seq: u32,
+        buf: &mut JournalBuf,
     ) -> Result<(), JournalError<F::Error>> {
         let at = self.sector_at(index);
         flash.erase(at, at + SECTOR).await.map_err(JournalError::Flash)?;
-        let mut header = [0xFFu8; SECTOR_HEADER as usize];
+        let header = &mut buf[..SECTOR_HEADER as usize];
         header[0..4].copy_from_slice(&MAGIC.to_le_bytes());
         header[4..8].copy_from_slice(&seq.to_le_bytes());
         header[8..12].copy_from_slice(&(!seq).to_le_bytes());
-        flash.write(at, &header).await.map_err(JournalError::Flash)
+        header[12..16].fill(0xFF);
+        flash.write(at, header).await.map_err(JournalError::Flash)
     }
 }
 
