@@ -42,8 +42,20 @@ impl FakeDevice {
         FakeDevice::plug(&link)
     }
 
+    /// Writes all of `text`, waiting while the terminal's buffer is full (the master is
+    /// non-blocking, and a stack dump is longer than the buffer).
     fn say(&mut self, text: &str) {
-        self.master.write_all(text.as_bytes()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut rest = text.as_bytes();
+        while !rest.is_empty() {
+            match self.master.write(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(e) => panic!("writing to the terminal: {e}"),
+            }
+        }
         self.master.flush().unwrap();
     }
 
@@ -197,6 +209,50 @@ fn each_bad_ending_has_its_exit_code() {
         assert_eq!(code, i32::from(want), "{events:?}\n{stdout}\n{stderr}");
         assert_eq!(result_of(&stdout)["outcome"], outcome);
     }
+}
+
+#[test]
+fn a_panic_stack_dump_becomes_one_note_and_stays_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("tty");
+    let log = dir.path().join("console.log");
+    let mut dev = FakeDevice::plug(&link);
+    let child = watch(
+        &link,
+        &[
+            "--trigger",
+            "--json",
+            "--timeout",
+            "20s",
+            "--log",
+            log.to_str().unwrap(),
+        ],
+    );
+    dev.expect_command("ota update");
+    dev.event(r#"{"ev":"activated","slot":"ota_1","version":"1.1.0"}"#);
+    // The new app panics before it confirms (esp-backtrace without frame pointers), the
+    // chip resets and the bootloader goes back to the old app.
+    dev.say("\r\n====================== PANIC ======================\r\n");
+    dev.say("panicked at device-fw/src/app.rs:1:1:\r\nself-test exploded\r\n\r\n");
+    let stack: String = (0..8192).map(|i| format!("{:02x}", i % 251)).collect();
+    dev.say(&format!("STACKDUMP: 4200a1b2 {stack}\r\n"));
+    dev.event(r#"{"ev":"boot","version":"1.0.0","slot":"ota_0","state":"valid"}"#);
+
+    let (code, stdout, stderr) = finish(child);
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    assert_eq!(result_of(&stdout)["outcome"], "rolled_back");
+    let note = stdout
+        .lines()
+        .find(|l| l.contains(r#""watch":"stack_dump""#))
+        .unwrap_or_else(|| panic!("no stack_dump note: {stdout}"));
+    assert!(
+        note.contains("pc 0x4200a1b2") && note.contains("8192-byte stack dump"),
+        "{note}"
+    );
+    assert!(note.contains(log.to_str().unwrap()), "{note}");
+    assert!(stdout.lines().all(|l| l.len() < 1000), "the dump itself is not echoed");
+    let raw = String::from_utf8(std::fs::read(&log).unwrap()).unwrap();
+    assert!(raw.contains(&stack), "the log keeps the whole dump");
 }
 
 #[test]

@@ -117,6 +117,24 @@ fn find_by_serial(serial: &str) -> Option<PathBuf> {
         })
 }
 
+/// What esp-backtrace prints on a panic of firmware built without frame pointers (as
+/// otactl-fw is): the PC, then the stack from SP as hex, thousands of characters on one line.
+const STACK_DUMP: &str = "STACKDUMP: ";
+
+/// One line about a stack dump, instead of the dump itself on the terminal.
+fn stack_dump_note(dump: &str, log: Option<&Path>) -> String {
+    let (pc, stack) = dump.split_once(' ').unwrap_or((dump, ""));
+    let bytes = stack.trim().len() / 2;
+    let kept = match log {
+        Some(path) => format!("the whole line is in {}", path.display()),
+        None => "add --log FILE to keep it".to_string(),
+    };
+    format!(
+        "the device panicked (pc 0x{pc}) and printed a {bytes}-byte stack dump; {kept}. \
+         `espflash monitor --elf <the firmware ELF>` on the port unwinds such dumps into a backtrace"
+    )
+}
+
 /// Share of a line that is not text: high on a console read at the wrong baud.
 fn garbled(line: &str) -> bool {
     let total = line.chars().count();
@@ -386,6 +404,10 @@ fn watch(args: &WatchArgs, display: &Display, watcher: &mut Watcher) -> Outcome 
                                 args.baud
                             ),
                         );
+                    }
+                    if let Some(dump) = line.trim_start().strip_prefix(STACK_DUMP) {
+                        display.note("stack_dump", &stack_dump_note(dump, args.log.as_deref()));
+                        continue;
                     }
                     match parse_event_line(line) {
                         None => display.log(line),

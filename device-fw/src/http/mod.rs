@@ -191,38 +191,35 @@ impl<S: Socket> HttpClient<S> {
                     return Err(e);
                 }
             };
-            match head.status {
+            let error = match head.status {
                 200 | 206 => return self.start_body(&head, range).await,
-                _ if head.is_redirect() => {
-                    let Some(same_origin) = head.location else {
-                        self.discard_body(&head).await;
-                        return Err(HttpError::RedirectWithoutLocation);
-                    };
-                    redirects += 1;
-                    if redirects > MAX_REDIRECTS {
+                _ if head.is_redirect() => match head.location {
+                    None => HttpError::RedirectWithoutLocation,
+                    Some(_) if redirects == MAX_REDIRECTS => {
                         self.close_socket().await;
                         return Err(HttpError::TooManyRedirects);
                     }
-                    reuse = self.discard_body(&head).await && same_origin;
-                }
-                416 => {
-                    let total = match head.content_range {
+                    Some(same_origin) => {
+                        redirects += 1;
+                        reuse = self.discard_body(&head).await && same_origin;
+                        continue;
+                    }
+                },
+                416 => HttpError::RangeNotSatisfiable {
+                    total: match head.content_range {
                         Some(Ok(RangeField::Unsatisfied { total })) => Some(total),
                         Some(Ok(RangeField::Range(ContentRange { total, .. }))) => total,
                         _ => None,
-                    };
-                    self.discard_body(&head).await;
-                    return Err(HttpError::RangeNotSatisfiable { total });
-                }
-                status => {
-                    self.discard_body(&head).await;
-                    return Err(match status {
-                        400..=499 => HttpError::ClientError(status),
-                        500..=599 => HttpError::ServerError(status),
-                        _ => HttpError::UnexpectedStatus(status),
-                    });
-                }
-            }
+                    },
+                },
+                status @ 400..=499 => HttpError::ClientError(status),
+                status @ 500..=599 => HttpError::ServerError(status),
+                status => HttpError::UnexpectedStatus(status),
+            };
+            // Read what is left of the refused response, so the connection can serve the
+            // next request.
+            self.discard_body(&head).await;
+            return Err(error);
         }
     }
 
