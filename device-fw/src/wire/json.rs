@@ -417,92 +417,27 @@ mod tests {
 
     #[test]
     fn bad_values_are_errors_with_their_offset() {
+        let expected = |expected, at| JsonError::Expected { expected, at };
         let cases = [
-            (
-                r#"{"a": 01, "n": 1}"#,
-                JsonError::Expected {
-                    expected: "a number",
-                    at: 6,
-                },
-            ),
-            (
-                r#"{"a": 1., "n": 1}"#,
-                JsonError::Expected {
-                    expected: "a number",
-                    at: 6,
-                },
-            ),
-            (
-                r#"{"a": tru, "n": 1}"#,
-                JsonError::Expected {
-                    expected: "a value",
-                    at: 6,
-                },
-            ),
-            (
-                r#"{"a": [1,], "n": 1}"#,
-                JsonError::Expected {
-                    expected: "a value",
-                    at: 9,
-                },
-            ),
-            (
-                r#"{"a": [1 2], "n": 1}"#,
-                JsonError::Expected {
-                    expected: "`,` or `]`",
-                    at: 9,
-                },
-            ),
-            (
-                r#"{"a": {"b" 1}, "n": 1}"#,
-                JsonError::Expected {
-                    expected: "`:` after a key",
-                    at: 11,
-                },
-            ),
-            (
-                r#"{"a": "\x", "n": 1}"#,
-                JsonError::Expected {
-                    expected: "a string",
-                    at: 6,
-                },
-            ),
-            (
-                r#"{"a": 1, "n": 1,}"#,
-                JsonError::Expected {
-                    expected: "a string",
-                    at: 16,
-                },
-            ),
-            (
-                r#"{"a": 1 "n": 1}"#,
-                JsonError::Expected {
-                    expected: "`,` or `}`",
-                    at: 8,
-                },
-            ),
+            (r#"{"a": 01, "n": 1}"#, expected("a number", 6)),
+            (r#"{"a": 1., "n": 1}"#, expected("a number", 6)),
+            (r#"{"a": tru, "n": 1}"#, expected("a value", 6)),
+            (r#"{"a": [1,], "n": 1}"#, expected("a value", 9)),
+            (r#"{"a": [1 2], "n": 1}"#, expected("`,` or `]`", 9)),
+            (r#"{"a": {"b" 1}, "n": 1}"#, expected("`:` after a key", 11)),
+            (r#"{"a": "\x", "n": 1}"#, expected("a string", 6)),
+            (r#"{"a": 1, "n": 1,}"#, expected("a string", 16)),
+            (r#"{"a": 1 "n": 1}"#, expected("`,` or `}`", 8)),
             (r#"{"n": -1}"#, JsonError::NotU32 { at: 6 }),
             (r#"{"n": 1.5}"#, JsonError::NotU32 { at: 6 }),
             (r#"{"n": 1e3}"#, JsonError::NotU32 { at: 6 }),
             (r#"{"n": 007}"#, JsonError::NotU32 { at: 6 }),
             (r#"{"n": 4294967296}"#, JsonError::NotU32 { at: 6 }),
-            (
-                r#"{"n": "7"}"#,
-                JsonError::Expected {
-                    expected: "a number",
-                    at: 6,
-                },
-            ),
+            (r#"{"n": "7"}"#, expected("a number", 6)),
             (r#"{"n": 1, "n": 2}"#, JsonError::DuplicateField("n")),
             (r#"{"m": 1}"#, JsonError::MissingField("n")),
             (r#"{"n": 1} x"#, JsonError::Trailing { at: 9 }),
-            (
-                r#"["n", 1]"#,
-                JsonError::Expected {
-                    expected: "an object",
-                    at: 0,
-                },
-            ),
+            (r#"["n", 1]"#, expected("an object", 0)),
             ("{\"n\u{1}\": 1}", JsonError::StringNotPlain { at: 1 }),
             (r#"{"\u006e": 1}"#, JsonError::StringNotPlain { at: 1 }),
         ];
