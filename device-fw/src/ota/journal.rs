@@ -675,9 +675,9 @@ impl Journal {
                         if opened {
                             return Err(JournalError::Unrecoverable(JournalFault::NotErased));
                         }
-                        // Full. The next sector is the oldest, and the current one holds
-                        // the newest record of every key (each save carries missing ones
-                        // over first), so erasing it loses nothing.
+                        // Full: move on to the next sector, the oldest. The current one
+                        // holds the newest record of every key (each save carries missing
+                        // ones over first), so erasing the oldest loses nothing.
                         sector = (sector + 1) % self.sectors();
                         seq = seq.wrapping_add(1);
                         self.open_sector(flash, sector, seq, &mut buf).await?;
