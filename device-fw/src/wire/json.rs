@@ -191,21 +191,11 @@ impl<'a> Reader<'a> {
                     if depth == MAX_DEPTH {
                         return Err(JsonError::TooDeep { at });
                     }
-                    let object = self.text[at] == b'{';
-                    self.pos += 1;
-                    open = (open << 1) | u32::from(object);
+                    // Opened: the loop below reads its first member, or its end.
+                    open = (open << 1) | u32::from(self.text[at] == b'{');
                     depth += 1;
+                    self.pos += 1;
                     self.fresh = true;
-                    let more = if object {
-                        self.next_raw_key()?
-                    } else {
-                        self.next_element()?
-                    };
-                    if more {
-                        continue 'value;
-                    }
-                    open >>= 1;
-                    depth -= 1;
                 }
                 b'"' => self.skip_string()?,
                 b'-' | b'0'..=b'9' => self.skip_number()?,
@@ -219,7 +209,7 @@ impl<'a> Reader<'a> {
                     });
                 }
             }
-            // A value ended: continue its container, or close containers until one goes on.
+            // Continue the innermost container, or close containers until one goes on.
             while depth > 0 {
                 let more = if open & 1 == 1 {
                     self.next_raw_key()?
