@@ -94,6 +94,11 @@ pub struct Watcher {
     pub rate: u32,
     pub drops: u32,
     pub resumes: u32,
+    /// The shortest quiet spell (no request of the device's) after which a connection
+    /// died: this carrier's NAT forgets an idle mapping within that time.
+    pub shortest_quiet_drop_ms: Option<u64>,
+    /// The idle time the device sizes its chunks for, as it last reported after a drop.
+    pub nat_idle_ms: Option<u64>,
 }
 
 impl Watcher {
@@ -107,6 +112,8 @@ impl Watcher {
             rate: 0,
             drops: 0,
             resumes: 0,
+            shortest_quiet_drop_ms: None,
+            nat_idle_ms: None,
         }
     }
 
@@ -158,8 +165,16 @@ impl Watcher {
                 self.rate = *rate;
                 None
             }
-            Event::ConnectionDropped { .. } => {
+            Event::ConnectionDropped {
+                quiet_ms, nat_idle_ms, ..
+            } => {
                 self.drops += 1;
+                if let Some(quiet) = *quiet_ms {
+                    self.shortest_quiet_drop_ms = Some(self.shortest_quiet_drop_ms.map_or(quiet, |q| q.min(quiet)));
+                }
+                if *nat_idle_ms > 0 {
+                    self.nat_idle_ms = Some(*nat_idle_ms);
+                }
                 None
             }
             Event::Resumed { .. } => {
@@ -266,6 +281,14 @@ mod tests {
             Event::ConnectionDropped {
                 offset: 5,
                 error: s("closed"),
+                quiet_ms: Some(40_000),
+                nat_idle_ms: 36_000,
+            },
+            Event::ConnectionDropped {
+                offset: 5,
+                error: s("HTTP 503"),
+                quiet_ms: None,
+                nat_idle_ms: 36_000,
             },
             Event::Resumed { offset: 5 },
             Event::VerifyOk { version: s("1.1.0") },
@@ -281,7 +304,8 @@ mod tests {
         for e in &script {
             assert_eq!(w.on_event(e), None, "{e:?}");
         }
-        assert_eq!((w.drops, w.resumes, w.phase), (1, 1, Phase::SelfTest));
+        assert_eq!((w.drops, w.resumes, w.phase), (2, 1, Phase::SelfTest));
+        assert_eq!((w.shortest_quiet_drop_ms, w.nat_idle_ms), (Some(40_000), Some(36_000)));
         let out = w.on_event(&Event::Confirmed { version: s("1.1.0") }).unwrap();
         assert_eq!(out.exit_code(), 0);
         assert_eq!(w.from.as_deref(), Some("1.0.0"));

@@ -139,8 +139,14 @@ fn an_update_through_a_reset_ends_confirmed() {
     std::thread::sleep(Duration::from_millis(50));
     dev.say("\"total\":61776,\"rate\":9000,\"chunk\":30000}\r\n");
     dev.say("@ota {\"ev\":\"progress\",\"offset\":\r\n");
+    // A drop as earlier firmware reports it, then one that says how long the connection
+    // had been quiet.
     dev.event(r#"{"ev":"connection_dropped","offset":30000,"error":"socket closed"}"#);
     dev.event(r#"{"ev":"resumed","offset":30000}"#);
+    dev.event(
+        r#"{"ev":"connection_dropped","offset":45000,"error":"socket closed","quiet_ms":31250,"nat_idle_ms":28125}"#,
+    );
+    dev.event(r#"{"ev":"resumed","offset":45000}"#);
     dev.event(r#"{"ev":"progress","offset":61776,"total":61776,"rate":9100,"chunk":30000}"#);
     dev.event(r#"{"ev":"verify_ok","version":"1.1.0"}"#);
     dev.event(r#"{"ev":"activated","slot":"ota_1","version":"1.1.0"}"#);
@@ -157,9 +163,12 @@ fn an_update_through_a_reset_ends_confirmed() {
     assert_eq!(result["version"], "1.1.0");
     assert_eq!(
         (result["drops"].as_u64(), result["resumes"].as_u64()),
-        (Some(1), Some(1)),
+        (Some(2), Some(2)),
         "{stdout}"
     );
+    // What the carrier's NAT did, for a fleet to collect.
+    assert_eq!(result["shortest_quiet_drop_ms"], 31250, "{result}");
+    assert_eq!(result["nat_idle_ms"], 28125, "{result}");
     for kind in ["\"port_lost\"", "\"port_reopened\"", "\"unparsed\""] {
         assert!(stdout.contains(kind), "{kind} missing: {stdout}");
     }

@@ -223,9 +223,20 @@ impl<Con: Read + Write> UpdateSink for Sink<'_, '_, Con> {
                     })
                     .await
                 }
-                OtaEvent::ConnectionLost { offset, error } => {
+                OtaEvent::ConnectionLost {
+                    offset,
+                    error,
+                    quiet_us,
+                    nat_idle_us,
+                } => {
                     let error: heapless::String<MESSAGE_LEN> = text(format_args!("{error}"));
-                    c.emit(&Event::ConnectionDropped { offset, error: &error }).await
+                    c.emit(&Event::ConnectionDropped {
+                        offset,
+                        error: &error,
+                        quiet_ms: quiet_us.map(|us| us / 1000),
+                        nat_idle_ms: nat_idle_us / 1000,
+                    })
+                    .await
                 }
                 OtaEvent::Resumed { offset } => c.emit(&Event::Resumed { offset }).await,
                 OtaEvent::RangeIgnored { skip } => {

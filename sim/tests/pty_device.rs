@@ -371,6 +371,23 @@ fn a_nat_that_forgets_sooner_than_the_profile_believes_drops_the_real_connection
         .count();
     let resumed = events.iter().filter(|e| matches!(e, Event::Resumed { .. })).count();
     assert!(dropped >= 1 && resumed >= 1, "{events:?}");
+    // Each NAT drop says how long the connection had carried no request (the NAT forgets
+    // after 5 s, so at least that) and the shorter idle time the next chunks are sized for.
+    let learnt: Vec<(u64, u64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ConnectionDropped {
+                quiet_ms: Some(quiet),
+                nat_idle_ms,
+                ..
+            } => Some((*quiet, *nat_idle_ms)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        learnt.iter().any(|&(quiet, idle)| quiet >= 5_000 && idle < 59_000),
+        "{events:?}"
+    );
     assert!(
         events.iter().any(
             |e| matches!(e, Event::Progress { offset, total, .. } if *offset == image_len as u64 && *offset == *total)

@@ -260,7 +260,19 @@ fn describe(event: &Event<String>) -> Option<String> {
         }
         Event::ManifestRejected { reason, message } => format!("✗ release rejected ({reason}): {message}"),
         Event::Resuming { offset } => format!("● resuming the download at byte {offset}"),
-        Event::ConnectionDropped { offset, error } => format!("● connection dropped at byte {offset}: {error}"),
+        Event::ConnectionDropped {
+            offset,
+            error,
+            quiet_ms,
+            nat_idle_ms,
+        } => match quiet_ms {
+            Some(quiet) => format!(
+                "● connection dropped at byte {offset} after {:.1} s without a request: {error}; chunks now sized for a {:.1} s NAT",
+                *quiet as f64 / 1000.0,
+                *nat_idle_ms as f64 / 1000.0
+            ),
+            None => format!("● connection dropped at byte {offset}: {error}"),
+        },
         Event::Resumed { offset } => format!("● resumed at byte {offset}"),
         Event::VerifyOk { version } => format!("✓ image verified: {version}"),
         Event::VerifyFailed { reason, message } => format!("✗ image rejected ({reason}): {message}"),
@@ -312,6 +324,8 @@ pub fn run(args: WatchArgs) -> ExitCode {
             obj.insert("to".into(), json!(watcher.activated));
             obj.insert("drops".into(), watcher.drops.into());
             obj.insert("resumes".into(), watcher.resumes.into());
+            obj.insert("shortest_quiet_drop_ms".into(), json!(watcher.shortest_quiet_drop_ms));
+            obj.insert("nat_idle_ms".into(), json!(watcher.nat_idle_ms));
             obj.insert("wall_s".into(), json!((wall_s * 1000.0).round() / 1000.0));
         }
         println!("{}", json!({ "result": result }));

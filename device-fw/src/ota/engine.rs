@@ -111,8 +111,17 @@ pub enum OtaEvent {
         rate_bps: u32,
         chunk: u32,
     },
-    /// The connection ended before the chunk did.
-    ConnectionLost { offset: u64, error: HttpError },
+    /// The connection ended before the chunk did. `quiet_us` is how long it had carried no
+    /// request of ours when it died (`None` when the loss was not a quiet connection ending,
+    /// such as a 5xx or a lost modem); `nat_idle_us` is the idle time the next chunks are
+    /// sized for, after learning from this loss. Fleets collect the pair to learn each
+    /// carrier's real NAT timeout.
+    ConnectionLost {
+        offset: u64,
+        error: HttpError,
+        quiet_us: Option<u64>,
+        nat_idle_us: u64,
+    },
     /// The next request resumes from `offset`.
     Resumed { offset: u64 },
     /// The server answered a Range request with the whole file; `skip` bytes are discarded.
@@ -331,30 +340,39 @@ where
         // The pass broke: learn from it, recover what needs recovering, then resume.
         let offset = slot.accepted();
         report.connection_losses += 1;
-        events.event(OtaEvent::ConnectionLost { offset, error }).await;
+        // The connection ended under us (a close notice mid-body reads as a truncated body):
+        // a NAT that forgot the mapping looks exactly like this.
+        let quiet_us = if matches!(
+            error,
+            HttpError::Socket(SocketError::Closed | SocketError::Timeout) | HttpError::TruncatedBody { .. }
+        ) {
+            // Quiet since our last request; for a request that got no answer at all on a
+            // reused connection, the quiet spell was the drain before it.
+            if offset == before {
+                previous_request.map(|p| requested_at - p)
+            } else {
+                Some(clock.now_us() - requested_at)
+            }
+        } else {
+            None
+        };
+        if let Some(quiet) = quiet_us {
+            planner.record_drop(quiet);
+        }
+        events
+            .event(OtaEvent::ConnectionLost {
+                offset,
+                error,
+                quiet_us,
+                nat_idle_us: planner.idle_limit_us(),
+            })
+            .await;
         if cfg.mode == DownloadMode::SingleGet {
             return Err(DownloadError::Aborted {
                 offset,
                 total: total.unwrap_or(0),
                 error,
             });
-        }
-        // The connection ended under us (a close notice mid-body reads as a truncated body):
-        // a NAT that forgot the mapping looks exactly like this.
-        if matches!(
-            error,
-            HttpError::Socket(SocketError::Closed | SocketError::Timeout) | HttpError::TruncatedBody { .. }
-        ) {
-            // Quiet since our last request; for a request that got no answer at all on a
-            // reused connection, the quiet spell was the drain before it.
-            let quiet = if offset == before {
-                previous_request.map(|p| requested_at - p)
-            } else {
-                Some(clock.now_us() - requested_at)
-            };
-            if let Some(quiet) = quiet {
-                planner.record_drop(quiet);
-            }
         }
         http.close().await;
         if matches!(

@@ -71,9 +71,17 @@ pub enum Event<S> {
         rate: u32,
         chunk: u32,
     },
+    /// The connection died at `offset`. `quiet_ms`: it had carried no request for this long
+    /// (so this network's NAT forgets an idle mapping within that time), `null` when the
+    /// loss was of another kind. `nat_idle_ms`: the idle time the next chunks are sized for.
+    /// The host reads a line without them (earlier firmware) as `null` and 0.
     ConnectionDropped {
         offset: u64,
         error: S,
+        #[cfg_attr(feature = "std", serde(default))]
+        quiet_ms: Option<u64>,
+        #[cfg_attr(feature = "std", serde(default))]
+        nat_idle_ms: u64,
     },
     Resumed {
         offset: u64,
@@ -205,10 +213,17 @@ impl<S: AsRef<str>> Event<S> {
                 w.number("rate", Some(u64::from(*rate)))?;
                 w.number("chunk", Some(u64::from(*chunk)))?;
             }
-            Event::ConnectionDropped { offset, error } => {
+            Event::ConnectionDropped {
+                offset,
+                error,
+                quiet_ms,
+                nat_idle_ms,
+            } => {
                 w.tag("connection_dropped")?;
                 w.number("offset", Some(*offset))?;
                 w.text("error", s(error))?;
+                w.number("quiet_ms", *quiet_ms)?;
+                w.number("nat_idle_ms", Some(*nat_idle_ms))?;
             }
             Event::Resumed { offset } => {
                 w.tag("resumed")?;
@@ -616,7 +631,7 @@ mod tests {
     #[cfg(feature = "std")]
     fn the_hand_written_json_is_what_serde_writes() {
         let odd = "q\"b\\s/n\nr\rt\tb\u{8}f\u{c}c\u{1}\u{1f}é€😀";
-        let all: [Event<&str>; 25] = [
+        let all: [Event<&str>; 26] = [
             Event::Boot {
                 version: "1.0.0",
                 slot: "ota_0",
@@ -648,7 +663,18 @@ mod tests {
                 rate: 7,
                 chunk: 1,
             },
-            Event::ConnectionDropped { offset: 9, error: odd },
+            Event::ConnectionDropped {
+                offset: 9,
+                error: odd,
+                quiet_ms: Some(61_250),
+                nat_idle_ms: u64::MAX,
+            },
+            Event::ConnectionDropped {
+                offset: 0,
+                error: odd,
+                quiet_ms: None,
+                nat_idle_ms: 0,
+            },
             Event::Resumed { offset: 0 },
             Event::VerifyOk { version: odd },
             Event::VerifyFailed {
