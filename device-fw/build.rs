@@ -269,6 +269,7 @@ struct FirmwareConfig {
     chip: Chip,
     dialect: &'static str,
     baud: u32,
+    fast_baud: Option<u32>,
     apn: String,
     rts_cts: bool,
     nat_idle_timeout_s: u32,
@@ -344,6 +345,25 @@ impl FirmwareConfig {
                 &format!("use one of {bauds}"),
             );
         }
+        let fast_baud = match p.get("modem.fast_baud") {
+            None => None,
+            Some(_) => {
+                let fast = p.int_in(
+                    "modem.fast_baud",
+                    None,
+                    1..=3_000_000,
+                    &format!("use one of {bauds} above modem.baud"),
+                );
+                if !STANDARD_BAUDS.contains(&fast) || fast <= baud {
+                    p.fail(
+                        "modem.fast_baud",
+                        &format!("= {fast} is not a standard UART rate above modem.baud = {baud}"),
+                        &format!("use one of {bauds} above modem.baud, or leave it out"),
+                    );
+                }
+                Some(fast as u32)
+            }
+        };
         let apn = p.string(
             "modem.apn",
             "set the APN your SIM provider gives, e.g. apn = \"internet\"",
@@ -492,6 +512,7 @@ impl FirmwareConfig {
             chip,
             dialect,
             baud: baud as u32,
+            fast_baud,
             apn,
             rts_cts,
             nat_idle_timeout_s,
@@ -533,6 +554,7 @@ impl FirmwareConfig {
             self.dialect
         );
         let _ = writeln!(w, "pub const BAUD: u32 = {};", self.baud);
+        let _ = writeln!(w, "pub const FAST_BAUD: Option<u32> = {:?};", self.fast_baud);
         let _ = writeln!(w, "pub const APN: &str = {:?};", self.apn);
         let _ = writeln!(w, "pub const RTS_CTS: bool = {};", self.rts_cts);
         let _ = writeln!(w, "pub const PUBLIC_KEYS: [[u8; 32]; {}] = [", self.keys.len());

@@ -301,11 +301,20 @@ where
 {
     match http.socket().bring_up().await {
         Ok(info) => {
+            if info.fast_baud_refused {
+                console
+                    .log(format_args!(
+                        "modem: stays at {} baud: it refused the profile's fast_baud or did not answer at it",
+                        info.baud
+                    ))
+                    .await;
+            }
             console
                 .emit(&Event::ModemUp {
                     model: &info.model,
                     rssi: info.rssi,
                     operator: &info.operator,
+                    baud: info.baud,
                 })
                 .await;
             true
@@ -318,10 +327,12 @@ where
     }
 }
 
-/// Runs the app until it wants the chip reset.
+/// Runs the app until it wants the chip reset. `uart_rate` retunes the modem UART, which
+/// the profile's `modem.fast_baud` needs (see [`Modem::with_uart_rate`]).
 pub async fn run<Con, U, C, F>(
     console: &mut Con,
     modem_uart: U,
+    uart_rate: Option<fn(&mut U, u32) -> bool>,
     flash: &mut F,
     clock: C,
     cfg: &AppConfig<'_>,
@@ -344,7 +355,11 @@ where
         })
         .await;
 
-    let mut http = HttpClient::new(Modem::new(modem_uart, clock.clone(), cfg.modem.clone()));
+    let mut modem = Modem::new(modem_uart, clock.clone(), cfg.modem.clone());
+    if let Some(set) = uart_rate {
+        modem = modem.with_uart_rate(set);
+    }
+    let mut http = HttpClient::new(modem);
     let mut modem_ok = modem_up(&mut console, &mut http).await;
 
     let start = {
@@ -426,12 +441,15 @@ where
                     console: &mut console,
                     manifest_url: url,
                 };
+                // The first drain-rate guess follows the rate the link runs at now.
+                let mut download = cfg.download;
+                download.uart_bytes_per_sec = http.socket().baud() / 10;
                 if matches!(command, Command::Update { .. }) {
                     let result = update(
                         &mut http,
                         flash,
                         &clock,
-                        &cfg.download,
+                        &download,
                         &cfg.layout,
                         &identity,
                         running.target,
@@ -457,7 +475,7 @@ where
                         &mut http,
                         flash,
                         &clock,
-                        &cfg.download,
+                        &download,
                         &cfg.layout,
                         &identity,
                         running.target,

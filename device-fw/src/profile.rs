@@ -15,6 +15,7 @@
 //! [modem]
 //! dialect = "sim7600"        # "sim7600" | "sim7080"                        (required)
 //! baud = 115200              # 9600 19200 38400 57600 115200 230400 460800 921600 3000000 (required)
+//! fast_baud = 921600         # raised to with AT+IPR after power-on, > baud, same list (optional)
 //! apn = "internet"           # 1..=63 printable ASCII, no '"'               (required)
 //! rts_cts = false            # hardware flow control wired                  (default false)
 //!
@@ -275,6 +276,10 @@ pub struct Modem {
     #[serde(with = "DialectName")]
     pub dialect: Dialect,
     pub baud: u32,
+    /// The rate bring-up raises the link to (`AT+IPR`); the modem answers at `baud` after
+    /// every power-on.
+    #[serde(default)]
+    pub fast_baud: Option<u32>,
     pub apn: String,
     #[serde(default)]
     pub rts_cts: bool,
@@ -610,6 +615,14 @@ impl Profile {
         Duration::from_millis(self.download.backoff_max_ms.into())
     }
 
+    /// The driver settings for the profile's modem.
+    pub fn modem_config(&self) -> Result<crate::modem::ModemConfig, crate::modem::ModemError> {
+        let mut cfg = crate::modem::ModemConfig::new(self.modem.dialect, &self.modem.apn)?;
+        cfg.baud = self.modem.baud;
+        cfg.fast_baud = self.modem.fast_baud;
+        Ok(cfg)
+    }
+
     /// Bytes per second the UART can carry at the profile's baud (8N1: 10 bits a byte).
     pub fn uart_bytes_per_sec(&self) -> u32 {
         self.modem.baud / 10
@@ -697,6 +710,20 @@ impl Profile {
                 "modem.baud",
                 format!("modem.baud = {} is not a standard UART rate", self.modem.baud),
             ));
+        }
+        if let Some(fast) = self.modem.fast_baud {
+            if !STANDARD_BAUDS.contains(&fast) {
+                return Err(doc.bad_value(
+                    "modem.fast_baud",
+                    format!("modem.fast_baud = {fast} is not a standard UART rate"),
+                ));
+            }
+            if fast <= self.modem.baud {
+                return Err(doc.bad_value(
+                    "modem.fast_baud",
+                    format!("modem.fast_baud = {fast} is not above modem.baud = {}", self.modem.baud),
+                ));
+            }
         }
         let apn = &self.modem.apn;
         if apn.is_empty() || apn.len() > 63 {
@@ -969,7 +996,7 @@ fn known_keys(table: &str) -> &'static [&'static str] {
             "modem_rts",
             "modem_cts",
         ],
-        "modem" => &["dialect", "baud", "apn", "rts_cts"],
+        "modem" => &["dialect", "baud", "fast_baud", "apn", "rts_cts"],
         "network" => &["nat_idle_timeout_s", "safety_factor"],
         "download" => &[
             "chunk_min",
@@ -1008,6 +1035,7 @@ fn expectation(key: &str) -> (&'static str, String) {
         "device.board" => ("a board name", "use 1 to 32 lowercase letters, digits, '-', '_' or '.', e.g. board = \"m5stack-core\"".into()),
         "modem.dialect" => ("a modem dialect", "use \"sim7600\" or \"sim7080\"".into()),
         "modem.baud" => ("an integer UART rate", format!("use one of {bauds}")),
+        "modem.fast_baud" => ("an integer UART rate above modem.baud", format!("use one of {bauds} above modem.baud, or leave it out to stay at modem.baud")),
         "modem.apn" => ("a string", "use the APN your SIM provider gives, 1 to 63 printable ASCII characters without '\"', e.g. apn = \"internet\"".into()),
         "modem.rts_cts" => ("true or false", "set true only if RTS and CTS are wired between the chip and the modem".into()),
         "network.nat_idle_timeout_s" => ("an integer number of seconds", format!("use 2 to 7440; {DEFAULT_NAT_IDLE_TIMEOUT_S} if the carrier's NAT timeout is not known")),

@@ -40,7 +40,9 @@ async fn cold_boot_bring_up() {
         ModemInfo {
             model: "SIM7080G".try_into().unwrap(),
             rssi: 18,
-            operator: "1NCE".try_into().unwrap()
+            operator: "1NCE".try_into().unwrap(),
+            baud: 115_200,
+            fast_baud_refused: false,
         }
     );
     assert_eq!(uart.0.borrow().swallowed, b"AT\rAT\r");

@@ -69,7 +69,9 @@ async fn cold_boot_bring_up_from_transcripts() {
         ModemInfo {
             model: "SIMCOM_SIM7600G-H".try_into().unwrap(),
             rssi: 31,
-            operator: "Mint".try_into().unwrap()
+            operator: "Mint".try_into().unwrap(),
+            baud: 115_200,
+            fast_baud_refused: false,
         }
     );
     // `AT` at 0, 1 and 2 s went unanswered; `RDY` at 2.5 s triggered the fourth at once.

@@ -199,7 +199,7 @@ fn unknown_key_lists_the_known_ones() {
         "modem.bud",
         Some(9),
         &[
-            "known keys of [modem]: dialect, baud, apn, rts_cts",
+            "known keys of [modem]: dialect, baud, fast_baud, apn, rts_cts",
             "did you mean `baud`",
         ],
     );
@@ -309,6 +309,35 @@ fn non_standard_baud() {
             "modem.baud = 12345 is not a standard UART rate",
             "use one of 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 3000000",
         ],
+    );
+}
+
+#[test]
+fn fast_baud_is_a_standard_rate_above_the_power_on_rate() {
+    let p = Profile::parse(&with("baud = 115200", "baud = 115200\nfast_baud = 921600"), "p.toml").unwrap();
+    assert_eq!(p.modem.fast_baud, Some(921_600));
+    let cfg = p.modem_config().unwrap();
+    assert_eq!((cfg.baud, cfg.fast_baud), (115_200, Some(921_600)));
+    assert_eq!(Profile::parse(BASE, "p.toml").unwrap().modem.fast_baud, None);
+
+    let e = parse_err(&with("baud = 115200", "baud = 115200\nfast_baud = 1000000"));
+    assert_error(
+        &e,
+        ProfileErrorKind::BadValue,
+        "modem.fast_baud",
+        Some(10),
+        &[
+            "modem.fast_baud = 1000000 is not a standard UART rate",
+            "above modem.baud, or leave it out",
+        ],
+    );
+    let e = parse_err(&with("baud = 115200", "baud = 115200\nfast_baud = 57600"));
+    assert_error(
+        &e,
+        ProfileErrorKind::BadValue,
+        "modem.fast_baud",
+        Some(10),
+        &["modem.fast_baud = 57600 is not above modem.baud = 115200"],
     );
 }
 

@@ -28,7 +28,7 @@ use crate::net::{NatConfig, NatExpiry, NetConfig, Network};
 use crate::origin::{OriginBehaviour, OriginHandle, spawn_origin};
 use crate::scenario::{DEVICE_UART_RX_RING, FLASH_BYTES, ORIGIN_HOST, profile_for};
 use crate::time::{self, BenchClock};
-use crate::uart::{UartEnd, uart};
+use crate::uart::{UartEnd, retune, uart};
 
 pub const PRODUCT: &str = "field-logger";
 pub const CHANNEL: &str = "stable";
@@ -80,6 +80,13 @@ impl DeviceSetup {
         self.profile.device.chip
     }
 
+    /// The profile's modem settings, for the bench's SIM7600 emulator.
+    pub fn modem_config(&self) -> ModemConfig {
+        let mut cfg = self.profile.modem_config().expect("bench profiles have a valid APN");
+        cfg.dialect = DeviceDialect::Sim7600;
+        cfg
+    }
+
     /// What the firmware's build would give the app, from the profile.
     pub fn app_config<'a>(&'a self, manifest_url: &'a str) -> AppConfig<'a> {
         AppConfig {
@@ -92,7 +99,7 @@ impl DeviceSetup {
             keys: &self.keys,
             download: self.profile.download_config(),
             layout: self.layout.clone(),
-            modem: ModemConfig::new(DeviceDialect::Sim7600, "m2m.example").expect("bench APN is valid"),
+            modem: self.modem_config(),
         }
     }
 
@@ -168,6 +175,8 @@ pub struct World {
     /// `None` when the origin host does not answer (connections are refused).
     pub origin: Option<OriginHandle>,
     device_uart: Option<UartEnd>,
+    /// The driver settings for the modem this world runs (the profile's).
+    modem_cfg: ModemConfig,
 }
 
 impl World {
@@ -198,6 +207,7 @@ impl World {
             net,
             origin,
             device_uart: Some(device_uart),
+            modem_cfg: setup.modem_config(),
         }
     }
 
@@ -209,8 +219,7 @@ impl World {
     /// Brings the modem up and hands the app its HTTP client.
     pub async fn connect(&mut self) -> Result<HttpClient<Modem<UartEnd, BenchClock>>, String> {
         let uart = self.device_uart.take().ok_or("the modem UART is already in use")?;
-        let cfg = ModemConfig::new(DeviceDialect::Sim7600, "m2m.example").map_err(|e| format!("{e:?}"))?;
-        let mut modem = Modem::new(uart, BenchClock, cfg);
+        let mut modem = Modem::new(uart, BenchClock, self.modem_cfg.clone()).with_uart_rate(retune);
         match time::timeout(Duration::from_secs(120), modem.bring_up()).await {
             Ok(Ok(_)) => Ok(HttpClient::new(modem)),
             other => Err(format!("modem bring-up failed: {other:?}")),

@@ -72,6 +72,8 @@ struct Segment {
     /// Arrival of `data[0]` at the reader, in ns since the pipe's epoch.
     first_arrival_ns: u64,
     byte_ns: f64,
+    /// The sender's line rate when it was written (`None`: not a rate-bound line).
+    sent_at: Option<f64>,
 }
 
 impl Segment {
@@ -103,6 +105,11 @@ struct Inner {
     last_arrival_ns: u64,
     /// Writes after this are swallowed (a NAT that forgot the mapping and drops silently).
     blackholed: bool,
+    /// The sender's line rate now (a UART can be retuned: `AT+IPR`).
+    tx_rate: Option<f64>,
+    /// The rate the receiver samples at. Bytes sent at another rate arrive as garbage, as
+    /// on a UART whose ends disagree about the baud.
+    rx_rate: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -156,6 +163,8 @@ pub fn pipe(cfg: PipeConfig) -> (PipeWriter, PipeReader) {
             buffered: 0,
             last_arrival_ns: 0,
             blackholed: false,
+            tx_rate: cfg.bytes_per_sec,
+            rx_rate: cfg.bytes_per_sec,
         }),
         readable: Notify::new(),
         writable: Notify::new(),
@@ -200,7 +209,7 @@ impl PipeWriter {
 
     fn enqueue(s: &Shared, inner: &mut Inner, data: &[u8]) -> u64 {
         let now = s.now_ns();
-        let byte_ns = s.cfg.bytes_per_sec.map_or(0.0, |r| 1e9 / r);
+        let byte_ns = inner.tx_rate.map_or(0.0, |r| 1e9 / r);
         let start = now.max(inner.line_free_ns);
         let latency = s.cfg.latency.as_nanos() as u64;
         let seg = Segment {
@@ -208,12 +217,18 @@ impl PipeWriter {
             read: 0,
             first_arrival_ns: start + byte_ns as u64 + latency,
             byte_ns,
+            sent_at: inner.tx_rate,
         };
         inner.line_free_ns = start + (data.len() as f64 * byte_ns) as u64;
         inner.last_arrival_ns = seg.arrival_ns(data.len() - 1);
         inner.buffered += data.len();
         inner.segments.push_back(seg);
         inner.line_free_ns
+    }
+
+    /// Retunes the sender to `bytes_per_sec` (a UART's baud / 10) from the next write on.
+    pub fn set_rate(&self, bytes_per_sec: f64) {
+        self.shared.lock().tx_rate = Some(bytes_per_sec);
     }
 
     /// Closes the stream (FIN): what was written stays readable, then the reader sees EOF.
@@ -287,6 +302,7 @@ impl PipeReader {
         if inner.state == PipeState::Reset {
             return Err(PipeError::Reset);
         }
+        let rx_rate = inner.rx_rate;
         let mut n = 0;
         while n < buf.len() {
             let Some(seg) = inner.segments.front_mut() else { break };
@@ -296,6 +312,9 @@ impl PipeReader {
             }
             let take = (arrived - seg.read).min(buf.len() - n);
             buf[n..n + take].copy_from_slice(&seg.data[seg.read..seg.read + take]);
+            if seg.sent_at != rx_rate {
+                garble(&mut buf[n..n + take]);
+            }
             seg.read += take;
             n += take;
             if seg.read == seg.data.len() {
@@ -308,6 +327,12 @@ impl PipeReader {
             s.writable.notify_one();
         }
         Ok(n)
+    }
+
+    /// Retunes the receiver to `bytes_per_sec` (a UART's baud / 10): bytes sent at another
+    /// rate, from now on read, are garbage.
+    pub fn set_rate(&self, bytes_per_sec: f64) {
+        self.shared.lock().rx_rate = Some(bytes_per_sec);
     }
 
     /// Reads at least one byte, waiting for it. `Ok(0)` is end of stream.
@@ -377,6 +402,14 @@ impl PipeReader {
     }
 }
 
+/// What a UART receiver makes of bytes sent at another baud: framing errors and bytes that
+/// are not the ones sent. Here: never printable ASCII, so no line of text survives.
+fn garble(bytes: &mut [u8]) {
+    for b in bytes {
+        *b = 0x80 | (*b ^ 0x5a);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,6 +429,33 @@ mod tests {
         writer.await.unwrap().unwrap();
         let secs = (time::now() - t0).as_secs_f64();
         assert!((secs - 1.0).abs() < 0.0001, "11520 bytes at 115200 baud took {secs} s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retuned_uart_is_garbage_until_both_ends_agree_then_runs_at_the_new_rate() {
+        time::use_virtual_time();
+        let (tx, mut rx) = pipe(PipeConfig::uart(115_200, 4096));
+        tx.set_rate(92_160.0);
+        tx.write(b"OK\r\n").await.unwrap();
+        let mut buf = [0u8; 16];
+        let n = rx.read(&mut buf).await.unwrap();
+        assert_eq!(n, 4);
+        assert!(buf[..n].iter().all(|b| !b.is_ascii()), "{:?}", &buf[..n]);
+
+        rx.set_rate(92_160.0);
+        let t0 = time::now();
+        let data = vec![b'x'; 92_160];
+        let writer = tokio::spawn(async move { tx.write(&data).await });
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while got.len() < 92_160 {
+            let n = rx.read(&mut buf).await.unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        writer.await.unwrap().unwrap();
+        assert!(got.iter().all(|&b| b == b'x'));
+        let secs = (time::now() - t0).as_secs_f64();
+        assert!((secs - 1.0).abs() < 0.0001, "92160 bytes at 921600 baud took {secs} s");
     }
 
     #[tokio::test(start_paused = true)]

@@ -35,7 +35,6 @@ use device_fw::esp::image::build_test_image;
 use device_fw::esp::partition::{
     PartitionTable, SUBTYPE_DATA_NVS, SUBTYPE_DATA_OTA, SUBTYPE_DATA_PHY, TABLE_LEN, TABLE_OFFSET, TYPE_APP, TYPE_DATA,
 };
-use device_fw::modem::ModemConfig;
 use device_fw::ota::update::{Running, UpdateLayout};
 use device_fw::profile::Profile;
 use ed25519_dalek::VerifyingKey;
@@ -51,7 +50,7 @@ use crate::net::{NatConfig, NatExpiry, NetConfig, NetEvent, Network, loopback_ad
 use crate::pty::{LinkError, LinkGuard, Pty};
 use crate::scenario::DEVICE_UART_RX_RING;
 use crate::time::{self, BenchClock};
-use crate::uart::uart;
+use crate::uart::{retune, uart};
 
 /// How long the port is gone while a native-USB chip resets and enumerates again.
 pub const REENUMERATE_GAP: Duration = Duration::from_millis(500);
@@ -488,7 +487,8 @@ async fn one_boot(
         spawn_modem(ModemEmulatorConfig::new(emulator_dialect(profile)), modem_uart, net);
 
         let manifest_url = cfg.manifest_url();
-        let modem = ModemConfig::new(profile.modem.dialect, &profile.modem.apn)
+        let modem = profile
+            .modem_config()
             .map_err(|e| PtyDeviceError::Config(format!("modem.apn: {e:?}")))?;
         let project = view
             .booted
@@ -510,7 +510,16 @@ async fn one_boot(
             modem,
         };
         let running = Running::from_booted(&view.booted);
-        Ok(run_app(&mut console, device_uart, &mut flash, BenchClock, &app_cfg, running).await)
+        Ok(run_app(
+            &mut console,
+            device_uart,
+            Some(retune),
+            &mut flash,
+            BenchClock,
+            &app_cfg,
+            running,
+        )
+        .await)
     };
     tokio::select! {
         reboot = life => reboot.map(Some),

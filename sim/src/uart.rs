@@ -11,6 +11,30 @@ use crate::pipe::{PipeConfig, PipeError, PipeReader, PipeWriter, pipe};
 pub struct UartEnd {
     pub tx: PipeWriter,
     pub rx: PipeReader,
+    /// The rate the UART was made with (a modem's power-on rate).
+    initial_baud: u32,
+}
+
+impl UartEnd {
+    /// Retunes this end, sending and receiving, to `baud` (8N1). Until the other end
+    /// follows, each side reads what the other sends as garbage.
+    pub fn set_baud(&self, baud: u32) {
+        let rate = f64::from(baud) / 10.0;
+        self.tx.set_rate(rate);
+        self.rx.set_rate(rate);
+    }
+
+    /// The rate the UART was made with.
+    pub fn initial_baud(&self) -> u32 {
+        self.initial_baud
+    }
+}
+
+/// Retunes the device end: what the device core's modem driver calls to change the rate
+/// (`Modem::with_uart_rate`), as the firmware reconfigures its UART peripheral.
+pub fn retune(end: &mut UartEnd, baud: u32) -> bool {
+    end.set_baud(baud);
+    true
 }
 
 /// A UART at `baud` (8N1). Returns (device end, modem end).
@@ -21,10 +45,12 @@ pub fn uart(baud: u32, device_rx_ring: usize, modem_rx_ring: usize) -> (UartEnd,
         UartEnd {
             tx: to_modem,
             rx: device_rx,
+            initial_baud: baud,
         },
         UartEnd {
             tx: to_device,
             rx: modem_rx,
+            initial_baud: baud,
         },
     )
 }

@@ -10,7 +10,7 @@ use sim::device::{DeviceSetup, World, boot, manifest_url, release};
 use sim::flash::SimFlash;
 use sim::time::{self, BenchClock};
 use sim::trust::{NEW_PAYLOAD, NEW_VERSION, OLD_PAYLOAD, OLD_VERSION, app_image};
-use sim::uart::{UartEnd, uart};
+use sim::uart::{UartEnd, retune, uart};
 
 /// The host side of the console: sends command lines, collects event lines.
 struct Host {
@@ -75,7 +75,15 @@ where
     let (mut device_console, host) = console();
     let modem = world.take_modem_uart().unwrap();
     let running = Running::from_booted(&view.booted);
-    let app = run(&mut device_console, modem, flash, BenchClock, &cfg, running);
+    let app = run(
+        &mut device_console,
+        modem,
+        Some(retune),
+        flash,
+        BenchClock,
+        &cfg,
+        running,
+    );
     let (reboot, host) = tokio::join!(app, script(host));
     (reboot, host)
 }

@@ -29,8 +29,13 @@ fn check(files: &[PathBuf]) -> Result<()> {
             Ok(p) => {
                 let cfg = p.download_config();
                 println!("{}: ok", file.display());
+                let fast = p
+                    .modem
+                    .fast_baud
+                    .map(|f| format!(" (raised to {f} after power-on)"))
+                    .unwrap_or_default();
                 println!(
-                    "  {} for {} on {} with {:?} at {} baud, APN {:?}",
+                    "  {} for {} on {} with {:?} at {} baud{fast}, APN {:?}",
                     p.device.product, p.device.chip, p.device.board, p.modem.dialect, p.modem.baud, p.modem.apn
                 );
                 println!(

@@ -253,7 +253,18 @@ impl Display {
 fn describe(event: &Event<String>) -> Option<String> {
     Some(match event {
         Event::Boot { version, slot, state } => format!("● booted {version} from {slot} ({state})"),
-        Event::ModemUp { model, rssi, operator } => format!("● modem {model} up, signal {rssi}/31, {operator}"),
+        Event::ModemUp {
+            model,
+            rssi,
+            operator,
+            baud: 0,
+        } => format!("● modem {model} up, signal {rssi}/31, {operator}"),
+        Event::ModemUp {
+            model,
+            rssi,
+            operator,
+            baud,
+        } => format!("● modem {model} up at {baud} baud, signal {rssi}/31, {operator}"),
         Event::ModemFailed { message } => format!("✗ modem: {message}"),
         Event::ManifestVerified { version, size, key } => {
             format!("✓ manifest verified: {version}, {size} bytes, key {key}")

@@ -200,6 +200,10 @@ impl<U, C> At<U, C> {
         self.uart
     }
 
+    pub(crate) fn uart_mut(&mut self) -> &mut U {
+        &mut self.uart
+    }
+
     fn buffered(&self) -> &[u8] {
         &self.rx[self.rx_start as usize..self.rx_end as usize]
     }

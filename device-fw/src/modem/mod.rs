@@ -67,6 +67,9 @@ const SYNC_ATTEMPT_US: u64 = secs(1);
 /// Quiet time after sync, so that a late `OK` to an earlier `AT` is not taken for the
 /// answer to the next command.
 const SYNC_SETTLE_US: u64 = ms(100);
+/// How long one `AT` at a new rate waits for `OK`, and how many are sent.
+const BAUD_CHECK_US: u64 = ms(300);
+const BAUD_CHECKS: u8 = 3;
 /// Poll interval for `AT+CPIN?` (SIM busy) and `AT+CEREG?` (searching).
 const POLL_US: u64 = secs(1);
 /// Restarts (`RDY`) tolerated during one bring-up before giving up.
@@ -131,6 +134,15 @@ pub struct ModemConfig {
     pub boot_timeout_us: u64,
     /// How long bring-up waits for network registration (`+CEREG` stat 1 or 5).
     pub register_timeout_us: u64,
+    /// The modem's UART rate after power-on (the profile's `modem.baud`), which the chip's
+    /// UART is set to when the driver starts.
+    pub baud: u32,
+    /// The rate bring-up raises the link to with `AT+IPR` (the profile's
+    /// `modem.fast_baud`). An AT download is bound by the UART, so this is the largest
+    /// speed-up there is. The modem keeps the rate until it restarts (then it answers at
+    /// `baud` again, which sync finds); a modem that refuses it stays at `baud`. Needs
+    /// [`Modem::with_uart_rate`].
+    pub fast_baud: Option<u32>,
 }
 
 impl ModemConfig {
@@ -154,6 +166,8 @@ impl ModemConfig {
             connect_timeout_us: secs(60),
             boot_timeout_us: secs(30),
             register_timeout_us: secs(120),
+            baud: 115_200,
+            fast_baud: None,
         })
     }
 
@@ -176,12 +190,19 @@ pub struct ModemInfo {
     pub rssi: u8,
     /// `AT+COPS?` operator name (empty when the modem gives none).
     pub operator: heapless::String<32>,
+    /// The UART rate the link runs at now.
+    pub baud: u32,
+    /// The modem refused [`ModemConfig::fast_baud`] or did not answer at it: the link
+    /// stays at [`ModemConfig::baud`].
+    pub fast_baud_refused: bool,
 }
 
 /// The bring-up commands that only ask or set one thing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Query {
     EchoOff,
+    /// `AT+IPR=<fast_baud>`.
+    FastRate,
     VerboseErrors,
     Model,
     Signal,
@@ -282,6 +303,22 @@ pub enum ModemError {
         /// The modem's error text (`+CME ERROR: …` text, the line before `ERROR`, or `ERROR`).
         reply: heapless::String<48>,
     },
+    /// The chip's UART driver refused a rate.
+    #[error("the chip's UART cannot run at {baud} baud: change modem.fast_baud")]
+    UartRate {
+        /// The rate asked for.
+        baud: u32,
+    },
+    /// The modem took `AT+IPR` but then answered at neither rate.
+    #[error(
+        "modem took AT+IPR={fast} but answers at neither {fast} nor {base} baud: power-cycle it; lower modem.fast_baud or shorten the UART wires"
+    )]
+    BaudSwitch {
+        /// [`ModemConfig::fast_baud`].
+        fast: u32,
+        /// [`ModemConfig::baud`].
+        base: u32,
+    },
     /// A reply did not have the expected form.
     #[error("unexpected reply to `{command}`: the modem is not a {dialect} or its firmware speaks another dialect")]
     Protocol {
@@ -347,6 +384,12 @@ pub struct Modem<U, C> {
     link: Link,
     /// Ask the modem before waiting for a data notice.
     maybe_data: bool,
+    /// Sets the chip's UART rate (`false`: the driver cannot); see [`Modem::with_uart_rate`].
+    set_uart_rate: Option<fn(&mut U, u32) -> bool>,
+    /// The chip's UART rate now.
+    baud: u32,
+    /// The modem would not run at `cfg.fast_baud`: do not ask again.
+    fast_refused: bool,
 }
 
 impl<U, C> core::fmt::Debug for Modem<U, C> {
@@ -362,12 +405,29 @@ impl<U, C> core::fmt::Debug for Modem<U, C> {
 impl<U: Read + Write, C: Clock> Modem<U, C> {
     /// Wraps the modem UART. Nothing is sent until [`Modem::bring_up`].
     pub fn new(uart: U, clock: C, cfg: ModemConfig) -> Self {
+        let baud = cfg.baud;
         Self {
             at: At::new(uart, clock),
             cfg,
             link: Link::Down,
             maybe_data: false,
+            set_uart_rate: None,
+            baud,
+            fast_refused: false,
         }
+    }
+
+    /// Lets the driver change the chip's UART rate, which [`ModemConfig::fast_baud`] needs:
+    /// `set` retunes the UART and returns `false` if it cannot run at that rate. A plain
+    /// function, not a closure, so that the driver carries one pointer and no generic code.
+    pub fn with_uart_rate(mut self, set: fn(&mut U, u32) -> bool) -> Self {
+        self.set_uart_rate = Some(set);
+        self
+    }
+
+    /// The UART rate the link runs at now.
+    pub fn baud(&self) -> u32 {
+        self.baud
     }
 
     /// Counters since creation.
@@ -433,7 +493,11 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
             rssi: 99,
             ..ModemInfo::default()
         };
-        for step in [Query::EchoOff, Query::VerboseErrors, Query::Model] {
+        self.query(Query::EchoOff, &mut info).await?;
+        self.raise_baud(&mut info).await?;
+        info.baud = self.baud;
+        info.fast_baud_refused = self.fast_refused;
+        for step in [Query::VerboseErrors, Query::Model] {
             self.query(step, &mut info).await?;
         }
         self.sim_ready().await?;
@@ -467,6 +531,10 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
             Query::Model => "AT+CGMM",
             Query::Signal => "AT+CSQ",
             Query::Operator => "AT+COPS?",
+            Query::FastRate => {
+                let _ = write!(line, "AT+IPR={}", self.cfg.fast_baud.unwrap_or(self.baud));
+                "AT+IPR"
+            }
             Query::Context => {
                 // The APN was checked by `ModemConfig::new`: it fits and needs no quoting.
                 let _ = write!(line, "AT+CGDCONT=1,\"IP\",\"{}\"", self.cfg.apn);
@@ -503,7 +571,7 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
                 }
                 None => Take::No,
             },
-            Query::EchoOff | Query::VerboseErrors | Query::Context => Take::No,
+            Query::EchoOff | Query::VerboseErrors | Query::FastRate | Query::Context => Take::No,
         })
         .await
     }
@@ -519,18 +587,14 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
                 });
             }
             let attempt = end.min(now + SYNC_ATTEMPT_US);
-            let res = match self.at.send(format_args!("AT"), attempt).await {
-                Ok(()) => {
-                    self.at
-                        .finish(attempt, at::Probe::Lines, &mut [], &mut 0, &mut |_| Take::No)
-                        .await
-                }
-                Err(e) => Err(e),
-            };
-            match res {
+            match self.ping(attempt).await {
                 Ok(_) => break,
-                // Not answering yet, or just booted (`RDY`): ask again.
-                Err(AtError::Timeout | AtError::Restarted) => {}
+                // Not answering: still booting, or the modem runs at the other rate (it
+                // restarted at its power-on rate, or this chip restarted while the modem
+                // kept the fast one). Ask again, at the other rate if there is one.
+                Err(AtError::Timeout) => self.try_other_rate()?,
+                // Just booted (`RDY`, so at this rate): ask again.
+                Err(AtError::Restarted) => {}
                 // Booted but not ready for commands: wait out the attempt, then ask again.
                 Err(AtError::Rejected | AtError::Protocol) => {
                     if let Err(AtError::Uart(k)) = self.at.wait_for(attempt, |_| false).await {
@@ -545,6 +609,91 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
         match self.at.wait_for(settle, |_| false).await {
             Err(AtError::Uart(k)) => Err(ModemError::Uart(k)),
             Err(AtError::Restarted) => Err(ModemError::Restarted { times: 1 }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Switches the chip's UART between the power-on and the fast rate (sync's search).
+    fn try_other_rate(&mut self) -> Result<(), ModemError> {
+        match (self.set_uart_rate, self.cfg.fast_baud) {
+            (Some(_), Some(fast)) if fast != self.cfg.baud => {
+                let other = if self.baud == fast { self.cfg.baud } else { fast };
+                self.set_rate(other)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn set_rate(&mut self, baud: u32) -> Result<(), ModemError> {
+        if let Some(set) = self.set_uart_rate {
+            if !set(self.at.uart_mut(), baud) {
+                return Err(ModemError::UartRate { baud });
+            }
+            self.baud = baud;
+        }
+        Ok(())
+    }
+
+    /// One `AT`, its `OK` awaited until `until`.
+    async fn ping(&mut self, until: u64) -> Result<(), AtError> {
+        self.at.send(format_args!("AT"), until).await?;
+        self.at
+            .finish(until, at::Probe::Lines, &mut [], &mut 0, &mut |_| Take::No)
+            .await
+            .map(|_| ())
+    }
+
+    /// `AT` until `OK`, a few short tries: does the modem answer at the current rate?
+    async fn answers(&mut self) -> Result<bool, ModemError> {
+        for _ in 0..BAUD_CHECKS {
+            let until = self.at.deadline(BAUD_CHECK_US);
+            match self.ping(until).await {
+                Ok(()) => return Ok(true),
+                Err(AtError::Uart(k)) => return Err(ModemError::Uart(k)),
+                Err(_) => {}
+            }
+        }
+        Ok(false)
+    }
+
+    /// Raises the link to [`ModemConfig::fast_baud`]: `AT+IPR=<fast>` (the `OK` comes at
+    /// the old rate, then the modem switches), retune the chip, check with `AT` (the first
+    /// may fall into the modem's own retuning; [`Modem::answers`] asks again). A modem that
+    /// refuses, or says `OK` and does not switch, is left at the power-on rate.
+    async fn raise_baud(&mut self, info: &mut ModemInfo) -> Result<(), ModemError> {
+        let (Some(_), Some(fast)) = (self.set_uart_rate, self.cfg.fast_baud) else {
+            return Ok(());
+        };
+        if self.fast_refused || self.baud == fast {
+            return Ok(());
+        }
+        let base = self.baud;
+        let mut raised = false;
+        match self.query(Query::FastRate, info).await {
+            Ok(()) => {
+                self.set_rate(fast)?;
+                raised = self.answers().await?;
+                if !raised {
+                    // It said OK but does not answer at the new rate: back to where it did.
+                    self.set_rate(base)?;
+                    if !self.answers().await? {
+                        return Err(ModemError::BaudSwitch { fast, base });
+                    }
+                }
+            }
+            Err(ModemError::CommandFailed { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        self.fast_refused = !raised;
+        self.quiet(SYNC_SETTLE_US).await
+    }
+
+    /// Reads (and drops) whatever comes for `us`: the time a modem takes to retune, or a
+    /// late `OK` to a repeated `AT` that must not be taken for the next command's answer.
+    async fn quiet(&mut self, us: u64) -> Result<(), ModemError> {
+        let until = self.at.deadline(us);
+        match self.at.wait_for(until, |_| false).await {
+            Err(AtError::Uart(k)) => Err(ModemError::Uart(k)),
             _ => Ok(()),
         }
     }

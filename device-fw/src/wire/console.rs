@@ -38,10 +38,13 @@ pub enum Event<S> {
         state: S,
     },
     /// The modem answered and joined the packet network.
+    /// `baud`: the UART rate the link runs at (0 in lines of earlier firmware).
     ModemUp {
         model: S,
         rssi: u8,
         operator: S,
+        #[cfg_attr(feature = "std", serde(default))]
+        baud: u32,
     },
     ModemFailed {
         message: S,
@@ -171,11 +174,17 @@ impl<S: AsRef<str>> Event<S> {
                 w.text("slot", s(slot))?;
                 w.text("state", s(state))?;
             }
-            Event::ModemUp { model, rssi, operator } => {
+            Event::ModemUp {
+                model,
+                rssi,
+                operator,
+                baud,
+            } => {
                 w.tag("modem_up")?;
                 w.text("model", s(model))?;
                 w.number("rssi", Some(u64::from(*rssi)))?;
                 w.text("operator", s(operator))?;
+                w.number("baud", Some(u64::from(*baud)))?;
             }
             Event::ModemFailed { message } => {
                 w.tag("modem_failed")?;
@@ -641,6 +650,7 @@ mod tests {
                 model: "SIM7600E-H",
                 rssi: 31,
                 operator: odd,
+                baud: 921_600,
             },
             Event::ModemFailed { message: odd },
             Event::ManifestFetched {

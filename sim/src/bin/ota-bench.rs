@@ -153,7 +153,12 @@ fn seed_cgnat(args: &Args) -> bool {
     let mut rtscts = RunSpec::seed(Strategy::Otactl);
     rtscts.flow_control = true;
     let otactl = RunSpec::seed(Strategy::Otactl);
-    let results: Vec<RunResult> = [naive, no_nat, ratelimit, rtscts, otactl]
+    // The same modem raised to 921600 baud after power-on (`modem.fast_baud`).
+    let mut fast = RunSpec::seed(Strategy::Otactl);
+    fast.fast_baud = Some(921_600);
+    let mut fast_rtscts = fast.clone();
+    fast_rtscts.flow_control = true;
+    let results: Vec<RunResult> = [naive, no_nat, ratelimit, rtscts, otactl, fast_rtscts, fast]
         .iter()
         .map(scenario::run)
         .collect();
@@ -163,16 +168,20 @@ fn seed_cgnat(args: &Args) -> bool {
         }
     } else {
         println!(
-            "{:<14} {:>8} {:>10} {:>10} {:>10} {:>7} {:>9}",
+            "{:<21} {:>8} {:>10} {:>10} {:>10} {:>7} {:>9}",
             "strategy", "outcome", "virtual_s", "written", "uart_lim_s", "ratio", "nat_drops"
         );
         for r in &results {
             println!(
-                "{:<14} {:>8} {:>10.2} {:>10} {:>10.2} {:>7.3} {:>9}",
+                "{:<21} {:>8} {:>10.2} {:>10} {:>10.2} {:>7.3} {:>9}",
                 r.strategy, r.outcome, r.virtual_s, r.bytes_written, r.uart_limit_s, r.ratio, r.nat_drops
             );
         }
-        if let Some(ram) = results.last().and_then(|r| r.data_path_ram_bytes) {
+        if let Some(ram) = results
+            .iter()
+            .find(|r| r.strategy == "otactl")
+            .and_then(|r| r.data_path_ram_bytes)
+        {
             println!("otactl data path RAM: {ram} bytes");
         }
     }

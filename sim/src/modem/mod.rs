@@ -124,7 +124,27 @@ pub struct ModemEmulatorConfig {
     pub operator: String,
     /// `+CSQ:` signal, 0..=31 (99 unknown).
     pub rssi: u8,
+    /// What `AT+IPR=<rate>` does.
+    pub ipr: IprBehaviour,
 }
+
+/// How the modem takes `AT+IPR=<rate>` (set the UART rate until the next restart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IprBehaviour {
+    /// `OK` at the old rate, then the new rate (a rate from [`IPR_RATES`]; others `ERROR`).
+    #[default]
+    Switches,
+    /// `ERROR`: firmware that does not take the command or the rate.
+    Refuses,
+    /// `OK`, but the rate stays (a module that needs a save and a restart first).
+    Ignores,
+}
+
+/// The rates `AT+IPR` takes (the SIM7600 manual's list; the SIM7080's manual lists the same
+/// up to 921600 and more above it).
+pub const IPR_RATES: [u64; 14] = [
+    300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115_200, 230_400, 460_800, 921_600, 3_000_000,
+];
 
 impl ModemEmulatorConfig {
     /// Defaults for a dialect. Boot times are not in the captured logs for the SIM7600 and
@@ -145,6 +165,7 @@ impl ModemEmulatorConfig {
             max_read: 1460,
             operator: "otactl sim".into(),
             rssi: 20,
+            ipr: IprBehaviour::Switches,
         }
     }
 }
@@ -290,6 +311,7 @@ pub fn spawn_modem(cfg: ModemEmulatorConfig, uart: UartEnd, net: Network) -> Mod
             cmee: 0,
             pdp: false,
             manual_rx: false,
+            baud: uart.initial_baud(),
             apn: String::new(),
             links: (0..links).map(|_| None).collect(),
             next_socket_id: 1,
@@ -340,6 +362,8 @@ struct Core {
     pdp: bool,
     /// SIM7600 `AT+CIPRXGET=1`.
     manual_rx: bool,
+    /// The UART rate now (`AT+IPR`); back to the power-on rate at every restart.
+    baud: u32,
     apn: String,
     links: Vec<Option<Socket>>,
     next_socket_id: u64,
@@ -458,8 +482,12 @@ impl Session<'_> {
         }
     }
 
-    /// Silent for `boot_time` (input is swallowed), then the boot lines.
+    /// Silent for `boot_time` (input is swallowed), then the boot lines, at the power-on
+    /// rate.
     async fn boot(&mut self) -> Result<(), Stop> {
+        let power_on = self.uart.initial_baud();
+        self.uart.set_baud(power_on);
+        self.sh.lock().baud = power_on;
         let ready_at = time::now_ns() + self.sh.cfg.boot_time.as_nanos() as u64;
         let mut chunk = [0u8; 512];
         loop {
@@ -596,6 +624,18 @@ impl Session<'_> {
                 let apn = self.sh.lock().apn.clone();
                 vec![line(&format!("+CGDCONT: 1,\"IP\",\"{apn}\"")), at::ok()]
             }
+            ("+IPR", Form::Read) => vec![line(&format!("+IPR: {}", self.sh.lock().baud)), at::ok()],
+            ("+IPR", Form::Set(args)) if args.len() == 1 => match (cfg.ipr, cmd.num(0)) {
+                (IprBehaviour::Switches, Some(rate)) if IPR_RATES.contains(&rate) => {
+                    // The OK goes out at the old rate; then the UART retunes.
+                    self.reply(vec![at::ok()]).await?;
+                    self.uart.set_baud(rate as u32);
+                    self.sh.lock().baud = rate as u32;
+                    return Ok(true);
+                }
+                (IprBehaviour::Ignores, Some(_)) => vec![at::ok()],
+                _ => vec![at::error()],
+            },
             ("+CFUN", Form::Read) => vec![line("+CFUN: 1"), at::ok()],
             ("+CFUN", Form::Set(args)) => match (cmd.num(0), cmd.num(1), args.len()) {
                 (Some(1), _, 1) => vec![at::ok()],

@@ -53,22 +53,37 @@ pub fn modem_uart(
     rts: Option<AnyPin<'static>>,
     cts: Option<AnyPin<'static>>,
 ) -> Result<Uart<'static, Async>, StartError> {
-    let flow = match (&rts, &cts) {
-        (Some(_), Some(_)) => HwFlowControl {
-            cts: CtsConfig::Enabled,
-            rts: RtsConfig::Enabled(RTS_THRESHOLD),
-        },
-        _ => HwFlowControl::default(),
-    };
-    let cfg = Config::default()
-        .with_baudrate(config::BAUD)
-        .with_rx(RxConfig::default().with_fifo_full_threshold(RX_FIFO_THRESHOLD))
-        .with_hw_flow_ctrl(flow);
+    let cfg = uart_config(config::BAUD, rts.is_some() && cts.is_some());
     let mut uart = Uart::new(uart, cfg).map_err(StartError::Uart)?.with_tx(tx).with_rx(rx);
     if let (Some(rts), Some(cts)) = (rts, cts) {
         uart = uart.with_rts(rts).with_cts(cts);
     }
     Ok(uart.into_async())
+}
+
+/// The modem UART's settings at `baud`.
+fn uart_config(baud: u32, flow_control: bool) -> Config {
+    let flow = if flow_control {
+        HwFlowControl {
+            cts: CtsConfig::Enabled,
+            rts: RtsConfig::Enabled(RTS_THRESHOLD),
+        }
+    } else {
+        HwFlowControl::default()
+    };
+    Config::default()
+        .with_baudrate(baud)
+        .with_rx(RxConfig::default().with_fifo_full_threshold(RX_FIFO_THRESHOLD))
+        .with_hw_flow_ctrl(flow)
+}
+
+/// Retunes the modem UART to `baud`, everything else as set up: what the core calls to
+/// follow the modem to `modem.fast_baud` and back (`Modem::with_uart_rate`). The core calls
+/// it only between commands; the flush lets a last byte leave first, since reconfiguring
+/// drops what the transmitter still holds.
+pub fn set_modem_baud(uart: &mut Uart<'static, Async>, baud: u32) -> bool {
+    let _ = uart.flush();
+    uart.apply_config(&uart_config(baud, config::RTS_CTS)).is_ok()
 }
 
 /// The modem's PWRKEY and (optional) RESET lines.
@@ -112,11 +127,27 @@ impl ModemPower {
     ///
     /// PWRKEY toggles: a press long enough to switch the module on also switches a running
     /// one off (a little longer on the SIM7080). After a reset of the chip alone (an update,
-    /// a crash) the modem is still on, so it is asked first and left alone if it answers.
+    /// a crash) the modem is still on, so it is asked first and left alone if it answers,
+    /// at its power-on rate or at `modem.fast_baud`, which it keeps until it restarts. The
+    /// UART is left at the power-on rate; the core's sync finds the modem's.
     pub async fn switch_on(&mut self, uart: &mut Uart<'static, Async>, dialect: Dialect) -> &'static str {
-        for _ in 0..2 {
-            if answers_at(uart).await {
-                return "already on";
+        // Twice at the power-on rate, then once at the fast rate if the profile has one.
+        let fast = config::FAST_BAUD.unwrap_or(config::BAUD);
+        for probe in 0..3 {
+            let at_fast = probe == 2;
+            if at_fast && (fast == config::BAUD || !set_modem_baud(uart, fast)) {
+                break;
+            }
+            let on = answers_at(uart).await;
+            if at_fast && !set_modem_baud(uart, config::BAUD) {
+                return "could not set the UART back to modem.baud";
+            }
+            if on {
+                return if at_fast {
+                    "already on, at modem.fast_baud"
+                } else {
+                    "already on"
+                };
             }
         }
         if let Some(reset) = &mut self.reset {

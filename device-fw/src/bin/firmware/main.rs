@@ -79,7 +79,11 @@ async fn main(_spawner: Spawner) -> ! {
     };
 
     let modem = match ModemConfig::new(config::DIALECT, config::APN) {
-        Ok(modem) => modem,
+        Ok(mut modem) => {
+            modem.baud = config::BAUD;
+            modem.fast_baud = config::FAST_BAUD;
+            modem
+        }
         // build.rs checked the APN with the same rule; this is only reachable if they drift.
         Err(e) => halt(&mut console, start::StartError::Config(e)).await,
     };
@@ -105,7 +109,18 @@ async fn main(_spawner: Spawner) -> ! {
     let note = power.switch_on(&mut uart, config::DIALECT).await;
     console.log(format_args!("modem power: {note}")).await;
 
-    let reboot = device_fw::app::run(&mut console, uart, &mut flash, EmbassyClock, &cfg, running).await;
+    let reboot = device_fw::app::run(
+        &mut console,
+        uart,
+        // Only a profile with a fast rate needs the UART retuned; without one the
+        // reconfiguration code is left out of the image.
+        config::FAST_BAUD.map(|_| board::set_modem_baud as fn(&mut _, u32) -> bool),
+        &mut flash,
+        EmbassyClock,
+        &cfg,
+        running,
+    )
+    .await;
     let why = match reboot {
         Reboot::Activated => "update activated",
         Reboot::SelfTestFailed => "self-test failed, rolling back",
