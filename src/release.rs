@@ -966,6 +966,7 @@ pub fn release(req: &Request, progress: &mut dyn Progress, report: &mut Report) 
         sha256: &sha256,
         secure_version,
         created: &created,
+        rollout: None,
     };
     let mut payload = [0u8; MAX_PAYLOAD];
     let n = manifest.encode(&mut payload).map_err(ReleaseError::Manifest)?;

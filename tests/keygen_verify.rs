@@ -103,6 +103,7 @@ fn envelope(spec: &Spec, image: &[u8], keys: &[&SigningKey]) -> Vec<u8> {
         sha256: &sha,
         secure_version: 0,
         created: "2026-11-24T04:00:00Z",
+        rollout: None,
     };
     let mut payload = [0u8; MAX_PAYLOAD];
     let n = manifest.encode(&mut payload).unwrap();

@@ -20,6 +20,7 @@ use crate::http::HttpClient;
 use crate::modem::{Modem, ModemConfig};
 use crate::ota::engine::{DownloadConfig, DownloadError, OtaEvent};
 use crate::ota::policy::{DeviceIdentity, Rejection};
+use crate::ota::schedule::UpdatePolicy;
 use crate::ota::update::{
     BootReport, ManifestBufs, Running, UpdateError, UpdateEvent, UpdateLayout, UpdateSink, after_boot, judge,
     self_test, update,
@@ -42,6 +43,13 @@ pub struct AppConfig<'a> {
     pub download: DownloadConfig,
     pub layout: UpdateLayout,
     pub modem: ModemConfig,
+    /// The device's stable id ([`crate::wire::rollout::device_id_from_hardware`]): its
+    /// rollout cohort, its check times' seed and the id its reports carry.
+    pub device_id: &'a str,
+    /// When to check and attempt by itself (the profile's `[update]`).
+    pub update: UpdatePolicy,
+    /// Where outcome reports go (`[release] report_url`); `None`: not reported.
+    pub report_url: Option<&'a str>,
 }
 
 /// Why the app wants the chip reset.
@@ -398,6 +406,7 @@ where
         secure_version: running.secure_version,
         failed_version: None,
         slot_size: 0,
+        device_id: cfg.device_id,
     };
 
     loop {

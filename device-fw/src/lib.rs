@@ -13,6 +13,8 @@
 pub mod app;
 pub mod clock;
 pub mod esp;
+#[cfg(feature = "std")]
+pub mod fleet;
 pub mod http;
 pub mod modem;
 pub mod ota;

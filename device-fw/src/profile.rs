@@ -149,6 +149,87 @@ pub struct Profile {
     pub build: Build,
     #[serde(default)]
     pub bench: Bench,
+    #[serde(default)]
+    pub update: Update,
+    #[serde(default)]
+    pub rollout: RolloutGate,
+}
+
+/// A duration written as people write one (`"6h"`, `"30m"`, `"90s"`, `"1h 30m"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(Span)
+            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration ({e})")))
+    }
+}
+
+/// `[update]`: when a device checks for updates and tries them by itself
+/// ([`crate::ota::schedule`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Update {
+    /// Time between scheduled checks; `"0s"` turns them off (console only).
+    pub check_every: Span,
+    /// Random delay added to each check, drawn per device, and bound of the first after boot.
+    pub jitter: Span,
+    /// Wait after a first failed attempt; doubles per consecutive failure.
+    pub retry_after: Span,
+    /// Longest wait between failed attempts.
+    pub retry_max: Span,
+    /// Attempts per day of awake time; 0: no limit.
+    pub max_attempts_per_day: u8,
+}
+
+impl Default for Update {
+    fn default() -> Self {
+        let p = crate::ota::schedule::UpdatePolicy::default();
+        Update {
+            check_every: Span(Duration::from_micros(p.check_every_us)),
+            jitter: Span(Duration::from_micros(p.jitter_us)),
+            retry_after: Span(Duration::from_micros(p.retry_after_us)),
+            retry_max: Span(Duration::from_micros(p.retry_max_us)),
+            max_attempts_per_day: p.max_attempts_per_day,
+        }
+    }
+}
+
+/// `[rollout]`: the defaults `otactl rollout advance` and `otactl rollout check` judge a
+/// stage by ([`crate::fleet::Thresholds`]).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RolloutGate {
+    /// Judged reports a stage needs before the rollout may advance.
+    pub min_reports: u32,
+    /// Highest failure rate (0 to 1) a stage may have to advance; above it the rollout halts.
+    pub max_failure_rate: f64,
+    /// Judged reports a halt needs at least.
+    pub halt_min_reports: u32,
+}
+
+impl Default for RolloutGate {
+    fn default() -> Self {
+        let t = crate::fleet::Thresholds::default();
+        RolloutGate {
+            min_reports: t.min_reports,
+            max_failure_rate: t.max_failure_rate,
+            halt_min_reports: t.halt_min_reports,
+        }
+    }
+}
+
+impl RolloutGate {
+    pub fn thresholds(&self) -> crate::fleet::Thresholds {
+        crate::fleet::Thresholds {
+            min_reports: self.min_reports,
+            max_failure_rate: self.max_failure_rate,
+            halt_min_reports: self.halt_min_reports,
+        }
+    }
 }
 
 /// `[bench]`: how the host finds and resets this board on the bench (`otactl flash`).
@@ -218,6 +299,9 @@ pub struct Release {
     /// Where `otactl release` publishes: `file:///path`, `s3://bucket/prefix`, `gs://…`,
     /// `az://…`.
     pub bucket: Option<String>,
+    /// Where devices POST their outcome reports (`http://…/reports`, e.g. `otactl serve`'s);
+    /// none: devices do not report.
+    pub report_url: Option<String>,
 }
 
 impl Default for Release {
@@ -227,6 +311,7 @@ impl Default for Release {
             device_url: None,
             public_keys: Vec::new(),
             bucket: None,
+            report_url: None,
         }
     }
 }
@@ -984,10 +1069,19 @@ impl std::error::Error for ProfileError {}
 fn known_keys(table: &str) -> &'static [&'static str] {
     match table {
         "" => &[
-            "device", "modem", "network", "download", "flash", "slots", "release", "pins",
+            "device", "modem", "network", "download", "flash", "slots", "release", "pins", "build", "bench", "update",
+            "rollout",
         ],
         "device" => &["product", "chip", "board"],
-        "release" => &["channel", "device_url", "public_keys", "bucket"],
+        "release" => &["channel", "device_url", "public_keys", "bucket", "report_url"],
+        "update" => &[
+            "check_every",
+            "jitter",
+            "retry_after",
+            "retry_max",
+            "max_attempts_per_day",
+        ],
+        "rollout" => &["min_reports", "max_failure_rate", "halt_min_reports"],
         "pins" => &[
             "modem_tx",
             "modem_rx",
@@ -1325,6 +1419,18 @@ impl Doc<'_> {
 impl Profile {
     /// The download engine's settings for this profile: the otactl engine (Range chunks,
     /// overlapped flash writes) with the profile's NAT assumption, bounds and retries.
+    /// The `[update]` settings as the device's schedule takes them.
+    pub fn update_policy(&self) -> crate::ota::schedule::UpdatePolicy {
+        let us = |s: Span| u64::try_from(s.0.as_micros()).unwrap_or(u64::MAX);
+        crate::ota::schedule::UpdatePolicy {
+            check_every_us: us(self.update.check_every),
+            jitter_us: us(self.update.jitter),
+            retry_after_us: us(self.update.retry_after),
+            retry_max_us: us(self.update.retry_max),
+            max_attempts_per_day: self.update.max_attempts_per_day,
+        }
+    }
+
     pub fn download_config(&self) -> crate::ota::DownloadConfig {
         crate::ota::DownloadConfig::for_profile(
             self.network.nat_idle_timeout_s,

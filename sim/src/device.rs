@@ -33,6 +33,8 @@ use crate::uart::{UartEnd, retune, uart};
 pub const PRODUCT: &str = "field-logger";
 pub const CHANNEL: &str = "stable";
 pub const MANIFEST_PATH: &str = "/fleet/stable/manifest.json";
+/// The bench device's id, in place of the one the firmware derives from the chip's MAC.
+pub const BENCH_DEVICE_ID: &str = "bench-device-1";
 /// Where `otactl release` puts an image: content-addressed, beside the channels.
 pub fn image_path(sha256: &[u8; 32]) -> String {
     let mut hex = [0u8; 64];
@@ -57,6 +59,9 @@ pub struct DeviceSetup {
     pub keys: Vec<[u8; 32]>,
     pub table: PartitionTable,
     pub layout: UpdateLayout,
+    /// The id the device's cohort and reports come from (the firmware derives it from the
+    /// chip's MAC).
+    pub device_id: String,
 }
 
 impl DeviceSetup {
@@ -73,6 +78,7 @@ impl DeviceSetup {
             profile,
             table,
             layout,
+            device_id: BENCH_DEVICE_ID.to_owned(),
         }
     }
 
@@ -100,6 +106,9 @@ impl DeviceSetup {
             download: self.profile.download_config(),
             layout: self.layout.clone(),
             modem: self.modem_config(),
+            device_id: &self.device_id,
+            update: self.profile.update_policy(),
+            report_url: self.profile.release.report_url.as_deref(),
         }
     }
 
@@ -135,6 +144,7 @@ pub fn manifest_for<'a>(image: &[u8], version: &'a str, sha_hex: &'a str, image_
         sha256: sha_hex,
         secure_version: 0,
         created: "2026-11-24T04:00:00Z",
+        rollout: None,
     }
 }
 
@@ -263,6 +273,7 @@ pub fn identity<'a>(setup: &'a DeviceSetup, view: &'a BootView) -> DeviceIdentit
         secure_version: view.booted.image.app_desc.secure_version(),
         failed_version: None,
         slot_size: 0,
+        device_id: &setup.device_id,
     }
 }
 

@@ -94,6 +94,9 @@ pub struct PtyDeviceConfig {
     /// Every reset removes the port and brings a new one up under the same path.
     pub reenumerate: bool,
     pub log: Option<Log>,
+    /// The device's stable id (the firmware derives it from the chip's MAC): its rollout
+    /// cohort and the id its reports carry.
+    pub device_id: String,
 }
 
 impl std::fmt::Debug for PtyDeviceConfig {
@@ -130,6 +133,7 @@ impl PtyDeviceConfig {
             },
             reenumerate: true,
             log: None,
+            device_id: crate::device::BENCH_DEVICE_ID.to_owned(),
             profile,
             keys,
         }
@@ -384,6 +388,7 @@ fn prepare_flash(cfg: &PtyDeviceConfig) -> Result<(SimFlash, DeviceSetup), PtyDe
         keys: cfg.keys.clone(),
         table,
         layout,
+        device_id: cfg.device_id.clone(),
     };
     Ok((flash, setup))
 }
@@ -508,6 +513,9 @@ async fn one_boot(
             download: profile.download_config(),
             layout: setup.layout.clone(),
             modem,
+            device_id: &setup.device_id,
+            update: profile.update_policy(),
+            report_url: profile.release.report_url.as_deref(),
         };
         let running = Running::from_booted(&view.booted);
         Ok(run_app(

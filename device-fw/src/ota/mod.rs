@@ -8,6 +8,7 @@ pub mod engine;
 pub mod journal;
 pub mod planner;
 pub mod policy;
+pub mod schedule;
 pub mod slot;
 pub mod update;
 

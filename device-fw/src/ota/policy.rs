@@ -10,6 +10,7 @@ use core::cmp::Ordering;
 
 use crate::esp::chip::Chip;
 use crate::wire::manifest::Manifest;
+use crate::wire::rollout::NotAdmitted;
 use crate::wire::semver::Version;
 
 /// What the device is and runs, for judging a manifest.
@@ -29,6 +30,8 @@ pub struct DeviceIdentity<'a> {
     pub failed_version: Option<&'a str>,
     /// Size of the slot the image would go to.
     pub slot_size: u32,
+    /// The device's stable id ([`crate::wire::rollout`]): decides its rollout cohort.
+    pub device_id: &'a str,
 }
 
 /// Why a correctly signed manifest is not for this device.
@@ -51,6 +54,8 @@ pub enum Rejection {
     PreviouslyFailed,
     #[error("image ({size} bytes) does not fit the OTA slot ({slot} bytes)")]
     TooLarge { size: u32, slot: u32 },
+    #[error(transparent)]
+    NotAdmitted(#[from] NotAdmitted),
 }
 
 impl Rejection {
@@ -65,12 +70,15 @@ impl Rejection {
             Rejection::SecureVersionTooLow => "secure-version-too-low",
             Rejection::PreviouslyFailed => "previously-failed",
             Rejection::TooLarge { .. } => "image-too-large",
+            Rejection::NotAdmitted(NotAdmitted::OutsideCohort { .. }) => "outside-cohort",
+            Rejection::NotAdmitted(NotAdmitted::Paused) => "rollout-paused",
+            Rejection::NotAdmitted(NotAdmitted::Halted) => "rollout-halted",
         }
     }
 }
 
 /// Checks, in order: product, channel, chip, board, version, secure_version, failed
-/// version, size.
+/// version, rollout (cohort, paused, halted), size.
 ///
 /// A running version that is not semver (a hand-built image, say) does not block an update:
 /// anti-rollback still holds through `secure_version`.
@@ -101,6 +109,7 @@ pub fn check_manifest(m: &Manifest<'_>, device: &DeviceIdentity<'_>) -> Result<(
     {
         return Err(Rejection::PreviouslyFailed);
     }
+    m.rollout().admits(device.product, device.device_id)?;
     if m.size > device.slot_size {
         return Err(Rejection::TooLarge {
             size: m.size,
@@ -127,6 +136,7 @@ mod tests {
             sha256: "00",
             secure_version: 2,
             created: "2026-11-24T00:00:00Z",
+            rollout: None,
         }
     }
 
@@ -140,6 +150,7 @@ mod tests {
             secure_version: 2,
             failed_version: None,
             slot_size: 4096,
+            device_id: "bench-1",
         }
     }
 
@@ -187,6 +198,43 @@ mod tests {
         for (m, d, want) in cases {
             assert_eq!(check_manifest(&m, &d), Err(want), "{m:?}");
         }
+    }
+
+    #[test]
+    fn the_rollout_is_judged_after_the_version() {
+        use crate::wire::rollout::{DeviceList, Rollout, RolloutState};
+        let listed = ["bench-1"];
+        let staged = |percent, state| Manifest {
+            rollout: Some(Rollout {
+                percent,
+                state,
+                devices: DeviceList::Ids(&listed),
+            }),
+            ..manifest()
+        };
+        let elsewhere = DeviceIdentity {
+            device_id: "not-listed",
+            ..device()
+        };
+        assert_eq!(check_manifest(&staged(0, RolloutState::Active), &device()), Ok(()));
+        assert_eq!(
+            check_manifest(&staged(0, RolloutState::Active), &elsewhere),
+            Err(Rejection::NotAdmitted(NotAdmitted::OutsideCohort { percent: 0 }))
+        );
+        assert_eq!(check_manifest(&staged(100, RolloutState::Active), &elsewhere), Ok(()));
+        assert_eq!(
+            check_manifest(&staged(100, RolloutState::Halted), &device()).map_err(|r| r.code()),
+            Err("rollout-halted")
+        );
+        // A device that already runs the release hears "not newer", not "outside".
+        let running = DeviceIdentity {
+            running_version: "1.1.0",
+            ..elsewhere
+        };
+        assert_eq!(
+            check_manifest(&staged(0, RolloutState::Paused), &running),
+            Err(Rejection::NotNewer)
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@ use core::fmt;
 use serde::Deserialize;
 use serde::Serialize;
 
+use super::json_out::JsonOut;
+
 /// Marks an event line.
 pub const EVENT_PREFIX: &str = "@ota ";
 /// Longest command line the device accepts (without the line ending).
@@ -161,7 +163,7 @@ impl<S: AsRef<str>> Event<S> {
     /// the JSON is byte for byte what serde writes for this enum (a test holds every
     /// variant to it), which is what the host parses.
     pub fn write_line(&self, out: &mut [u8]) -> Result<usize, LineTooLong> {
-        let mut w = LineWriter { out, len: 0 };
+        let mut w = JsonOut::new(out);
         w.raw(EVENT_PREFIX.as_bytes())?;
         w.raw(b"{\"ev\":\"")?;
         fn s<S: AsRef<str>>(v: &S) -> Option<&str> {
@@ -300,8 +302,7 @@ impl<S: AsRef<str>> Event<S> {
                 w.tag("check")?;
                 w.text("running", s(running))?;
                 w.text("available", s(available))?;
-                w.key("update")?;
-                w.raw(if *update { b"true" } else { b"false" })?;
+                w.boolean("update", *update)?;
                 w.text("reason", reason.as_ref().map(AsRef::as_ref))?;
             }
             Event::Version { version, project, chip } => {
@@ -320,94 +321,7 @@ impl<S: AsRef<str>> Event<S> {
             }
         }
         w.raw(b"}\r\n")?;
-        Ok(w.len)
-    }
-}
-
-/// Appends JSON pieces to a line buffer.
-struct LineWriter<'o> {
-    out: &'o mut [u8],
-    len: usize,
-}
-
-impl LineWriter<'_> {
-    fn raw(&mut self, bytes: &[u8]) -> Result<(), LineTooLong> {
-        let end = self.len + bytes.len();
-        self.out
-            .get_mut(self.len..end)
-            .ok_or(LineTooLong)?
-            .copy_from_slice(bytes);
-        self.len = end;
-        Ok(())
-    }
-
-    /// Ends the `"ev"` value that `write_line` opened.
-    fn tag(&mut self, name: &str) -> Result<(), LineTooLong> {
-        self.raw(name.as_bytes())?;
-        self.raw(b"\"")
-    }
-
-    fn key(&mut self, name: &str) -> Result<(), LineTooLong> {
-        self.raw(b",\"")?;
-        self.raw(name.as_bytes())?;
-        self.raw(b"\":")
-    }
-
-    /// A string member (`null` for `None`), escaped as serde_json escapes.
-    fn text(&mut self, name: &str, value: Option<&str>) -> Result<(), LineTooLong> {
-        self.key(name)?;
-        let Some(value) = value else {
-            return self.raw(b"null");
-        };
-        self.raw(b"\"")?;
-        for &b in value.as_bytes() {
-            let short = match b {
-                b'"' => b'"',
-                b'\\' => b'\\',
-                b'\n' => b'n',
-                b'\r' => b'r',
-                b'\t' => b't',
-                0x08 => b'b',
-                0x0C => b'f',
-                0..=0x1F => {
-                    const HEX: &[u8; 16] = b"0123456789abcdef";
-                    self.raw(&[
-                        b'\\',
-                        b'u',
-                        b'0',
-                        b'0',
-                        HEX[usize::from(b >> 4)],
-                        HEX[usize::from(b & 0xF)],
-                    ])?;
-                    continue;
-                }
-                _ => {
-                    self.raw(&[b])?;
-                    continue;
-                }
-            };
-            self.raw(&[b'\\', short])?;
-        }
-        self.raw(b"\"")
-    }
-
-    /// A number member (`null` for `None`).
-    fn number(&mut self, name: &str, value: Option<u64>) -> Result<(), LineTooLong> {
-        self.key(name)?;
-        let Some(mut n) = value else {
-            return self.raw(b"null");
-        };
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.raw(&digits[at..])
+        Ok(w.len())
     }
 }
 

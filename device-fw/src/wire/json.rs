@@ -60,6 +60,16 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Byte offset of the cursor (after the last value read), for slicing out a value's raw text.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// The input text.
+    pub fn text(&self) -> &'a [u8] {
+        self.text
+    }
+
     fn skip_whitespace(&mut self) {
         while self
             .text

@@ -27,7 +27,8 @@
 //!
 //! Every field is required and bounded ([`limits`]); an over-long field is an error, never
 //! truncated. Fields this firmware does not know are ignored, so later schemas can add
-//! (compression, deltas, rollout) without breaking devices in the field; a change old
+//! (compression, deltas) without breaking devices in the field, as `rollout` did
+//! ([`super::rollout`]); a change old
 //! devices must not misread bumps `schema`, which old devices reject.
 //!
 //! # Memory
@@ -45,6 +46,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::json::{JsonError, Reader, required, set_once};
+use super::rollout::{self, Rollout, RolloutError};
 use super::semver::{Version, VersionError};
 
 /// The payload schema this firmware understands.
@@ -102,6 +104,9 @@ pub struct Manifest<'a> {
     pub secure_version: u32,
     /// RFC 3339 UTC time of the release (`YYYY-MM-DDTHH:MM:SSZ`).
     pub created: &'a str,
+    /// Who may take this release ([`super::rollout`]); `None`: every device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout<'a>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -159,6 +164,8 @@ pub enum ManifestError {
     ZeroSize,
     #[error("manifest `created` is not an RFC 3339 UTC time like 2026-11-24T04:00:00Z")]
     BadCreated,
+    #[error("manifest rollout: {0}")]
+    Rollout(RolloutError),
     #[error("buffer too small to write the manifest")]
     BufferFull,
 }
@@ -390,13 +397,17 @@ const STRING_FIELDS: [&str; 8] = [
 ];
 const NUMBER_FIELDS: [&str; 3] = ["schema", "size", "secure_version"];
 
-fn read_payload(payload: &[u8]) -> Result<Manifest<'_>, JsonError> {
+fn read_payload(payload: &[u8]) -> Result<(Manifest<'_>, Option<RolloutError>), JsonError> {
     let mut strings = [None; STRING_FIELDS.len()];
     let mut numbers = [None; NUMBER_FIELDS.len()];
+    let mut staged = None;
     let mut r = Reader::new(payload);
     r.begin_object()?;
     while let Some(key) = r.next_key()? {
-        if let Some(i) = STRING_FIELDS.iter().position(|f| *f == key) {
+        if key == "rollout" {
+            let read = rollout::read(&mut r)?;
+            set_once(&mut staged, "rollout", read)?;
+        } else if let Some(i) = STRING_FIELDS.iter().position(|f| *f == key) {
             set_once(&mut strings[i], STRING_FIELDS[i], r.string()?)?;
         } else if let Some(i) = NUMBER_FIELDS.iter().position(|f| *f == key) {
             set_once(&mut numbers[i], NUMBER_FIELDS[i], r.u32()?)?;
@@ -407,7 +418,12 @@ fn read_payload(payload: &[u8]) -> Result<Manifest<'_>, JsonError> {
     r.end()?;
     let text = |i: usize| required(strings[i], STRING_FIELDS[i]);
     let number = |i: usize| required(numbers[i], NUMBER_FIELDS[i]);
-    Ok(Manifest {
+    let (rollout, rollout_error) = match staged {
+        None => (None, None),
+        Some(Ok(r)) => (Some(r), None),
+        Some(Err(e)) => (None, Some(e)),
+    };
+    let manifest = Manifest {
         schema: number(0)?,
         product: text(0)?,
         channel: text(1)?,
@@ -419,7 +435,9 @@ fn read_payload(payload: &[u8]) -> Result<Manifest<'_>, JsonError> {
         sha256: text(6)?,
         secure_version: number(2)?,
         created: text(7)?,
-    })
+        rollout,
+    };
+    Ok((manifest, rollout_error))
 }
 
 fn check_text(field: &'static str, value: &str, max: usize, allowed: fn(u8) -> bool) -> Result<(), ManifestError> {
@@ -482,7 +500,10 @@ impl<'a> Manifest<'a> {
         if schema != SCHEMA {
             return Err(ManifestError::UnsupportedSchema { found: schema });
         }
-        let manifest = read_payload(payload).map_err(ManifestError::PayloadMalformed)?;
+        let (manifest, rollout_error) = read_payload(payload).map_err(ManifestError::PayloadMalformed)?;
+        if let Some(e) = rollout_error {
+            return Err(ManifestError::Rollout(e));
+        }
         manifest.validate()?;
         Ok(manifest)
     }
@@ -510,7 +531,16 @@ impl<'a> Manifest<'a> {
                 max: limits::CREATED,
             });
         }
-        check_created(self.created)
+        check_created(self.created)?;
+        match self.rollout {
+            Some(r) => r.validate().map_err(ManifestError::Rollout),
+            None => Ok(()),
+        }
+    }
+
+    /// Who may take this release: its `rollout`, or everyone.
+    pub fn rollout(&self) -> Rollout<'a> {
+        self.rollout.unwrap_or(Rollout::FULL)
     }
 
     pub fn sha256_bytes(&self) -> Result<[u8; 32], ManifestError> {
@@ -619,6 +649,7 @@ mod tests {
             sha256: SHA,
             secure_version: 0,
             created: "2026-11-24T04:00:00Z",
+            rollout: None,
         }
     }
 
@@ -794,7 +825,7 @@ mod tests {
         // A later field this firmware does not know is skipped.
         let json = serde_json_core::to_string::<_, 1024>(&sample()).unwrap();
         let extended = std::format!(
-            "{},\"rollout\":{{\"percent\":10,\"tags\":[\"a\"]}}}}",
+            "{},\"delta\":{{\"from\":10,\"tags\":[\"a\"]}}}}",
             &json[..json.len() - 1]
         );
         assert_eq!(
@@ -807,6 +838,49 @@ mod tests {
             open(&reseal_payload(&dup, &[&k]), &keys, &mut buf),
             Err(ManifestError::PayloadMalformed(_))
         ));
+    }
+
+    #[test]
+    fn rollout_is_signed_and_read_back() {
+        let k = key(7);
+        let keys = [pk(&k)];
+        let ids = ["bench-1"];
+        let staged = Manifest {
+            rollout: Some(Rollout {
+                percent: 5,
+                state: rollout::RolloutState::Active,
+                devices: rollout::DeviceList::Ids(&ids),
+            }),
+            ..sample()
+        };
+        let mut buf = PayloadBuf::default();
+        let (m, _) = open(&sealed(&staged, &[&k]), &keys, &mut buf).unwrap();
+        assert_eq!(m, staged);
+        assert_eq!(m.rollout().percent, 5);
+        assert!(m.rollout().devices.contains("bench-1"));
+        // No member: everyone.
+        assert_eq!(sample().rollout(), Rollout::FULL);
+        // A bad member signed anyway is refused with its reason.
+        let json = serde_json_core::to_string::<_, 1024>(&sample()).unwrap();
+        let bad = std::format!(
+            "{},\"rollout\":{{\"percent\":120,\"state\":\"active\"}}}}",
+            &json[..json.len() - 1]
+        );
+        assert_eq!(
+            open(&reseal_payload(&bad, &[&k]), &keys, &mut buf),
+            Err(ManifestError::Rollout(RolloutError::PercentTooHigh(120)))
+        );
+        let bad = Manifest {
+            rollout: Some(Rollout {
+                percent: 101,
+                ..Rollout::FULL
+            }),
+            ..sample()
+        };
+        assert_eq!(
+            bad.encode(&mut [0u8; MAX_PAYLOAD]),
+            Err(ManifestError::Rollout(RolloutError::PercentTooHigh(101)))
+        );
     }
 
     #[test]

@@ -3,5 +3,8 @@
 
 pub mod console;
 pub mod json;
+pub(crate) mod json_out;
 pub mod manifest;
+pub mod report;
+pub mod rollout;
 pub mod semver;
