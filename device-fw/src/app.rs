@@ -558,6 +558,7 @@ where
                     .await
             }
             Command::Help => console.emit(&Event::Help { commands: HELP }).await,
+            Command::Defer { minutes } => console.emit(&Event::Deferred { minutes }).await,
         }
     }
 }

@@ -48,6 +48,7 @@ use core::ops::{Deref, DerefMut, Range};
 use embedded_storage_async::nor_flash::NorFlash;
 use sha2::{Digest, Sha256};
 
+use super::schedule::{SCHEDULE_RECORD_LEN, ScheduleRecord};
 use super::slot::{SECTOR, Slot, hash_prefix};
 use crate::esp::otadata::crc32_le;
 
@@ -143,6 +144,8 @@ pub struct JournalState {
     pub progress: Option<Progress>,
     /// The last version recorded as failed; an update to it should be refused.
     pub failed_version: Option<heapless::String<VERSION_MAX>>,
+    /// The schedule's counters as last saved (backoff, attempts): default before the first.
+    pub schedule: ScheduleRecord,
     /// Set when damaged content was dropped while loading; worth a log line.
     pub reset: Option<JournalReset>,
 }
@@ -157,6 +160,8 @@ pub struct RecordKey(u8);
 impl RecordKey {
     pub const PROGRESS: RecordKey = RecordKey(1);
     pub const FAILED_VERSION: RecordKey = RecordKey(2);
+    /// The update schedule's counters ([`ScheduleRecord`]): attempts, failures, the day's.
+    pub const SCHEDULE: RecordKey = RecordKey(3);
 
     /// A key this firmware does not interpret (a later firmware's); 0xFF is none.
     pub const fn other(id: u8) -> Option<RecordKey> {
@@ -528,7 +533,7 @@ impl Journal {
             });
         }
         let mut state = JournalState::default();
-        let mut dropped: heapless::Vec<RecordKey, 2> = heapless::Vec::new();
+        let mut dropped: heapless::Vec<RecordKey, 3> = heapless::Vec::new();
         if let Some(at) = scan.find(RecordKey::PROGRESS) {
             match decode_progress(self.read_value(flash, at, &mut buf).await?) {
                 Ok(progress) => state.progress = progress,
@@ -549,12 +554,25 @@ impl Journal {
                 }
             }
         }
+        if let Some(at) = scan.find(RecordKey::SCHEDULE) {
+            let value = self.read_value(flash, at, &mut buf).await?;
+            match ScheduleRecord::decode(value) {
+                Some(record) => state.schedule = record,
+                None => {
+                    let key = RecordKey::SCHEDULE;
+                    let error = bad_length(value);
+                    state.reset.get_or_insert(JournalReset::RecordDropped { key, error });
+                    let _ = dropped.push(key);
+                }
+            }
+        }
         // Overwrite dropped records now, so the next boot does not trip over them again.
+        let zero = ScheduleRecord::default().encode();
         for key in dropped {
-            let empty = if key == RecordKey::PROGRESS {
-                Value::Progress(None)
-            } else {
-                Value::Version(None)
+            let empty = match key {
+                RecordKey::PROGRESS => Value::Progress(None),
+                RecordKey::SCHEDULE => Value::Raw(&zero),
+                _ => Value::Version(None),
             };
             if let Some(erased @ JournalReset::Erased(_)) = self.store(flash, key, empty).await? {
                 return Ok(JournalState {
@@ -614,6 +632,17 @@ impl Journal {
         }
         self.store(flash, RecordKey::FAILED_VERSION, Value::Version(Some(version)))
             .await
+    }
+
+    /// Saves the schedule's counters. Called when an attempt starts (so that a crash during
+    /// it still counts: see [`crate::ota::schedule`]) and when it ends.
+    pub async fn save_schedule<F: NorFlash>(
+        &self,
+        flash: &mut F,
+        record: &ScheduleRecord,
+    ) -> Result<Option<JournalReset>, JournalError<F::Error>> {
+        let bytes: [u8; SCHEDULE_RECORD_LEN] = record.encode();
+        self.store(flash, RecordKey::SCHEDULE, Value::Raw(&bytes)).await
     }
 
     /// Appends a record of `key` holding `value` as given, undecoded: what another

@@ -154,6 +154,37 @@ pub enum Event<S> {
     Help {
         commands: S,
     },
+    /// When the device checks its channel next by itself (after boot and after each check).
+    NextCheck {
+        in_s: u64,
+    },
+    /// A scheduled check found the manifest as it was (`304 Not Modified`).
+    ManifestUnchanged {
+        url: S,
+    },
+    /// A release the device would take waits: `reason` is `backoff` (after failed
+    /// attempts), `daily-limit` or `deferred` (the app said not now); `retry_in_s` when known.
+    UpdateHeld {
+        version: S,
+        reason: S,
+        retry_in_s: Option<u64>,
+    },
+    /// `ota defer`: scheduled updates wait this long (0: no longer deferred).
+    Deferred {
+        minutes: u32,
+    },
+    /// An outcome report went to the profile's `report_url` and was answered `status`.
+    Reported {
+        version: S,
+        outcome: S,
+        attempt: u32,
+        status: u16,
+    },
+    /// An outcome report could not be delivered (it is not retried: reports are advice).
+    ReportFailed {
+        version: S,
+        message: S,
+    },
 }
 
 impl<S: AsRef<str>> Event<S> {
@@ -319,6 +350,45 @@ impl<S: AsRef<str>> Event<S> {
                 w.tag("help")?;
                 w.text("commands", s(commands))?;
             }
+            Event::NextCheck { in_s } => {
+                w.tag("next_check")?;
+                w.number("in_s", Some(*in_s))?;
+            }
+            Event::ManifestUnchanged { url } => {
+                w.tag("manifest_unchanged")?;
+                w.text("url", s(url))?;
+            }
+            Event::UpdateHeld {
+                version,
+                reason,
+                retry_in_s,
+            } => {
+                w.tag("update_held")?;
+                w.text("version", s(version))?;
+                w.text("reason", s(reason))?;
+                w.number("retry_in_s", *retry_in_s)?;
+            }
+            Event::Deferred { minutes } => {
+                w.tag("deferred")?;
+                w.number("minutes", Some(u64::from(*minutes)))?;
+            }
+            Event::Reported {
+                version,
+                outcome,
+                attempt,
+                status,
+            } => {
+                w.tag("reported")?;
+                w.text("version", s(version))?;
+                w.text("outcome", s(outcome))?;
+                w.number("attempt", Some(u64::from(*attempt)))?;
+                w.number("status", Some(u64::from(*status)))?;
+            }
+            Event::ReportFailed { version, message } => {
+                w.tag("report_failed")?;
+                w.text("version", s(version))?;
+                w.text("message", s(message))?;
+            }
         }
         w.raw(b"}\r\n")?;
         Ok(w.len())
@@ -355,13 +425,20 @@ pub enum Command<'a> {
     Status,
     /// Mark the running app valid by hand (its self-test is skipped).
     Confirm,
+    /// Hold scheduled updates for this many minutes (0: stop holding them).
+    Defer {
+        minutes: u32,
+    },
     Reboot,
     Version,
     Help,
 }
 
 /// The commands, as `help` lists them.
-pub const HELP: &str = "ota update [URL] | ota check [URL] | ota status | ota confirm | reboot | version | help";
+pub const HELP: &str =
+    "ota update [URL] | ota check [URL] | ota status | ota confirm | ota defer [MINUTES] | reboot | version | help";
+/// `ota defer` without a number.
+pub const DEFAULT_DEFER_MINUTES: u32 = 60;
 
 /// Why a line is not a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -373,12 +450,14 @@ pub enum CommandError {
     NotText,
     #[error("unknown command; try: {HELP}")]
     Unknown,
-    #[error("`ota` needs a subcommand: update, check, status or confirm")]
+    #[error("`ota` needs a subcommand: update, check, status, confirm or defer")]
     MissingSubcommand,
     #[error("too many arguments; try: {HELP}")]
     TooManyArguments,
     #[error("manifest URL must start with http://")]
     BadUrl,
+    #[error("`ota defer` takes a number of minutes, 0 to 10080 (a week)")]
+    BadMinutes,
 }
 
 impl<'a> Command<'a> {
@@ -406,6 +485,16 @@ impl<'a> Command<'a> {
                 },
                 Some("status") => Command::Status,
                 Some("confirm") => Command::Confirm,
+                Some("defer") => Command::Defer {
+                    minutes: match words.next() {
+                        None => DEFAULT_DEFER_MINUTES,
+                        Some(n) => n
+                            .parse::<u32>()
+                            .ok()
+                            .filter(|&m| m <= 7 * 24 * 60)
+                            .ok_or(CommandError::BadMinutes)?,
+                    },
+                },
                 Some(_) => return Err(CommandError::Unknown),
                 None => return Err(CommandError::MissingSubcommand),
             },
@@ -433,6 +522,7 @@ impl fmt::Display for Command<'_> {
             Command::Check { manifest_url } => with_url(f, "check", manifest_url),
             Command::Status => f.write_str("ota status"),
             Command::Confirm => f.write_str("ota confirm"),
+            Command::Defer { minutes } => write!(f, "ota defer {minutes}"),
             Command::Reboot => f.write_str("reboot"),
             Command::Version => f.write_str("version"),
             Command::Help => f.write_str("help"),
@@ -458,10 +548,20 @@ mod tests {
             Command::Check { manifest_url: None },
             Command::Status,
             Command::Confirm,
+            Command::Defer { minutes: 0 },
+            Command::Defer { minutes: 90 },
             Command::Reboot,
             Command::Version,
             Command::Help,
         ];
+        assert_eq!(
+            Command::parse(b"ota defer"),
+            Ok(Some(Command::Defer {
+                minutes: DEFAULT_DEFER_MINUTES
+            }))
+        );
+        assert_eq!(Command::parse(b"ota defer soon"), Err(CommandError::BadMinutes));
+        assert_eq!(Command::parse(b"ota defer 99999"), Err(CommandError::BadMinutes));
         for c in cases {
             let text = c.to_string();
             assert_eq!(Command::parse(text.as_bytes()), Ok(Some(c)), "{text}");
@@ -554,7 +654,30 @@ mod tests {
     #[cfg(feature = "std")]
     fn the_hand_written_json_is_what_serde_writes() {
         let odd = "q\"b\\s/n\nr\rt\tb\u{8}f\u{c}c\u{1}\u{1f}é€😀";
-        let all: [Event<&str>; 26] = [
+        let all: [Event<&str>; 33] = [
+            Event::NextCheck { in_s: 21_600 },
+            Event::ManifestUnchanged { url: odd },
+            Event::UpdateHeld {
+                version: "1.1.0",
+                reason: "backoff",
+                retry_in_s: Some(900),
+            },
+            Event::UpdateHeld {
+                version: odd,
+                reason: "deferred",
+                retry_in_s: None,
+            },
+            Event::Deferred { minutes: 60 },
+            Event::Reported {
+                version: "1.1.0",
+                outcome: "confirmed",
+                attempt: u32::MAX,
+                status: 202,
+            },
+            Event::ReportFailed {
+                version: "1.1.0",
+                message: odd,
+            },
             Event::Boot {
                 version: "1.0.0",
                 slot: "ota_0",
