@@ -123,6 +123,20 @@ impl Watcher {
 
     /// Takes one event; returns the outcome once there is one.
     pub fn on_event(&mut self, event: &Event<String>) -> Option<Outcome> {
+        // A device that updates on its own schedule finds nothing, is held or fails a try
+        // and retries by itself: only a confirm or a rollback ends a watch that follows it.
+        let follows_schedule = !self.spec.triggered && self.spec.expect_version.is_some();
+        if follows_schedule
+            && matches!(
+                event,
+                Event::UpToDate { .. }
+                    | Event::UpdateFailed { .. }
+                    | Event::ManifestRejected { .. }
+                    | Event::VerifyFailed { .. }
+            )
+        {
+            return None;
+        }
         let outcome = match event {
             Event::Boot { version, state, .. } => {
                 if self.from.is_none() {
@@ -260,6 +274,45 @@ mod tests {
             triggered: true,
             expect_version: expect.map(s),
         })
+    }
+
+    #[test]
+    fn following_a_scheduled_device_waits_through_what_it_retries_by_itself() {
+        let mut w = Watcher::new(WatchSpec {
+            triggered: false,
+            expect_version: Some(s("1.1.0")),
+        });
+        let script = [
+            boot("1.0.0", "valid"),
+            Event::NextCheck { in_s: 2 },
+            Event::UpToDate { version: s("1.0.0") },
+            Event::ManifestRejected {
+                reason: s("outside-cohort"),
+                message: s("not yet"),
+            },
+            Event::UpdateFailed {
+                reason: s("download-gave-up"),
+                message: s("no signal"),
+            },
+            Event::Activated {
+                slot: s("ota_1"),
+                version: s("1.1.0"),
+            },
+            boot("1.1.0", "pending_verify"),
+        ];
+        for e in &script {
+            assert_eq!(w.on_event(e), None, "{e:?}");
+        }
+        assert_eq!(
+            w.on_event(&Event::Confirmed { version: s("1.1.0") }),
+            Some(Outcome::Confirmed { version: s("1.1.0") })
+        );
+        // A triggered watch still ends at the device's answer.
+        let mut t = triggered(Some("1.1.0"));
+        assert!(matches!(
+            t.on_event(&Event::UpToDate { version: s("1.0.0") }),
+            Some(Outcome::Rejected { .. })
+        ));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use device_fw::ota::update::{
 };
 use device_fw::profile::Profile;
 use device_fw::wire::manifest::{MAX_ENVELOPE, MAX_PAYLOAD, Manifest, seal, write_hex};
+use device_fw::wire::rollout::Rollout;
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
@@ -163,14 +164,23 @@ pub fn seal_payload(payload: &[u8], keys: &[&SigningKey]) -> Vec<u8> {
     out
 }
 
-/// A correctly signed release of `image` at `version`.
+/// A correctly signed release of `image` at `version`, for every device.
 pub fn release(image: Vec<u8>, version: &str) -> Release {
+    release_staged(image, version, None)
+}
+
+/// A correctly signed release of `image` at `version` with a staged `rollout`.
+pub fn release_staged(image: Vec<u8>, version: &str, rollout: Option<Rollout<'_>>) -> Release {
     let sha: [u8; 32] = Sha256::digest(&image).into();
     let mut hex = [0u8; 64];
     let sha_hex = write_hex(&sha, &mut hex).to_owned();
     let image_path = image_path(&sha);
     let image_ref = format!("..{}", &image_path["/fleet".len()..]);
-    let manifest = sign(&manifest_for(&image, version, &sha_hex, &image_ref), &[&release_key()]);
+    let manifest = Manifest {
+        rollout,
+        ..manifest_for(&image, version, &sha_hex, &image_ref)
+    };
+    let manifest = sign(&manifest, &[&release_key()]);
     Release {
         manifest,
         image,

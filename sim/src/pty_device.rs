@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use device_fw::app::{AppConfig, Reboot, run as run_app};
+use device_fw::app::{AlwaysNow, AppConfig, Reboot, run as run_app};
 use device_fw::esp::boot::BootError;
 use device_fw::esp::chip::Chip;
 use device_fw::esp::image::build_test_image;
@@ -526,6 +526,7 @@ async fn one_boot(
             BenchClock,
             &app_cfg,
             running,
+            &mut AlwaysNow,
         )
         .await)
     };

@@ -1,7 +1,7 @@
 //! The device app over its console, as a person or `otactl watch` drives it: commands in,
 //! `@ota` events out, an update end to end, the reboot, the self-test and the confirm.
 
-use device_fw::app::{Reboot, run};
+use device_fw::app::{AlwaysNow, Reboot, run};
 use device_fw::esp::image::CHIP_ESP32;
 use device_fw::ota::update::Running;
 use device_fw::wire::console::{Event, parse_event_line};
@@ -71,10 +71,13 @@ where
 {
     let view = boot(flash, setup).await.unwrap().unwrap();
     let url = manifest_url();
-    let cfg = setup.app_config(&url);
+    let mut cfg = setup.app_config(&url);
+    // These sessions are driven from the console alone (the schedule has its own tests).
+    cfg.update.check_every_us = 0;
     let (mut device_console, host) = console();
     let modem = world.take_modem_uart().unwrap();
     let running = Running::from_booted(&view.booted);
+    let mut hook = AlwaysNow;
     let app = run(
         &mut device_console,
         modem,
@@ -83,6 +86,7 @@ where
         BenchClock,
         &cfg,
         running,
+        &mut hook,
     );
     let (reboot, host) = tokio::join!(app, script(host));
     (reboot, host)

@@ -86,6 +86,22 @@ pub struct DeviceArgs {
     /// USB-UART bridge does.
     #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     reenumerate: bool,
+    /// Check the channel by itself this often, in the device's clock (default: the
+    /// profile's update.check_every); 0s: only when told on the console.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    check_every: Option<Duration>,
+    /// Bound of the random delay of each scheduled check (default: the profile's
+    /// update.jitter, at most --check-every).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    jitter: Option<Duration>,
+    /// Where the device POSTs its outcome reports, e.g. http://127.0.0.1:8080/reports
+    /// (default: the profile's release.report_url). Only this machine can be reached.
+    #[arg(long, value_name = "URL")]
+    report_url: Option<String>,
+    /// The device's id (its rollout cohort and the id its reports carry); the firmware
+    /// derives it from the chip's MAC.
+    #[arg(long, value_name = "ID", default_value = sim::device::BENCH_DEVICE_ID)]
+    device_id: String,
 }
 
 pub fn run_cmd(cmd: SimCommand) -> Result<()> {
@@ -125,7 +141,34 @@ fn device(args: DeviceArgs) -> Result<()> {
         Some(s) => return Err(miette!("--nat-idle {s} must be a number of seconds, or 0 for no NAT")),
     };
 
+    if !device_fw::wire::rollout::device_id_ok(&args.device_id) {
+        return Err(miette!(
+            help = "use 1 to 32 lowercase letters, digits, '-', '_' or '.'",
+            "--device-id {:?} is not a device id",
+            args.device_id
+        ));
+    }
+    let mut profile = profile;
+    if let Some(every) = args.check_every {
+        profile.update.check_every = device_fw::profile::Span(every);
+        if args.jitter.is_none() && profile.update.jitter.0 > every {
+            profile.update.jitter = device_fw::profile::Span(every);
+        }
+    }
+    if let Some(jitter) = args.jitter {
+        profile.update.jitter = device_fw::profile::Span(jitter);
+    }
+    if let Some(url) = &args.report_url {
+        check_loopback_url(url).map_err(|e| {
+            miette!(
+                help = "run the report receiver on this machine (otactl serve) and pass e.g. --report-url http://127.0.0.1:8080/reports",
+                "--report-url: {e}"
+            )
+        })?;
+        profile.release.report_url = Some(url.clone());
+    }
     let mut cfg = PtyDeviceConfig::new(&args.link, profile, keys);
+    cfg.device_id = args.device_id;
     if let Some(url) = args.bucket_url {
         check_loopback_url(&url).map_err(|e| {
             miette!(

@@ -33,7 +33,9 @@ pub struct WatchArgs {
     /// Manifest URL for the triggered update (default: the one the firmware was built with).
     #[arg(long, requires = "trigger")]
     pub manifest: Option<String>,
-    /// Succeed only when the device confirms this version.
+    /// Succeed only when the device confirms this version. Without --trigger, the watch
+    /// follows a device that updates on its own schedule: checks that find nothing, holds
+    /// and failed tries it will retry by itself do not end it.
     #[arg(long)]
     pub expect_version: Option<String>,
     /// Give up after this long (e.g. 90s, 10m).
@@ -295,6 +297,37 @@ fn describe(event: &Event<String>) -> Option<String> {
         Event::UpdateFailed { reason, message } => format!("✗ update failed ({reason}): {message}"),
         Event::UpToDate { version } => format!("✓ up to date: {version}"),
         Event::CommandError { message } => format!("✗ device: {message}"),
+        Event::NextCheck { in_s } => format!(
+            "● next scheduled check in {}",
+            humantime::format_duration(Duration::from_secs(*in_s))
+        ),
+        Event::ManifestUnchanged { .. } => "● manifest unchanged since the last check (304)".to_owned(),
+        Event::Check {
+            available,
+            update: false,
+            reason: Some(reason),
+            ..
+        } => format!("● {available} is not for this device now ({reason})"),
+        Event::UpdateHeld {
+            version,
+            reason,
+            retry_in_s,
+        } => match retry_in_s {
+            Some(s) => format!(
+                "● {version} waits ({reason}), again in {}",
+                humantime::format_duration(Duration::from_secs(*s))
+            ),
+            None => format!("● {version} waits ({reason})"),
+        },
+        Event::Deferred { minutes: 0 } => "● scheduled updates no longer deferred".to_owned(),
+        Event::Deferred { minutes } => format!("● scheduled updates deferred for {minutes} min"),
+        Event::Reported {
+            version,
+            outcome,
+            attempt,
+            status,
+        } => format!("● reported {outcome} for {version} (attempt {attempt}, HTTP {status})"),
+        Event::ReportFailed { version, message } => format!("● the report for {version} was not delivered: {message}"),
         _ => return None,
     })
 }

@@ -4,7 +4,7 @@ use core::fmt;
 
 use crate::socket::SocketError;
 
-use super::{MAX_HEAD_LEN, MAX_REDIRECTS, MAX_URL_LEN};
+use super::{MAX_CONTENT_TYPE_LEN, MAX_HEAD_LEN, MAX_REDIRECTS, MAX_URL_LEN};
 
 /// Why a request or a body read failed.
 ///
@@ -44,10 +44,24 @@ pub enum HttpError {
         /// The object's length, from `Content-Range: bytes */<total>`, when the origin said.
         total: Option<u64>,
     },
-    /// A status this client has no use for (1xx after the head, 204, 304, 3xx without
-    /// redirect meaning, codes above 599).
-    #[error("unexpected HTTP status {0} for a GET")]
+    /// A status this client has no use for (a 204 or a 304 to a GET that did not ask for
+    /// one, 3xx without redirect meaning, codes above 599).
+    #[error("unexpected HTTP status {0} for this request")]
     UnexpectedStatus(u16),
+    /// A POST was answered with a redirect, which is not followed: the body would go to a
+    /// URL that nobody configured.
+    #[error(
+        "the origin answered the POST with a redirect (HTTP {0}), which is not followed; \
+         configure the URL it redirects to"
+    )]
+    RedirectNotFollowed(u16),
+    /// The `Content-Type` given for a POST is empty, longer than
+    /// [`MAX_CONTENT_TYPE_LEN`] or has a byte that cannot go in a header.
+    #[error(
+        "bad Content-Type for the POST: it must be 1 to {MAX_CONTENT_TYPE_LEN} bytes of \
+         printable ASCII"
+    )]
+    BadContentType,
     /// More than [`MAX_REDIRECTS`] redirects in a row.
     #[error("more than {MAX_REDIRECTS} redirects; the origin is probably redirecting in a loop")]
     TooManyRedirects,

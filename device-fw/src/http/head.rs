@@ -49,6 +49,8 @@ pub(crate) struct RawHead {
     pub transfer_encoded: bool,
     /// For a redirect: `Some(same_origin)` once `Location` was resolved into the URL buffer.
     pub location: Option<bool>,
+    /// An `ETag` header was present (whether or not it could be kept).
+    pub etag_seen: bool,
 }
 
 impl RawHead {

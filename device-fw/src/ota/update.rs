@@ -21,7 +21,7 @@ use crate::esp::image::ImageError;
 use crate::esp::otadata::OtaState;
 use crate::esp::partition::{PartitionTable, SUBTYPE_APP_FACTORY, SUBTYPE_OTACTL_JOURNAL, TYPE_APP, TYPE_OTACTL};
 use crate::esp::slot_image::{SlotImageError, check_slot_image};
-use crate::http::{HttpClient, HttpError, Url, resolve_reference};
+use crate::http::{Fetched, HttpClient, HttpError, Url, Validators, resolve_reference};
 use crate::socket::Socket;
 use crate::wire::manifest::{MAX_ENVELOPE, Manifest, ManifestError, PayloadBuf, open};
 use embedded_storage_async::nor_flash::NorFlash;
@@ -90,6 +90,8 @@ pub enum UpdateEvent<'a> {
     ManifestFetched {
         bytes: usize,
     },
+    /// A conditional check found the manifest as it was (`304 Not Modified`).
+    ManifestUnchanged,
     /// Signature good (by trusted key number `key`) and every policy check passed.
     ManifestAccepted {
         version: &'a str,
@@ -244,20 +246,28 @@ pub fn inactive_slot(layout: &BootLayout, running: BootTarget) -> Option<usize> 
     }
 }
 
-/// Reads the manifest body (at most [`MAX_ENVELOPE`] bytes) into `buf`.
+/// Reads the manifest body (at most [`MAX_ENVELOPE`] bytes) into `buf`; `Ok(None)` when
+/// `known` validators were given and the origin says the manifest has not changed.
 async fn fetch_manifest<S: Socket, C: Clock, E>(
     http: &mut HttpClient<S>,
     clock: &C,
     cfg: &DownloadConfig,
     url: &str,
+    known: Option<&Validators>,
     buf: &mut [u8; MAX_ENVELOPE],
-) -> Result<usize, UpdateError<E>> {
+) -> Result<Option<usize>, UpdateError<E>> {
     let parsed = Url::parse(url).map_err(UpdateError::ManifestFetch)?;
     let mut backoff = cfg.backoff_initial_us;
     let mut attempt = 0u8;
     loop {
-        let result: Result<Result<usize, ManifestError>, HttpError> = async {
-            let head = http.get(&parsed, None).await?;
+        let result: Result<Result<Option<usize>, ManifestError>, HttpError> = async {
+            let head = match known {
+                Some(known) => match http.get_if_changed(&parsed, known).await? {
+                    Fetched::NotModified => return Ok(Ok(None)),
+                    Fetched::Changed(head) => head,
+                },
+                None => http.get(&parsed, None).await?,
+            };
             if let Some(len) = head.content_length
                 && len > MAX_ENVELOPE as u64
             {
@@ -272,7 +282,7 @@ async fn fetch_manifest<S: Socket, C: Clock, E>(
                 }
                 let n = http.read_body(&mut buf[len..]).await?;
                 if n == 0 {
-                    return Ok(Ok(len));
+                    return Ok(Ok(Some(len)));
                 }
                 len += n;
             }
@@ -355,10 +365,22 @@ pub struct Judged<'b> {
     pub verdict: Result<(), Rejection>,
 }
 
+/// Where to fetch a manifest from and what this device trusts: the inputs every check and
+/// update shares.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    pub manifest_url: &'a str,
+    pub keys: &'a [[u8; 32]],
+    /// Validators of the last copy judged: the check is a conditional GET that ends at
+    /// `304 Not Modified` when nothing changed.
+    pub known: Option<&'a Validators>,
+}
+
 /// Fetches the manifest, checks its signature and judges it against this device: every
 /// check that comes before the first flash write (`ota check` stops here). A signature or
 /// format problem is an error; a signed release that is not for this device comes back
-/// with its [`Judged::verdict`].
+/// with its [`Judged::verdict`]. `Ok(None)`: [`Source::known`] was given and the manifest
+/// has not changed since.
 #[allow(clippy::too_many_arguments)]
 pub async fn judge<'b, S, F, C, U>(
     http: &mut HttpClient<S>,
@@ -368,11 +390,10 @@ pub async fn judge<'b, S, F, C, U>(
     layout: &UpdateLayout,
     device: &DeviceIdentity<'_>,
     running: BootTarget,
-    keys: &[[u8; 32]],
-    manifest_url: &str,
+    source: Source<'_>,
     bufs: &'b mut ManifestBufs,
     events: &mut U,
-) -> Result<Judged<'b>, UpdateError<F::Error>>
+) -> Result<Option<Judged<'b>>, UpdateError<F::Error>>
 where
     S: Socket,
     F: NorFlash,
@@ -381,9 +402,13 @@ where
 {
     let target = inactive_slot(&layout.boot, running).ok_or(UpdateError::NoInactiveSlot)?;
     let slot = layout.boot.ota[target];
-    let len = fetch_manifest(http, clock, cfg, manifest_url, &mut bufs.envelope).await?;
+    let fetched = fetch_manifest(http, clock, cfg, source.manifest_url, source.known, &mut bufs.envelope).await?;
+    let Some(len) = fetched else {
+        events.event(UpdateEvent::ManifestUnchanged).await;
+        return Ok(None);
+    };
     events.event(UpdateEvent::ManifestFetched { bytes: len }).await;
-    let (manifest, key) = open(&bufs.envelope[..len], keys, &mut bufs.payload)?;
+    let (manifest, key) = open(&bufs.envelope[..len], source.keys, &mut bufs.payload)?;
     let journal = layout.journal.load(flash).await.map_err(UpdateError::Journal)?;
     let device = DeviceIdentity {
         failed_version: journal.failed_version.as_deref(),
@@ -400,13 +425,13 @@ where
             })
             .await;
     }
-    Ok(Judged {
+    Ok(Some(Judged {
         manifest,
         key,
         target,
         journal,
         verdict,
-    })
+    }))
 }
 
 /// Runs one update from `manifest_url`. On success otadata selects the new slot (state
@@ -431,27 +456,48 @@ where
     U: UpdateSink,
 {
     let mut bufs = ManifestBufs::default();
+    let source = Source {
+        manifest_url,
+        keys,
+        known: None,
+    };
+    let judged = judge(
+        http, flash, clock, cfg, layout, device, running, source, &mut bufs, events,
+    )
+    .await?
+    .ok_or(UpdateError::ManifestFetch(HttpError::UnexpectedStatus(304)))?;
+    install(http, flash, clock, cfg, layout, manifest_url, &judged, events).await
+}
+
+/// Carries a judged release through: journaled download into the inactive slot, image
+/// checks, activation. Refuses a release whose verdict is not `Ok`. `manifest_url` is the
+/// one it was fetched from (its `image` reference is relative to it).
+#[allow(clippy::too_many_arguments)]
+pub async fn install<S, F, C, U>(
+    http: &mut HttpClient<S>,
+    flash: &mut F,
+    clock: &C,
+    cfg: &DownloadConfig,
+    layout: &UpdateLayout,
+    manifest_url: &str,
+    judged: &Judged<'_>,
+    events: &mut U,
+) -> Result<Activated, UpdateError<F::Error>>
+where
+    S: Socket,
+    F: NorFlash,
+    C: Clock,
+    U: UpdateSink,
+{
     let Judged {
         manifest,
         target,
         journal,
         verdict,
         ..
-    } = judge(
-        http,
-        flash,
-        clock,
-        cfg,
-        layout,
-        device,
-        running,
-        keys,
-        manifest_url,
-        &mut bufs,
-        events,
-    )
-    .await?;
-    verdict?;
+    } = judged;
+    let (manifest, target) = (*manifest, *target);
+    (*verdict)?;
     let slot = layout.boot.ota[target];
     let sha256 = manifest.sha256_bytes()?;
     let image_url = resolve_reference(manifest_url, manifest.image).map_err(UpdateError::ImageUrl)?;
