@@ -2,85 +2,15 @@
 //! the file, the key and the reason, and says what to do.
 #![cfg(feature = "profile")]
 
-use std::path::PathBuf;
+#[path = "profile_support.rs"]
+mod support;
+
 use std::time::Duration;
 
 use device_fw::modem::Dialect;
-use device_fw::profile::{Chip, FlashSize, Profile, ProfileError, ProfileErrorKind, Region, Slots};
+use device_fw::profile::{Chip, FlashSize, Profile, ProfileErrorKind, Region, Slots};
 
-fn profiles_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../profiles")
-}
-
-/// A valid profile with every table, for tests to break one piece at a time.
-const BASE: &str = r#"
-[device]
-chip = "esp32"
-board = "m5stack-core"
-product = "field-logger"
-
-[modem]
-dialect = "sim7600"
-baud = 115200
-apn = "internet"
-
-[network]
-nat_idle_timeout_s = 59
-
-[download]
-chunk_min = 4096
-
-[flash]
-size = "4MB"
-
-[slots]
-ota_0 = { offset = 0x10000, size = 0x1E0000 }
-ota_1 = { offset = 0x1F0000, size = 0x1E0000 }
-"#;
-
-/// `BASE` with the line starting with `old` replaced by `new` (which may be several lines).
-fn with(old: &str, new: &str) -> String {
-    let mut found = false;
-    let text: Vec<String> = BASE
-        .lines()
-        .map(|l| {
-            if !found && l.starts_with(old) {
-                found = true;
-                new.to_owned()
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect();
-    assert!(found, "no line starts with {old:?}");
-    text.join("\n")
-}
-
-fn parse_err(text: &str) -> ProfileError {
-    match Profile::parse(text, "bench/test.toml") {
-        Ok(p) => panic!("expected an error, got {p:?}"),
-        Err(e) => e,
-    }
-}
-
-/// Checks kind, key and line, and that the message names the file, the key and each
-/// `needle`.
-fn assert_error(e: &ProfileError, kind: ProfileErrorKind, key: &str, line: Option<usize>, needles: &[&str]) {
-    let text = e.to_string();
-    assert_eq!(e.kind(), kind, "{text}");
-    assert_eq!(e.key(), Some(key), "{text}");
-    assert_eq!(e.origin(), "bench/test.toml");
-    assert!(text.starts_with("bench/test.toml"), "{text}");
-    assert!(text.contains(key), "{text}");
-    if let Some(line) = line {
-        assert_eq!(e.line(), Some(line), "{text}");
-        assert!(text.starts_with(&format!("bench/test.toml:{line}:")), "{text}");
-    }
-    assert!(!e.help().is_empty(), "{text}");
-    for needle in needles {
-        assert!(text.contains(needle), "{text:?} lacks {needle:?}");
-    }
-}
+use support::{BASE, assert_error, parse_err, profiles_dir, with};
 
 // ---------------------------------------------------------------------------------------
 // The shipped profiles.

@@ -9,8 +9,10 @@
 //! server on loopback, for the host tools (`otactl watch`, `otactl demo`) to be tried and
 //! tested without a board.
 
+pub mod check_cost;
 pub mod device;
 pub mod flash;
+pub mod fleet;
 pub mod loopback_origin;
 pub mod modem;
 pub mod net;

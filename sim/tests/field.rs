@@ -163,7 +163,10 @@ fn a_device_nobody_touches_finds_the_release_updates_confirms_and_reports() {
         let mut world = World::new(&setup, &rel);
         let (reboot, _) = unattended(&mut flash, &setup, &mut world).await;
         assert_eq!(reboot, Reboot::Activated);
-        assert!(time::now() - started < std::time::Duration::from_secs(600), "within the first check");
+        assert!(
+            time::now() - started < std::time::Duration::from_secs(600),
+            "within the first check"
+        );
         assert!(reports(&world).is_empty(), "an activation is not an outcome yet");
 
         // Second life: the new app confirms itself and reports it; then its checks find
@@ -180,10 +183,16 @@ fn a_device_nobody_touches_finds_the_release_updates_confirms_and_reports() {
             matches!(&events[0], Event::Boot { version, state, .. } if version == NEW_VERSION && state == "pending_verify"),
             "{events:?}"
         );
-        assert!(events.iter().any(|e| matches!(e, Event::Confirmed { version } if version == NEW_VERSION)));
-        assert!(events.iter().any(
-            |e| matches!(e, Event::Check { reason: Some(r), update: false, .. } if r == "not-newer")
-        ));
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Confirmed { version } if version == NEW_VERSION))
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Check { reason: Some(r), update: false, .. } if r == "not-newer"))
+        );
         let sent = reports(&world);
         assert_eq!(sent.len(), 1, "{sent:?}");
         let r = &sent[0];
@@ -215,7 +224,9 @@ fn a_device_outside_the_rollout_waits_and_a_listed_one_takes_it() {
         })
         .await;
         assert!(
-            events.iter().any(|e| matches!(e, Event::Check { reason: Some(r), .. } if r == "outside-cohort")),
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Check { reason: Some(r), .. } if r == "outside-cohort")),
             "{events:?}"
         );
         assert!(!events.iter().any(|e| matches!(e, Event::Activated { .. })));
@@ -249,13 +260,13 @@ fn a_failed_attempt_backs_off_and_the_backoff_survives_a_reboot() {
         })
         .await;
         assert!(
-            events.iter().any(|e| matches!(e, Event::VerifyFailed { reason, .. } if reason == "hash-mismatch")),
+            events
+                .iter()
+                .any(|e| matches!(e, Event::VerifyFailed { reason, .. } if reason == "hash-mismatch")),
             "{events:?}"
         );
         let held = events.iter().rev().find_map(|e| match e {
-            Event::UpdateHeld {
-                reason, retry_in_s, ..
-            } => Some((reason.clone(), *retry_in_s)),
+            Event::UpdateHeld { reason, retry_in_s, .. } => Some((reason.clone(), *retry_in_s)),
             _ => None,
         });
         assert!(
@@ -264,7 +275,9 @@ fn a_failed_attempt_backs_off_and_the_backoff_survives_a_reboot() {
         );
         let sent = reports(&world);
         assert_eq!(
-            sent.iter().map(|r| (r.outcome, r.reason.as_deref())).collect::<Vec<_>>(),
+            sent.iter()
+                .map(|r| (r.outcome, r.reason.as_deref()))
+                .collect::<Vec<_>>(),
             [(Outcome::Rejected, Some("hash-mismatch"))]
         );
 
@@ -275,10 +288,15 @@ fn a_failed_attempt_backs_off_and_the_backoff_survives_a_reboot() {
         })
         .await;
         assert!(
-            events.iter().any(|e| matches!(e, Event::UpdateHeld { reason, .. } if reason == "backoff")),
+            events
+                .iter()
+                .any(|e| matches!(e, Event::UpdateHeld { reason, .. } if reason == "backoff")),
             "{events:?}"
         );
-        assert!(!events.iter().any(|e| matches!(e, Event::Progress { .. })), "no download while backed off");
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::Progress { .. })),
+            "no download while backed off"
+        );
     });
 }
 

@@ -256,6 +256,9 @@ where
     if matches!(start, Ok(BootReport::Confirmed)) {
         app.attempt_ended(true).await;
         app.report(running.version, Outcome::Confirmed, None).await;
+        // The release it runs is what the channel said a moment ago: the next check can
+        // wait a whole period, which spares the origin a request per update.
+        app.schedule.check_started(app.clock.now_us());
     }
     if let Some(failed) = rolled_back {
         app.attempt_ended(false).await;

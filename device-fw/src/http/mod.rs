@@ -22,7 +22,7 @@
 //! | the socket `S` | `size_of::<S>()` |
 //!
 //! [`CLIENT_RAM`] is the bound: 1,491 bytes plus the socket (1,480 measured on a 64-bit
-//! host, less on the 32-bit chip; the tests check it with `size_of`). The futures of
+//! host, 1,472 on the 32-bit chip; the tests check it with `size_of`). The futures of
 //! [`HttpClient::get`], [`HttpClient::get_if_changed`], [`HttpClient::post`] and
 //! [`HttpClient::read_body`] hold only state, no buffers (about 590, 580, 490 and 100 bytes
 //! on a 64-bit host with a stateless socket; also tested). Because the head is parsed line
@@ -200,6 +200,43 @@ impl<S> fmt::Debug for HttpClient<S> {
     }
 }
 
+/// Accessors: they do no I/O, so they need no `Socket` bound (a wrapper generic over its
+/// inner socket can reach them).
+impl<S> HttpClient<S> {
+    /// The validators (`ETag`, or `Last-Modified` when there was no ETag) of the last 200
+    /// to a GET; empty when it had none that can be kept (see [`MAX_ETAG_LEN`]) or when its
+    /// head was refused. Clone them once the body is read: the next 200 replaces them.
+    pub fn validators(&self) -> &Validators {
+        if self.validators_pending {
+            &Validators::NONE
+        } else {
+            &self.validators
+        }
+    }
+
+    /// Body bytes still to read: `Some(0)` when there is no body in progress, `None` when
+    /// the body runs until the connection closes.
+    pub fn body_remaining(&self) -> Option<u64> {
+        if self.body.active { self.body.remaining } else { Some(0) }
+    }
+
+    /// The socket, e.g. to query the modem between requests.
+    pub fn socket(&mut self) -> &mut S {
+        &mut self.socket
+    }
+
+    /// Gives the socket back.
+    pub fn into_socket(self) -> S {
+        self.socket
+    }
+
+    /// The URL the last response came from (after redirects), in normal form
+    /// `http://host[:port]/path`; `None` before the first request.
+    pub fn effective_url(&self) -> Option<&str> {
+        (!self.url.is_empty()).then_some(self.url.as_str())
+    }
+}
+
 impl<S: Socket> HttpClient<S> {
     /// A client that will open connections on `socket` as needed.
     pub fn new(socket: S) -> Self {
@@ -254,17 +291,6 @@ impl<S: Socket> HttpClient<S> {
     /// condition goes along to every redirect target.
     pub async fn get_if_changed(&mut self, url: &Url<'_>, known: &Validators) -> Result<Fetched, HttpError> {
         self.fetch(url, None, (!known.is_empty()).then_some(known)).await
-    }
-
-    /// The validators (`ETag`, or `Last-Modified` when there was no ETag) of the last 200
-    /// to a GET; empty when it had none that can be kept (see [`MAX_ETAG_LEN`]) or when its
-    /// head was refused. Clone them once the body is read: the next 200 replaces them.
-    pub fn validators(&self) -> &Validators {
-        if self.validators_pending {
-            &Validators::NONE
-        } else {
-            &self.validators
-        }
     }
 
     /// POSTs `body` with `Content-Type: content_type` and its `Content-Length`, and
@@ -380,8 +406,9 @@ impl<S: Socket> HttpClient<S> {
         }
     }
 
-    /// Reads body bytes of the response returned by the last [`HttpClient::get`] into
-    /// `buf`; `Ok(0)` once the body is complete (or when `buf` is empty).
+    /// Reads body bytes of the response returned by the last [`HttpClient::get`] (or
+    /// [`Fetched::Changed`]) into `buf`; `Ok(0)` once the body is complete (or when `buf`
+    /// is empty).
     ///
     /// Never reads past the body. If the connection ends before the announced length,
     /// returns [`HttpError::TruncatedBody`] (now and on every later call).
@@ -432,32 +459,10 @@ impl<S: Socket> HttpClient<S> {
         Ok(n)
     }
 
-    /// Body bytes still to read: `Some(0)` when there is no body in progress, `None` when
-    /// the body runs until the connection closes.
-    pub fn body_remaining(&self) -> Option<u64> {
-        if self.body.active { self.body.remaining } else { Some(0) }
-    }
-
     /// Closes the connection (if any) and forgets the response in progress.
     pub async fn close(&mut self) {
         self.close_socket().await;
         self.body = Body::default();
-    }
-
-    /// The socket, e.g. to query the modem between requests.
-    pub fn socket(&mut self) -> &mut S {
-        &mut self.socket
-    }
-
-    /// Gives the socket back.
-    pub fn into_socket(self) -> S {
-        self.socket
-    }
-
-    /// The URL the last response came from (after redirects), in normal form
-    /// `http://host[:port]/path`; `None` before the first request.
-    pub fn effective_url(&self) -> Option<&str> {
-        (!self.url.is_empty()).then_some(self.url.as_str())
     }
 
     /// Whether the open connection can carry a request for `url`.

@@ -25,7 +25,7 @@ mod config {
 
 use core::fmt::Write as _;
 
-use device_fw::app::{AppConfig, Reboot};
+use device_fw::app::{AlwaysNow, AppConfig, Reboot};
 use device_fw::modem::ModemConfig;
 use embassy_executor::Spawner;
 use esp_hal::clock::CpuClock;
@@ -87,6 +87,12 @@ async fn main(_spawner: Spawner) -> ! {
         // build.rs checked the APN with the same rule; this is only reachable if they drift.
         Err(e) => halt(&mut console, start::StartError::Config(e)).await,
     };
+    // The id is the chip's own: derived from the factory MAC in eFuse, so it survives
+    // every update and reflash, and hashed so that reports do not carry the MAC.
+    let device_id = device_fw::wire::rollout::device_id_from_hardware(
+        config::PRODUCT,
+        esp_hal::efuse::base_mac_address().as_bytes(),
+    );
     let cfg = AppConfig {
         product: config::PRODUCT,
         channel: config::CHANNEL,
@@ -98,6 +104,9 @@ async fn main(_spawner: Spawner) -> ! {
         download: config::DOWNLOAD,
         layout,
         modem,
+        device_id: &device_id,
+        update: config::UPDATE,
+        report_url: config::REPORT_URL,
     };
 
     let pins = take_modem_pins!(p);
@@ -119,6 +128,8 @@ async fn main(_spawner: Spawner) -> ! {
         EmbassyClock,
         &cfg,
         running,
+        // The reference firmware has nothing to wait for: a scheduled update goes ahead.
+        &mut AlwaysNow,
     )
     .await;
     let why = match reboot {
