@@ -32,6 +32,10 @@
 //!   a staging file, fsync it, `rename` it over the manifest (atomic) and fsync the
 //!   directory. Devices and `otactl serve` see the old manifest or the new one, never a
 //!   mix. Local filesystems only: `flock` over NFS depends on the server.
+//!
+//! What is recorded once (an outcome report, a superseded manifest in a channel's history)
+//! is written with [`PutMode::Create`] ([`Bucket::put_if_absent`]): a repeat changes
+//! nothing, on every store.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -123,10 +127,10 @@ pub enum BucketError {
         help: &'static str,
     },
 
-    #[error("{key} in {url} is {size} bytes: not a manifest (at most 2048)")]
+    #[error("{key} in {url} is {size} bytes: not a manifest (at most 2048) or a report (at most 512)")]
     #[diagnostic(
         code(otactl::bucket::not_a_manifest),
-        help("something else was written where the channel's manifest belongs; move it away")
+        help("something else was written where otactl keeps its manifests and reports; move it away")
     )]
     NotAManifest { key: String, url: String, size: u64 },
 }
@@ -154,6 +158,15 @@ pub struct Current {
     pub version: UpdateVersion,
 }
 
+/// One level of a listing: what is directly under a folder of the bucket.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Sub-folders, by name (`1.1.0`, not the whole path).
+    pub folders: Vec<String>,
+    /// Objects, by name, with their size.
+    pub objects: Vec<(String, u64)>,
+}
+
 /// How an image upload went, for the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageUpload {
@@ -164,7 +177,9 @@ pub enum ImageUpload {
     },
 }
 
-/// An opened bucket: the store and where in it this otactl writes.
+/// An opened bucket: the store and where in it this otactl writes. Cloning shares the
+/// store (and its connections), so concurrent reads can each hold one.
+#[derive(Clone)]
 pub struct Bucket {
     url: String,
     kind: Kind,
@@ -466,13 +481,20 @@ impl Bucket {
 
     /// Reads the manifest at `rel`: `None` when the channel has none yet.
     pub async fn read_manifest(&self, rel: &str) -> Result<Option<Current>, BucketError> {
+        self.read_small(rel, MAX_MANIFEST_READ).await
+    }
+
+    /// Reads the object at `rel` with the version a conditional write must find, if it is at
+    /// most `max` bytes (a larger one is not what belongs there, and is not read); `None`
+    /// when there is none.
+    pub async fn read_small(&self, rel: &str, max: u64) -> Result<Option<Current>, BucketError> {
         let key = self.key(rel);
         let result = match self.store.get(&key).await {
             Ok(r) => r,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(access_error("read", rel, &self.url, &e)),
         };
-        if result.meta.size > MAX_MANIFEST_READ {
+        if result.meta.size > max {
             return Err(BucketError::NotAManifest {
                 key: rel.to_owned(),
                 url: self.url.clone(),
@@ -491,6 +513,54 @@ impl Bucket {
             bytes: bytes.to_vec(),
             version,
         }))
+    }
+
+    /// What is directly under the folder `rel` (`stable/history`); an empty listing when
+    /// there is no such folder. One listing request per 1,000 entries on the clouds.
+    pub async fn list(&self, rel: &str) -> Result<Listing, BucketError> {
+        let folder = self.key(rel.trim_end_matches('/'));
+        let result = match self.store.list_with_delimiter(Some(&folder)).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Listing::default()),
+            Err(e) => return Err(access_error("list", rel, &self.url, &e)),
+        };
+        let name = |path: &ObjectPath| path.filename().map(str::to_owned);
+        let mut listing = Listing {
+            folders: result.common_prefixes.iter().filter_map(name).collect(),
+            objects: result
+                .objects
+                .iter()
+                .filter_map(|m| Some((name(&m.location)?, m.size)))
+                .collect(),
+        };
+        listing.folders.sort();
+        listing.objects.sort();
+        Ok(listing)
+    }
+
+    /// Writes a small object at `rel` unless one is there already: `true` when this call
+    /// created it. The one write that never replaces anything, for what is recorded once
+    /// (an outcome report, a superseded manifest).
+    pub async fn put_if_absent(
+        &self,
+        rel: &str,
+        bytes: &[u8],
+        content_type: &'static str,
+    ) -> Result<bool, BucketError> {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            attributes: self.attributes(content_type, "no-cache"),
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(&self.key(rel), PutPayload::from(bytes.to_vec()), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(access_error("write", rel, &self.url, &e)),
+        }
     }
 
     /// The size of the object at `rel`, if there is one.

@@ -5,11 +5,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bucket;
+mod channel;
 mod cli;
 mod flash;
 mod image;
 mod keys;
+mod receiver;
 mod release;
+mod reports;
+mod rollout;
 mod watch;
 
 #[derive(Debug, Parser)]
@@ -58,6 +62,15 @@ enum Command {
     /// image, its version, a downgrade, the channel's manifest, a lost race with another
     /// release); 2 bad arguments, a file, key, build, credentials or the bucket.
     Release(cli::release::ReleaseArgs),
+    /// Stage a release across the fleet: set, pause, resume, halt, advance on the devices'
+    /// reports, check (for cron), status.
+    ///
+    /// Exit status: 0 done or nothing to change; 1 refused (lowering without --force, a
+    /// halted rollout, a failure rate above the threshold, a lost race); 2 arguments,
+    /// profile, keys, bucket; 3 `check` halted the rollout; 4 `check`: it was halted
+    /// already; 5 `advance`: too few judged reports yet.
+    #[command(subcommand)]
+    Rollout(cli::rollout::RolloutCommand),
     /// Flash a bench device for OTA: bootloader, the profile's partition table, erased
     /// otadata and the app in ota_0, verified, then reset into the app.
     ///
@@ -66,7 +79,8 @@ enum Command {
     /// table) or a region did not read back as written; 2 bad arguments, a file, the port or
     /// the link to the device.
     Flash(cli::flash::FlashArgs),
-    /// Serve a file:// bucket over HTTP (Range, conditional GET) for a bench device.
+    /// Serve a file:// bucket over HTTP (Range, conditional GET) for a bench device, and
+    /// take the devices' outcome reports (POST /reports).
     ///
     /// Exit status: 0 stopped with Ctrl-C, 2 the bucket or the address cannot be used.
     Serve(cli::serve::ServeArgs),
@@ -86,6 +100,7 @@ fn main() -> ExitCode {
         Command::Watch(args) => return cli::watch::run(args),
         Command::Demo(args) => return cli::demo::run(args),
         Command::Release(args) => return cli::release::run(args),
+        Command::Rollout(cmd) => return cli::rollout::run(cmd),
         Command::Serve(args) => return cli::serve::run(args),
         Command::Flash(args) => return cli::flash::run(args),
         Command::Sim(cmd) => cli::sim::run_cmd(cmd),

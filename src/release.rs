@@ -11,40 +11,34 @@
 //! 2. The image goes up under its SHA-256 (`images/<sha256>.bin`): a new key, or the same
 //!    bytes as before, so it never changes what a device already sees.
 //! 3. The manifest is written last, in one conditional write against the version read in
-//!    step 1 ([`crate::bucket`]); a release that raced another fails here, and the bucket
-//!    still holds the other's complete release.
+//!    step 1 ([`crate::channel::replace`]), after the one it replaces is copied to the
+//!    channel's history; a release that raced another (or an `otactl rollout` change) fails
+//!    here, and the bucket still holds the other's complete release.
+//!
+//! `--rollout` stages it: the manifest carries `rollout {percent, state: "active"}`
+//! ([`device_fw::wire::rollout`]), and `otactl rollout` widens it from there.
 
-use std::cmp::Ordering;
-use std::ffi::OsString;
-use std::fs::File;
-use std::io::{BufRead as _, BufReader, Read as _};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use device_fw::esp::chip::Chip;
-use device_fw::esp::image::{AppImage, ImageError as ParseError};
-use device_fw::profile::Profile;
-use device_fw::wire::manifest::{
-    self, MAX_ENVELOPE, MAX_PAYLOAD, Manifest, ManifestError, PayloadBuf, key_id, limits, write_hex,
-};
-use device_fw::wire::semver::Version;
-use ed25519_dalek::VerifyingKey;
+use device_fw::esp::image::ImageError as ParseError;
+use device_fw::wire::manifest::{self, Manifest, ManifestError};
+use device_fw::wire::rollout::{DeviceList, Rollout, RolloutState};
 use miette::Diagnostic;
-use sha2::{Digest as _, Sha256};
 
-use crate::bucket::{Bucket, BucketError, Current, ImageUpload, Location, PutError};
-use crate::image::{self, FlashFreq, FlashMode, FlashSettings, FlashSize};
-use crate::keys::{self, KeyError, SigningKeySource};
+use crate::bucket::{Bucket, BucketError, ImageUpload};
+use crate::channel::{self, ChannelError, Expected, Held, ReplaceError};
+use crate::image;
+use crate::keys::SigningKeySource;
 
-/// No ESP flash is larger than 16 MiB, so neither is an app image.
-const MAX_IMAGE: u64 = 16 * 1024 * 1024;
-/// A firmware ELF with debug info can be large, but not this large.
-const MAX_ELF: u64 = 256 * 1024 * 1024;
+mod decide;
+mod firmware;
+
+use decide::{Decision, decide};
+
 /// The variable the firmware's build script reads the profile from.
 pub const PROFILE_ENV: &str = "OTACTL_PROFILE";
-/// cargo's error output kept for the report when the build fails.
-const BUILD_TAIL_LINES: usize = 40;
 
 /// Where the image comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,21 +103,6 @@ impl Outcome {
     }
 }
 
-/// The channel's manifest before this release.
-#[derive(Debug, Clone, Default)]
-pub struct Previous {
-    /// Verified with one of the profile's public keys; if not, the fields below are what it
-    /// claims, and `problem` says why it did not verify.
-    pub verified: bool,
-    pub problem: Option<String>,
-    pub version: Option<String>,
-    pub sha256: Option<String>,
-    pub secure_version: Option<u32>,
-    pub product: Option<String>,
-    pub chip: Option<String>,
-    pub board: Option<String>,
-}
-
 /// Everything learned, filled in as the release goes, so that a failed release still
 /// reports what it got to.
 #[derive(Debug, Clone, Default)]
@@ -147,16 +126,17 @@ pub struct Report {
     pub created: Option<String>,
     pub image_key: Option<String>,
     pub image_url: Option<String>,
-    pub manifest_key: Option<String>,
-    pub manifest_url: Option<String>,
+    /// The channel's manifest, and what was done to it.
+    pub manifest: channel::Objects,
     /// Where devices fetch them, from the profile's `release.device_url`.
     pub device_manifest_url: Option<String>,
     pub device_image_url: Option<String>,
     /// `uploaded`, `uploaded-multipart`, `present`, or with a dry run `would-upload`.
     pub image_upload: Option<&'static str>,
-    /// `created`, `replaced`, `unchanged`, or with a dry run `would-create`/`would-replace`.
-    pub manifest_write: Option<&'static str>,
-    pub previous: Option<Previous>,
+    /// The channel's manifest before this release.
+    pub previous: Option<Held>,
+    /// The percentage the release was published to, staged.
+    pub rollout: Option<u8>,
 }
 
 /// Why a release did not happen. [`ReleaseError::exit_code`]: 1 when the release itself was
@@ -165,59 +145,9 @@ pub struct Report {
 #[derive(Debug, thiserror::Error, Diagnostic)]
 #[non_exhaustive]
 pub enum ReleaseError {
-    #[error("{0}")]
-    #[diagnostic(
-        code(otactl::release::profile),
-        help("fix the profile; `otactl profile check` shows every problem")
-    )]
-    Profile(String),
-
-    #[error("`{name}` is not a channel name: {reason}")]
-    #[diagnostic(
-        code(otactl::release::channel),
-        help("use 1 to 32 lowercase letters, digits, '-', '_' or '.'")
-    )]
-    BadChannel { name: String, reason: String },
-
-    #[error("no bucket to publish to")]
-    #[diagnostic(
-        code(otactl::release::no_bucket),
-        help("pass --bucket URL, or set `bucket = \"…\"` under [release] in {profile}")
-    )]
-    NoBucket { profile: String },
-
-    #[error("{profile} lists no [release] public_keys")]
-    #[diagnostic(
-        code(otactl::release::no_public_keys),
-        help(
-            "add the .pub file `otactl keygen` wrote, e.g. public_keys = [\"../keys/otactl.pub\"]: devices trust those keys, and otactl checks the signing key and the channel's manifest against them"
-        )
-    )]
-    NoPublicKeys { profile: String },
-
-    #[error("public key {path} of the profile: {source}")]
-    #[diagnostic(
-        code(otactl::release::public_key),
-        help("the profile's public_keys are relative to the profile file")
-    )]
-    PublicKey {
-        path: String,
-        #[source]
-        source: KeyError,
-    },
-
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Key(#[from] KeyError),
-
-    #[error("the signing key (key id {key_id}) is not one the profile's devices trust ({trusted})")]
-    #[diagnostic(
-        code(otactl::release::untrusted_key),
-        help(
-            "devices would reject the release with `unknown-key`: sign with the key whose .pub is listed in [release] public_keys, or ship a firmware that trusts this key first"
-        )
-    )]
-    UntrustedKey { key_id: String, trusted: String },
+    Channel(#[from] ChannelError),
 
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -374,7 +304,7 @@ pub enum ReleaseError {
     #[diagnostic(
         code(otactl::release::lost_race),
         help(
-            "another release was published to the channel while this one ran; nothing of this release is visible to devices. Run it again to release on top of the other one"
+            "another release (or an `otactl rollout` change) was written to the channel while this one ran; nothing of this release is visible to devices. Run it again to release on top of the other one"
         )
     )]
     LostRace {
@@ -382,10 +312,6 @@ pub enum ReleaseError {
         detail: String,
         winner: String,
     },
-
-    #[error("cannot start the I/O runtime: {0}")]
-    #[diagnostic(code(otactl::release::runtime))]
-    Runtime(String),
 }
 
 impl ReleaseError {
@@ -409,462 +335,28 @@ impl ReleaseError {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    let mut out = vec![0u8; bytes.len() * 2];
-    write_hex(bytes, &mut out).to_owned()
-}
-
-fn key_id_hex(key: &VerifyingKey) -> String {
-    hex(&key_id(key.as_bytes()))
-}
-
-fn check_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > limits::CHANNEL {
-        return Err(format!("it must be 1 to {} bytes", limits::CHANNEL));
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-    {
-        return Err("it has characters other than a-z, 0-9, '.', '_' and '-'".into());
-    }
-    Ok(())
-}
-
-fn read_limited(what: &'static str, path: &Path, limit: u64) -> Result<Vec<u8>, ReleaseError> {
-    let read_error = |e: std::io::Error| ReleaseError::Read {
-        what,
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    };
-    let mut bytes = Vec::new();
-    File::open(path)
-        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
-        .map_err(read_error)?;
-    if bytes.len() as u64 > limit {
-        let size = std::fs::metadata(path).map_or(bytes.len() as u64, |m| m.len());
-        return Err(ReleaseError::TooLargeFile {
-            what,
-            path: path.display().to_string(),
-            size,
-        });
-    }
-    Ok(bytes)
-}
-
-/// The image header's flash settings from the profile.
-fn flash_settings(profile: &Profile) -> Result<FlashSettings, ReleaseError> {
-    let size = FlashSize::from_bytes(profile.flash.size.bytes()).ok_or_else(|| {
-        ReleaseError::Profile(format!("otactl cannot make images for a {} flash", profile.flash.size))
-    })?;
-    // By name: the profile's enums are non-exhaustive, and the names are esptool's in both.
-    let unsupported = |what: &str| ReleaseError::Profile(format!("otactl cannot make images with flash {what}"));
-    let mode = <FlashMode as clap::ValueEnum>::from_str(profile.flash.mode.as_str(), true)
-        .map_err(|_| unsupported(profile.flash.mode.as_str()))?;
-    let freq = <FlashFreq as clap::ValueEnum>::from_str(profile.flash.freq.as_str(), true)
-        .map_err(|_| unsupported(profile.flash.freq.as_str()))?;
-    Ok(FlashSettings { mode, size, freq })
-}
-
-/// Runs the firmware build the profile describes and returns the ELF cargo reports.
-fn build_firmware(
-    profile_path: &Path,
-    profile: &Profile,
-    capture: bool,
-    progress: &mut dyn Progress,
-) -> Result<PathBuf, ReleaseError> {
-    let chip = profile.device.chip;
-    let build = &profile.build;
-    let target = build.target_for(chip).to_owned();
-    let features = build.features_for(chip).join(",");
-    // Under `cargo run`, CARGO is the cargo that runs otactl: build with the same one.
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-    // The `firmware` cargo profile (workspace Cargo.toml): size-optimised with LTO, since
-    // every byte of the image is airtime.
-    let mut args = vec![
-        "build".to_owned(),
-        "--profile".into(),
-        "firmware".into(),
-        "-p".into(),
-        build.package.clone(),
-        "--bin".into(),
-        build.bin.clone(),
-        "--target".into(),
-        target.clone(),
-    ];
-    if !features.is_empty() {
-        args.extend(["--features".into(), features]);
-    }
-    let command = format!("cargo {}", args.join(" "));
-    let profile_abs = std::path::absolute(profile_path).unwrap_or_else(|_| profile_path.to_owned());
-    let mut child = Command::new(&cargo)
-        .args(&args)
-        .arg("--message-format=json-render-diagnostics")
-        .env(PROFILE_ENV, &profile_abs)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(if capture { Stdio::piped() } else { Stdio::inherit() })
-        .spawn()
-        .map_err(|e| ReleaseError::Cargo {
-            cargo: cargo.to_string_lossy().into_owned(),
-            reason: e.to_string(),
-        })?;
-    progress.build_started(&command);
-    let stderr = child.stderr.take().map(|err| {
-        std::thread::spawn(move || {
-            let mut tail = std::collections::VecDeque::new();
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if tail.len() == BUILD_TAIL_LINES {
-                    tail.pop_front();
-                }
-                tail.push_back(line);
-            }
-            tail.into_iter().collect::<Vec<_>>()
-        })
-    });
-    let mut executable = None;
-    let mut units = 0;
-    if let Some(out) = child.stdout.take() {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if msg["reason"] != "compiler-artifact" {
-                continue;
-            }
-            units += 1;
-            let name = msg["target"]["name"].as_str().unwrap_or_default();
-            progress.build_unit(name, units);
-            let is_bin = msg["target"]["kind"]
-                .as_array()
-                .is_some_and(|k| k.iter().any(|k| k == "bin"));
-            if is_bin && name == build.bin {
-                executable = msg["executable"].as_str().map(PathBuf::from);
-            }
-        }
-    }
-    let status = child.wait().map_err(|e| ReleaseError::Cargo {
-        cargo: cargo.to_string_lossy().into_owned(),
-        reason: e.to_string(),
-    })?;
-    let tail = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
-    progress.build_finished();
-    if !status.success() {
-        let output = if tail.is_empty() {
-            String::new()
-        } else {
-            format!(":\n{}", tail.join("\n"))
-        };
-        return Err(ReleaseError::Build {
-            status: status.to_string(),
-            command,
-            target,
-            output,
-        });
-    }
-    executable.ok_or(ReleaseError::NoArtifact {
-        bin: build.bin.clone(),
-        target,
-    })
-}
-
-/// What the decision needs from the channel's current manifest.
-fn inspect_current(current: &Current, trusted: &[[u8; 32]]) -> Previous {
-    let mut buf = PayloadBuf::default();
-    match manifest::open(&current.bytes, trusted, &mut buf) {
-        Ok((m, _)) => Previous {
-            verified: true,
-            problem: None,
-            version: Some(m.version.to_owned()),
-            sha256: Some(m.sha256.to_owned()),
-            secure_version: Some(m.secure_version),
-            product: Some(m.product.to_owned()),
-            chip: Some(m.chip.to_owned()),
-            board: Some(m.board.to_owned()),
-        },
-        Err(e) => {
-            let mut unverified = PayloadBuf::default();
-            let claimed = manifest::decode_unverified(&current.bytes, &mut unverified)
-                .ok()
-                .and_then(|p| Manifest::parse(p).ok());
-            Previous {
-                verified: false,
-                problem: Some(e.to_string()),
-                version: claimed.map(|m| m.version.to_owned()),
-                sha256: claimed.map(|m| m.sha256.to_owned()),
-                secure_version: claimed.map(|m| m.secure_version),
-                product: claimed.map(|m| m.product.to_owned()),
-                chip: claimed.map(|m| m.chip.to_owned()),
-                board: claimed.map(|m| m.board.to_owned()),
-            }
-        }
-    }
-}
-
-/// What to do about the channel's current release.
-#[derive(Debug, PartialEq, Eq)]
-enum Decision {
-    Publish,
-    Unchanged,
-}
-
-fn decide(
-    previous: Option<&Previous>,
-    ours: (&str, &str, &str),
-    version: &str,
-    sha256: &str,
-    secure_version: u32,
-    channel: &str,
-    allow_downgrade: bool,
-) -> Result<Decision, ReleaseError> {
-    let Some(prev) = previous else {
-        return Ok(Decision::Publish);
-    };
-    if !prev.verified {
-        if allow_downgrade {
-            return Ok(Decision::Publish);
-        }
-        return Err(ReleaseError::CurrentUnverified {
-            channel: channel.to_owned(),
-            problem: prev.problem.clone().unwrap_or_default(),
-        });
-    }
-    let holds = (
-        prev.product.as_deref().unwrap_or_default(),
-        prev.chip.as_deref().unwrap_or_default(),
-        prev.board.as_deref().unwrap_or_default(),
-    );
-    if holds != ours {
-        let show = |(p, c, b): (&str, &str, &str)| format!("{p} on {c} ({b})");
-        return Err(ReleaseError::OtherProduct {
-            channel: channel.to_owned(),
-            holds: show(holds),
-            ours: show(ours),
-        });
-    }
-    let current = prev.version.as_deref().unwrap_or_default();
-    let same_image = prev.sha256.as_deref() == Some(sha256);
-    if current == version && same_image {
-        return Ok(Decision::Unchanged);
-    }
-    if allow_downgrade {
-        return Ok(Decision::Publish);
-    }
-    // Both parsed before: a verified manifest's version is semver, and so is ours.
-    let order = match (Version::parse(version), Version::parse(current)) {
-        (Ok(new), Ok(old)) => new.precedence(&old),
-        _ => Ordering::Less,
-    };
-    if order != Ordering::Greater {
-        let detail = if order == Ordering::Equal {
-            format!(
-                " (the same version with another image, sha256 {}…; devices that have it would never take this one)",
-                prev.sha256.as_deref().unwrap_or_default().get(..12).unwrap_or_default()
-            )
-        } else {
-            String::new()
-        };
-        return Err(ReleaseError::Downgrade {
-            channel: channel.to_owned(),
-            current: current.to_owned(),
-            version: version.to_owned(),
-            detail,
-        });
-    }
-    if let Some(current) = prev.secure_version
-        && secure_version < current
-    {
-        return Err(ReleaseError::SecureVersionDown {
-            channel: channel.to_owned(),
-            current,
-            image: secure_version,
-        });
-    }
-    Ok(Decision::Publish)
-}
-
-/// The image bytes and where they came from.
-fn obtain_image(
-    req: &Request,
-    profile: &Profile,
-    report: &mut Report,
-    progress: &mut dyn Progress,
-) -> Result<Vec<u8>, ReleaseError> {
-    let chip = profile.device.chip;
-    let elf = match &req.source {
-        Source::Image(path) => {
-            report.source = Some("image");
-            return read_limited("image", path, MAX_IMAGE);
-        }
-        Source::Elf(path) => {
-            report.source = Some("elf");
-            path.clone()
-        }
-        Source::Build => {
-            report.source = Some("build");
-            let elf = build_firmware(&req.profile, profile, req.capture_build_output, progress)?;
-            progress.step(
-                "build",
-                format!("{} ({})", elf.display(), profile.build.target_for(chip)),
-            );
-            elf
-        }
-    };
-    report.elf = Some(elf.clone());
-    let bytes = read_limited("ELF", &elf, MAX_ELF)?;
-    let made = image::elf_to_app_image(&bytes, chip, flash_settings(profile)?)?;
-    Ok(made.bytes)
-}
-
-/// The signing key, and the public keys the profile's devices trust (which must include
-/// the signing key's).
-fn load_keys(
-    req: &Request,
-    profile: &Profile,
-    profile_dir: &Path,
-    progress: &mut dyn Progress,
-    report: &mut Report,
-) -> Result<(ed25519_dalek::SigningKey, Vec<[u8; 32]>), ReleaseError> {
-    if profile.release.public_keys.is_empty() {
-        return Err(ReleaseError::NoPublicKeys {
-            profile: req.profile.display().to_string(),
-        });
-    }
-    let mut trusted = Vec::new();
-    for file in &profile.release.public_keys {
-        let path = profile_dir.join(file);
-        let key = keys::load_verifying_key(&path).map_err(|source| ReleaseError::PublicKey {
-            path: path.display().to_string(),
-            source,
-        })?;
-        trusted.push(key);
-    }
-    let loaded = keys::load_signing_key(&req.key)?;
-    for warning in loaded.warnings {
-        progress.warn(format!("{:?}", miette::Report::new(warning)));
-    }
-    let signer_id = key_id_hex(&loaded.key.verifying_key());
-    if !trusted.contains(&loaded.key.verifying_key()) {
-        return Err(ReleaseError::UntrustedKey {
-            key_id: signer_id,
-            trusted: trusted.iter().map(key_id_hex).collect::<Vec<_>>().join(", "),
-        });
-    }
-    progress.step("key", format!("{} (key id {signer_id})", req.key));
-    report.key_id = Some(signer_id);
-    Ok((loaded.key, trusted.iter().map(VerifyingKey::to_bytes).collect()))
-}
-
-/// What a release needs to know about its image, checked the way a device checks it.
-#[derive(Debug)]
-struct ImageFacts {
-    version: String,
-    secure_version: u32,
-    sha256: String,
-    /// The smaller OTA slot, which the image fits.
-    slot: u32,
-}
-
-/// Structure, chip, slot size and app descriptor (semver version, equal to `--version`).
-fn check_image(
-    bytes: &[u8],
-    req: &Request,
-    profile: &Profile,
-    progress: &mut dyn Progress,
-    report: &mut Report,
-) -> Result<ImageFacts, ReleaseError> {
-    let chip = profile.device.chip;
-    let image_path = match &req.source {
-        Source::Image(path) => path.display().to_string(),
-        _ => "the image made from the ELF".to_owned(),
-    };
-    let app = AppImage::parse(bytes).map_err(|error| ReleaseError::BadImage {
-        path: image_path.clone(),
-        error,
-    })?;
-    if app.check_chip(chip.image_chip_id()).is_err() {
-        let found = app.header.chip_id;
-        let image = Chip::ALL
-            .into_iter()
-            .find(|c| c.image_chip_id() == found)
-            .map_or_else(|| format!("chip id {found}"), |c| format!("{c} (chip id {found})"));
-        return Err(ReleaseError::WrongChip { image, profile: chip });
-    }
-    if app.len < bytes.len() {
-        progress.warn(format!(
-            "{image_path} has {} bytes after the end of the app image; they are released as they are",
-            bytes.len() - app.len
-        ));
-    }
-    let slot = (0..2)
-        .filter_map(|n| profile.ota_slot(n).map(|s| s.size))
-        .min()
-        .unwrap_or(0);
-    if bytes.len() as u64 > u64::from(slot) {
-        return Err(ReleaseError::TooBig {
-            size: bytes.len() as u64,
-            slot,
-        });
-    }
-    let version = app.app_desc.version().ok_or(ReleaseError::NoVersion)?.to_owned();
-    if version.is_empty() {
-        return Err(ReleaseError::NoVersion);
-    }
-    report.version = Some(version.clone());
-    if let Err(e) = Version::parse(&version) {
-        return Err(ReleaseError::NotSemver {
-            version,
-            reason: e.to_string(),
-        });
-    }
-    if let Some(given) = &req.version
-        && *given != version
-    {
-        return Err(ReleaseError::VersionMismatch {
-            given: given.clone(),
-            image: version,
-        });
-    }
-    let secure_version = app.app_desc.secure_version();
-    let sha256 = hex(&Sha256::digest(bytes));
-    report.secure_version = Some(secure_version);
-    report.project = app.app_desc.project_name().map(str::to_owned);
-    report.sha256 = Some(sha256.clone());
-    report.image_size = Some(bytes.len() as u64);
-    progress.step(
-        "image",
-        format!(
-            "{} {version} (secure_version {secure_version}), {} bytes, sha256 {}…",
-            report.project.as_deref().unwrap_or("app"),
-            bytes.len(),
-            &sha256[..16]
-        ),
-    );
-    Ok(ImageFacts {
-        version,
-        secure_version,
-        sha256,
-        slot,
-    })
-}
-
-/// Makes, signs and publishes the release `req` describes.
+/// Makes, signs and publishes the release `req` describes, for every device.
 pub fn release(req: &Request, progress: &mut dyn Progress, report: &mut Report) -> Result<Outcome, ReleaseError> {
-    let profile = Profile::load(&req.profile).map_err(|e| ReleaseError::Profile(e.to_string()))?;
-    let profile_dir = match req.profile.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-        _ => PathBuf::from("."),
-    };
+    release_staged(req, None, progress, report)
+}
+
+/// [`release`], staged when `rollout` is given (`--rollout`): only that percentage of the
+/// fleet may take it ([`device_fw::wire::rollout`]), widened later with `otactl rollout`.
+pub fn release_staged(
+    req: &Request,
+    rollout: Option<u8>,
+    progress: &mut dyn Progress,
+    report: &mut Report,
+) -> Result<Outcome, ReleaseError> {
+    let loaded = channel::load_profile(&req.profile)?;
+    let profile = &loaded.profile;
     let chip = profile.device.chip;
-    let channel = req.channel.clone().unwrap_or_else(|| profile.release.channel.clone());
-    check_name(&channel).map_err(|reason| ReleaseError::BadChannel {
-        name: channel.clone(),
-        reason,
-    })?;
+    let channel = loaded.channel(req.channel.as_deref())?;
     report.product = Some(profile.device.product.clone());
     report.chip = Some(chip.as_str().to_owned());
     report.board = Some(profile.device.board.clone());
     report.channel = Some(channel.clone());
+    report.rollout = rollout;
     progress.step(
         "profile",
         format!(
@@ -877,31 +369,25 @@ pub fn release(req: &Request, progress: &mut dyn Progress, report: &mut Report) 
     );
 
     // Keys first: a missing secret should fail a CI job before a long build, not after.
-    let (signing, trusted) = load_keys(req, &profile, &profile_dir, progress, report)?;
-    let signer_id = report.key_id.clone().unwrap_or_default();
-    let profile_name = req.profile.display().to_string();
+    let trusted_keys = loaded.trusted_keys()?;
+    let signer = channel::signer(&req.key, &trusted_keys)?;
+    for warning in signer.warnings {
+        progress.warn(format!("{:?}", miette::Report::new(warning)));
+    }
+    progress.step("key", format!("{} (key id {})", req.key, signer.key_id));
+    report.key_id = Some(signer.key_id.clone());
+    let trusted = channel::raw_keys(&trusted_keys);
 
-    let (bucket_text, bucket_base) = match (&req.bucket, &profile.release.bucket) {
-        (Some(url), _) => (url.clone(), PathBuf::from(".")),
-        (None, Some(url)) => (url.clone(), profile_dir.clone()),
-        (None, None) => return Err(ReleaseError::NoBucket { profile: profile_name }),
-    };
-    let base = std::path::absolute(&bucket_base).unwrap_or(bucket_base);
-    let location = Location::parse(&bucket_text, &base)?;
-    let bucket = Bucket::open(&location, req.endpoint.as_deref(), !req.dry_run)?;
+    let bucket = loaded.bucket(req.bucket.as_deref(), req.endpoint.as_deref(), !req.dry_run)?;
     report.bucket = Some(bucket.url().to_owned());
-    let manifest_key = format!("{channel}/manifest.json");
-    report.manifest_key = Some(manifest_key.clone());
-    report.manifest_url = Some(bucket.object_url(&manifest_key));
+    let manifest_key = channel::manifest_key(&channel);
+    report.manifest = channel::Objects::at(&bucket, &channel);
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| ReleaseError::Runtime(e.to_string()))?;
+    let runtime = channel::runtime()?;
     // Read before the build: it proves the bucket is reachable with these credentials, and
     // its version is what the final conditional write must still find.
     let current = runtime.block_on(bucket.read_manifest(&manifest_key))?;
-    let previous = current.as_ref().map(|c| inspect_current(c, &trusted));
+    let previous = current.as_ref().map(|c| channel::inspect(&c.bytes, &trusted));
     report.previous = previous.clone();
     progress.step(
         "bucket",
@@ -910,19 +396,19 @@ pub fn release(req: &Request, progress: &mut dyn Progress, report: &mut Report) 
             Some(p) => format!(
                 "{}: channel {channel} holds {}{}",
                 bucket.url(),
-                p.version.as_deref().unwrap_or("an unreadable manifest"),
+                p.version().unwrap_or("an unreadable manifest"),
                 if p.verified { "" } else { " (UNVERIFIED)" }
             ),
         },
     );
 
-    let bytes = obtain_image(req, &profile, report, progress)?;
-    let ImageFacts {
+    let bytes = firmware::obtain_image(req, profile, report, progress)?;
+    let firmware::ImageFacts {
         version,
         secure_version,
         sha256,
         slot,
-    } = check_image(&bytes, req, &profile, progress, report)?;
+    } = firmware::check_image(&bytes, req, profile, progress, report)?;
     let image_key = format!("images/{sha256}.bin");
     report.image_key = Some(image_key.clone());
     report.image_url = Some(bucket.object_url(&image_key));
@@ -966,19 +452,22 @@ pub fn release(req: &Request, progress: &mut dyn Progress, report: &mut Report) 
         sha256: &sha256,
         secure_version,
         created: &created,
-        rollout: None,
+        rollout: rollout.map(|percent| Rollout {
+            percent,
+            state: RolloutState::Active,
+            devices: DeviceList::default(),
+        }),
     };
-    let mut payload = [0u8; MAX_PAYLOAD];
-    let n = manifest.encode(&mut payload).map_err(ReleaseError::Manifest)?;
-    let mut envelope = [0u8; MAX_ENVELOPE];
-    let len = manifest::seal(&payload[..n], &[&signing], &mut envelope).map_err(ReleaseError::Manifest)?;
-    let envelope = &envelope[..len];
-    // What devices will check, checked here before anything is published.
-    manifest::open(envelope, &trusted, &mut PayloadBuf::default()).map_err(ReleaseError::Manifest)?;
+    let envelope = channel::seal(&manifest, &signer.key, &trusted).map_err(ReleaseError::Manifest)?;
 
     if decision == Decision::Unchanged {
+        if rollout.is_some() {
+            progress.warn(format!(
+                "channel {channel} already holds {version}: --rollout is not applied; change its rollout with `otactl rollout set`"
+            ));
+        }
         // Its image may have been removed since; put it back, the manifest stays as it is.
-        report.manifest_write = Some("unchanged");
+        report.manifest.write = Some("unchanged");
         report.outcome = Some(Outcome::Unchanged);
         report.manifest_size = Some(current.as_ref().map_or(0, |c| c.bytes.len() as u64));
         report.image_upload = Some(if req.dry_run {
@@ -995,12 +484,16 @@ pub fn release(req: &Request, progress: &mut dyn Progress, report: &mut Report) 
     }
     report.created = Some(created);
     report.manifest_size = Some(envelope.len() as u64);
-    progress.step("sign", format!("manifest {} bytes, key id {signer_id}", envelope.len()));
+    let staged = rollout.map_or_else(String::new, |p| format!(", rollout {p} %"));
+    progress.step(
+        "sign",
+        format!("manifest {} bytes, key id {}{staged}", envelope.len(), signer.key_id),
+    );
 
     if req.dry_run {
         let present = runtime.block_on(bucket.size_of(&image_key))? == Some(bytes.len() as u64);
         report.image_upload = Some(if present { "present" } else { "would-upload" });
-        report.manifest_write = Some(if current.is_some() {
+        report.manifest.write = Some(if current.is_some() {
             "would-replace"
         } else {
             "would-create"
@@ -1011,36 +504,35 @@ pub fn release(req: &Request, progress: &mut dyn Progress, report: &mut Report) 
     }
 
     report.image_upload = Some(upload(&runtime, &bucket, &image_key, &bytes, progress)?);
-    #[cfg(debug_assertions)]
-    test_hold();
-    let written = runtime.block_on(bucket.put_manifest(&manifest_key, envelope, current.as_ref()));
+    let expected = current
+        .as_ref()
+        .zip(previous.as_ref())
+        .map(|(current, held)| Expected { current, held });
+    let written = runtime.block_on(channel::replace(&bucket, &channel, &envelope, expected, &trusted));
     match written {
-        Ok(_) => {
-            report.manifest_write = Some(if current.is_some() { "replaced" } else { "created" });
+        Ok(written) => {
+            report.manifest.written(&bucket, &written);
             report.outcome = Some(Outcome::Published);
-            let replaced = previous.as_ref().and_then(|p| p.version.clone()).map_or_else(
+            let replaced = previous.as_ref().and_then(Held::version).map_or_else(
                 || "first release on the channel".to_owned(),
                 |v| format!("replaces {v}"),
             );
             progress.step("publish", format!("{manifest_key} ({replaced}, conditional write)"));
             Ok(Outcome::Published)
         }
-        Err(PutError::Bucket(e)) => Err(e.into()),
-        Err(PutError::Conflict { detail }) => {
+        Err(ReplaceError::Bucket(e)) => Err(e.into()),
+        Err(ReplaceError::Conflict { detail, now }) => {
             // A job that raced an identical one has what it wanted.
-            let now = runtime.block_on(bucket.read_manifest(&manifest_key)).ok().flatten();
-            let winner = now.as_ref().map(|c| inspect_current(c, &trusted));
-            if let Some(w) = &winner
-                && w.verified
-                && w.version.as_deref() == Some(version.as_str())
-                && w.sha256.as_deref() == Some(sha256.as_str())
+            if let Some(facts) = now.as_ref().filter(|w| w.verified).and_then(|w| w.facts.as_ref())
+                && facts.version == version
+                && facts.sha256 == sha256
             {
-                report.manifest_write = Some("unchanged");
+                report.manifest.write = Some("unchanged");
                 report.outcome = Some(Outcome::Unchanged);
                 progress.step("publish", format!("a concurrent job published the same {version}"));
                 return Ok(Outcome::Unchanged);
             }
-            let winner = match winner.and_then(|w| w.version) {
+            let winner = match now.as_ref().and_then(Held::version) {
                 Some(v) => format!("; it now holds {v}"),
                 None => String::new(),
             };
@@ -1078,98 +570,9 @@ fn upload(
     Ok(how)
 }
 
-/// Test builds only: holds the release between the image upload and the manifest write
-/// until the file named by `OTACTL_TEST_HOLD` exists, after creating `<that>.<pid>.ready`.
-/// The race tests use it to make two releases read the same manifest before either writes;
-/// without it, which one reads first is luck.
-#[cfg(debug_assertions)]
-fn test_hold() {
-    let Some(go) = std::env::var_os("OTACTL_TEST_HOLD").map(PathBuf::from) else {
-        return;
-    };
-    let mut ready = go.clone().into_os_string();
-    ready.push(format!(".{}.ready", std::process::id()));
-    let _ = std::fs::write(&ready, b"");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !go.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn prev(version: &str, sha: &str, secure: u32) -> Previous {
-        Previous {
-            verified: true,
-            problem: None,
-            version: Some(version.into()),
-            sha256: Some(sha.into()),
-            secure_version: Some(secure),
-            product: Some("p".into()),
-            chip: Some("esp32".into()),
-            board: Some("b".into()),
-        }
-    }
-
-    const OURS: (&str, &str, &str) = ("p", "esp32", "b");
-
-    fn run(
-        previous: Option<&Previous>,
-        version: &str,
-        sha: &str,
-        secure: u32,
-        allow: bool,
-    ) -> Result<Decision, ReleaseError> {
-        decide(previous, OURS, version, sha, secure, "stable", allow)
-    }
-
-    #[test]
-    fn decisions() {
-        assert_eq!(run(None, "1.0.0", "a", 0, false).unwrap(), Decision::Publish);
-        let p = prev("1.2.0", "a", 1);
-        assert_eq!(run(Some(&p), "1.2.0", "a", 1, false).unwrap(), Decision::Unchanged);
-        assert_eq!(run(Some(&p), "1.3.0", "b", 1, false).unwrap(), Decision::Publish);
-        assert!(matches!(
-            run(Some(&p), "1.1.0", "b", 1, false),
-            Err(ReleaseError::Downgrade { .. })
-        ));
-        assert!(matches!(
-            run(Some(&p), "1.2.0", "b", 1, false),
-            Err(ReleaseError::Downgrade { .. })
-        ));
-        assert!(matches!(
-            run(Some(&p), "1.2.0-rc.1", "b", 1, false),
-            Err(ReleaseError::Downgrade { .. })
-        ));
-        assert_eq!(run(Some(&p), "1.1.0", "b", 1, true).unwrap(), Decision::Publish);
-        assert!(matches!(
-            run(Some(&p), "1.3.0", "b", 0, false),
-            Err(ReleaseError::SecureVersionDown { .. })
-        ));
-        let unverified = Previous {
-            verified: false,
-            problem: Some("bad".into()),
-            ..Previous::default()
-        };
-        assert!(matches!(
-            run(Some(&unverified), "9.0.0", "b", 0, false),
-            Err(ReleaseError::CurrentUnverified { .. })
-        ));
-        assert_eq!(
-            run(Some(&unverified), "0.1.0", "b", 0, true).unwrap(),
-            Decision::Publish
-        );
-        let other = Previous {
-            board: Some("other".into()),
-            ..prev("1.0.0", "a", 0)
-        };
-        assert!(matches!(
-            run(Some(&other), "2.0.0", "b", 0, true),
-            Err(ReleaseError::OtherProduct { .. })
-        ));
-    }
 
     #[test]
     fn exit_codes() {
@@ -1183,6 +586,9 @@ mod tests {
             .exit_code(),
             1
         );
-        assert_eq!(ReleaseError::NoBucket { profile: "p".into() }.exit_code(), 2);
+        assert_eq!(
+            ReleaseError::Channel(ChannelError::NoBucket { profile: "p".into() }).exit_code(),
+            2
+        );
     }
 }

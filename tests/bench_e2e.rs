@@ -1,7 +1,9 @@
 //! The bench end to end, as an engineer runs it: `otactl release` into a `file://` bucket,
 //! `otactl serve`, `otactl sim device` on a pseudo-terminal, and `otactl watch --trigger`,
 //! all real processes. The outcomes `watch` must tell apart: confirmed, rejected, and a
-//! rollback when the new app cannot pass its self-test.
+//! rollback when the new app cannot pass its self-test. And a device nobody touches: it
+//! finds a staged release on its own schedule, waits outside the rollout, takes it once the
+//! rollout is raised, confirms and reports, and `otactl rollout status` counts the report.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -76,6 +78,10 @@ impl Bench {
     }
 
     fn release(&self, image: &Path, channel: &str) {
+        self.release_with(image, channel, &[]);
+    }
+
+    fn release_with(&self, image: &Path, channel: &str, extra: &[&str]) {
         let out = otactl()
             .args(["release", "--json", "--profile"])
             .arg(&self.profile)
@@ -85,6 +91,7 @@ impl Bench {
             .arg(format!("file://{}", self.path("bucket").display()))
             .arg("--key")
             .arg(&self.key)
+            .args(extra)
             .output()
             .unwrap();
         assert!(
@@ -93,6 +100,30 @@ impl Bench {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// `otactl rollout <args>` on the stable channel; returns its JSON.
+    fn rollout(&self, args: &[&str]) -> serde_json::Value {
+        let mut command = otactl();
+        command
+            .arg("rollout")
+            .args(args)
+            .arg("--profile")
+            .arg(&self.profile)
+            .arg("--bucket")
+            .arg(format!("file://{}", self.path("bucket").display()))
+            .arg("--json");
+        if args[0] != "status" {
+            command.arg("--key").arg(&self.key);
+        }
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "rollout {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
     }
 
     /// `otactl serve` on a free loopback port; returns the child and the base URL.
@@ -120,6 +151,10 @@ impl Bench {
 
     /// The virtual device running `factory` behind a 4 s NAT, time ×10; returns its link.
     fn device(&self, factory: &Path, base: &str) -> (Child, PathBuf) {
+        self.device_with(factory, base, &[])
+    }
+
+    fn device_with(&self, factory: &Path, base: &str, extra: &[&str]) -> (Child, PathBuf) {
         let link = self.path("ttyACM0");
         let child = otactl()
             .args(["sim", "device", "--link"])
@@ -131,6 +166,7 @@ impl Bench {
             .arg("--image")
             .arg(factory)
             .args(["--bucket-url", base, "--nat-idle", "4", "--time-scale", "10"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(self.path("device.log")).unwrap())
             .spawn()
@@ -236,4 +272,61 @@ fn an_app_whose_self_test_fails_is_rolled_back_with_its_exit_code() {
     assert_eq!(result["outcome"], "rolled_back", "{all}");
     assert_eq!(result["failed_version"], "1.1.0");
     assert_eq!(result["exit_code"], 3);
+}
+
+#[test]
+fn a_device_nobody_touches_takes_a_raised_rollout_confirms_and_reports() {
+    let bench = Bench::new();
+    let (v1, v2) = (bench.image("1.0.0", 1), bench.image("1.1.0", 2));
+    // Half the fleet may take 1.1.0; the bench device's cohort bucket (8,793 of 10,000) is
+    // in the other half.
+    bench.release_with(&v2, "stable", &["--rollout", "50%"]);
+    let (serve, base) = bench.serve();
+    let reports = format!("{base}/reports");
+    // A check every 30 s of device time: every 3 s of wall time at ×10.
+    let (device, link) = bench.device_with(
+        &v1,
+        &base,
+        &["--check-every", "30s", "--jitter", "0s", "--report-url", &reports],
+    );
+    let _running = Running(vec![serve, device]);
+    let mut w = otactl()
+        .arg("watch")
+        .arg("--port")
+        .arg(&link)
+        .args(["--expect-version", "1.1.0", "--json", "--timeout", "90s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut raised = false;
+    let (result, all) = result_of(&mut w, |line| {
+        // The device says it is outside the rollout: raise it, as an operator would.
+        if !raised && line.contains("outside-cohort") {
+            raised = true;
+            bench.rollout(&["set", "--percent", "100"]);
+        }
+    });
+    assert!(raised, "the device never judged the staged release: {all}");
+    assert_eq!(result["outcome"], "confirmed", "{all}");
+    assert_eq!(result["exit_code"], 0);
+    assert!(!all.contains("\"triggered\""), "nothing was sent to the console: {all}");
+
+    // The confirm's report reaches the receiver, and the rollout's status counts it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = bench.rollout(&["status"]);
+        let versions = status["versions"].as_array().cloned().unwrap_or_default();
+        let confirmed: u64 = versions
+            .iter()
+            .filter(|v| v["version"] == "1.1.0")
+            .flat_map(|v| v["stages"].as_array().cloned().unwrap_or_default())
+            .filter_map(|s| s["confirmed"].as_u64())
+            .sum();
+        if confirmed == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no confirmed report counted: {status:#}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }

@@ -1,80 +1,23 @@
 //! `otactl serve` on a loopback port, as a bench device (or `otactl verify`) reaches it:
-//! Range requests, conditional GETs, and requests that try to leave the bucket.
+//! Range requests, conditional GETs, requests that try to leave the bucket, and outcome
+//! reports POSTed to /reports (stored once, bounded, never served back).
 
 mod support;
 
 use std::fs;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use device_fw::esp::image::{CHIP_ESP32C3, build_test_image};
+use device_fw::wire::report::{self, Outcome};
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
+use reqwest::header::RETRY_AFTER;
 use reqwest::header::{
     CACHE_CONTROL, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, LAST_MODIFIED, RANGE,
 };
+use support::reports::{self as reports, body, report as device_report};
+use support::server::Server;
 use support::{Project, code, otactl, text};
-
-/// A running `otactl serve`, killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(p: &Project, bucket: &str) -> Server {
-        let mut child = otactl(p.path())
-            .args(["serve", "--bucket", bucket, "--addr", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let base = first
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in `{first}`"))
-            .trim_end_matches('/')
-            .to_owned();
-        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
-        Server { child, base }
-    }
-
-    fn port(&self) -> u16 {
-        self.base.rsplit(':').next().unwrap().parse().unwrap()
-    }
-
-    /// The request line sent byte for byte: an HTTP client would normalise `..` away.
-    fn raw(&self, target: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port())).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(
-            stream,
-            "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut response = String::new();
-        let _ = stream.read_to_string(&mut response);
-        let status = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status in `{response}`"));
-        (status, response)
-    }
-}
 
 fn client() -> Client {
     Client::builder()
@@ -236,4 +179,189 @@ fn ctrl_c_stops_it() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status}");
+}
+
+fn post(http: &Client, server: &Server, body: Vec<u8>, content_type: &str) -> (StatusCode, String) {
+    let response = http
+        .post(format!("{}/reports", server.base))
+        .header(CONTENT_TYPE, content_type)
+        .body(body)
+        .send()
+        .unwrap();
+    let status = response.status();
+    (status, response.text().unwrap())
+}
+
+#[test]
+fn a_report_is_stored_once_and_never_served() {
+    let (p, _) = published();
+    let server = Server::start(&p, "dist");
+    let http = client();
+    let root = p.path().join("dist");
+    let first = device_report("3fa2c01d9e7b4410", "1.0.0", Outcome::Confirmed, 1);
+    let (status, text) = post(&http, &server, body(&first), "application/json");
+    assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+    assert!(text.len() < 32, "a tiny answer: {text}");
+    let stored = reports::path(&root, &first);
+    assert!(stored.ends_with("reports/field-logger/stable/1.0.0/3fa2c01d9e7b4410.1.json"));
+    let kept = fs::read(&stored).unwrap();
+    assert_eq!(device_fw::wire::report::Report::parse(&kept).unwrap(), first);
+
+    // The same attempt again, even with another outcome, writes nothing.
+    let replay = device_report("3fa2c01d9e7b4410", "1.0.0", Outcome::RolledBack, 1);
+    let (status, _) = post(&http, &server, body(&replay), report::CONTENT_TYPE);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(fs::read(&stored).unwrap(), kept);
+    // A later attempt is a new report.
+    let second = device_report("3fa2c01d9e7b4410", "1.0.0", Outcome::RolledBack, 2);
+    let (status, _) = post(&http, &server, body(&second), "application/json; charset=utf-8");
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(reports::path(&root, &second).is_file());
+
+    // Device ids are not public: nothing under reports/ is served, whatever the spelling.
+    for target in [
+        "/reports/field-logger/stable/1.0.0/3fa2c01d9e7b4410.1.json",
+        "/reports/",
+        "/reports/field-logger/",
+        "/%72eports/field-logger/stable/1.0.0/3fa2c01d9e7b4410.1.json",
+        "//reports/field-logger/stable/1.0.0/3fa2c01d9e7b4410.1.json",
+    ] {
+        let (status, response) = server.raw(target);
+        assert_eq!(status, 404, "{target}");
+        assert!(!response.contains("3fa2c01d9e7b4410"), "{target} leaked a report");
+    }
+    // /reports itself only takes POST.
+    assert_eq!(server.raw("/reports").0, 405);
+}
+
+#[test]
+fn bad_reports_are_refused_and_nothing_is_stored() {
+    let (p, _) = published();
+    let server = Server::start(&p, "dist");
+    let http = client();
+    let good = body(&device_report("dev-1", "1.0.0", Outcome::Confirmed, 1));
+    let good_text = String::from_utf8(good.clone()).unwrap();
+    let edit = |from: &str, to: &str| good_text.replace(from, to).into_bytes();
+    const JSON: &str = "application/json";
+    let cases: Vec<(Vec<u8>, &str, StatusCode)> = vec![
+        (b"{not json".to_vec(), JSON, StatusCode::BAD_REQUEST),
+        (b"[]".to_vec(), JSON, StatusCode::BAD_REQUEST),
+        (edit("dev-1", "../../etc"), JSON, StatusCode::BAD_REQUEST),
+        (edit("dev-1", ".."), JSON, StatusCode::BAD_REQUEST),
+        (edit("\"stable\"", "\"..\""), JSON, StatusCode::BAD_REQUEST),
+        (edit("}", ",\"extra\":1}"), JSON, StatusCode::BAD_REQUEST),
+        (good.clone(), "text/plain", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        (
+            format!("{good_text}{}", " ".repeat(report::MAX_REPORT)).into_bytes(),
+            JSON,
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        // Well-formed, but about releases this bucket never published.
+        (edit("\"1.0.0\"", "\"9.9.9\""), JSON, StatusCode::UNPROCESSABLE_ENTITY),
+        (edit("\"stable\"", "\"beta\""), JSON, StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            edit("field-logger", "other-product"),
+            JSON,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ];
+    for (body, content_type, want) in cases {
+        let (status, answer) = post(&http, &server, body.clone(), content_type);
+        assert_eq!(status, want, "{}: {answer}", String::from_utf8_lossy(&body));
+        assert!(answer.len() < 200, "a small text answer: {answer}");
+    }
+    // Oversized without a Content-Length (chunked): cut off at the limit all the same.
+    let big = vec![b' '; 2 * report::MAX_REPORT];
+    let response = http
+        .post(format!("{}/reports", server.base))
+        .header(CONTENT_TYPE, "application/json")
+        .body(reqwest::blocking::Body::new(std::io::Cursor::new(big)))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        !p.path().join("dist/reports").exists(),
+        "a refused report writes nothing"
+    );
+}
+
+#[test]
+fn floods_are_refused_per_source_and_in_all() {
+    let (p, _) = published();
+    let server = Server::start_with(
+        &p,
+        "dist",
+        &["--reports-per-source", "3", "--reports-per-minute", "5"],
+        |_| {},
+    );
+    let from = |ip: &str| {
+        Client::builder()
+            .no_proxy()
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    };
+    let one = from("127.0.0.1");
+    let send = |http: &Client, n: u32| {
+        let r = device_report(&format!("dev-{n}"), "1.0.0", Outcome::Confirmed, 1);
+        http.post(format!("{}/reports", server.base))
+            .header(CONTENT_TYPE, "application/json")
+            .body(body(&r))
+            .send()
+            .unwrap()
+    };
+    for n in 0..3 {
+        assert_eq!(send(&one, n).status(), StatusCode::ACCEPTED);
+    }
+    let flooded = send(&one, 3);
+    assert_eq!(flooded.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = flooded.headers()[RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((19..=20).contains(&wait), "Retry-After {wait}");
+    // Another source has its own budget, until the total of 5 a minute is spent.
+    let other = from("127.0.0.2");
+    assert_eq!(send(&other, 10).status(), StatusCode::ACCEPTED);
+    assert_eq!(send(&other, 11).status(), StatusCode::ACCEPTED);
+    assert_eq!(send(&other, 12).status(), StatusCode::TOO_MANY_REQUESTS);
+    let stored = fs::read_dir(p.path().join("dist/reports/field-logger/stable/1.0.0"))
+        .unwrap()
+        .count();
+    assert_eq!(stored, 5, "only the accepted reports are stored");
+}
+
+#[test]
+fn reports_can_go_elsewhere_or_nowhere() {
+    let (p, _) = published();
+    let server = Server::start_with(&p, "dist", &["--reports", "file:collected"], |_| {});
+    let http = client();
+    let r = device_report("dev-1", "1.0.0", Outcome::Confirmed, 1);
+    assert_eq!(
+        post(&http, &server, body(&r), "application/json").0,
+        StatusCode::ACCEPTED
+    );
+    assert!(reports::path(&p.path().join("collected"), &r).is_file());
+    assert!(!p.path().join("dist/reports").exists());
+    drop(server);
+
+    // A folder inside the served one would be served: refused.
+    let out = otactl(p.path())
+        .args([
+            "serve",
+            "--bucket",
+            "dist",
+            "--reports",
+            "dist/private",
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("inside the served directory"), "{}", text(&out));
+
+    let server = Server::start_with(&p, "dist", &["--no-reports"], |_| {});
+    assert_eq!(
+        post(&http, &server, body(&r), "application/json").0,
+        StatusCode::NOT_FOUND
+    );
 }

@@ -20,29 +20,13 @@ use crate::release::{self, Outcome, Progress, Report, Request, Source};
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("input").args(["elf", "image"])))]
 pub struct ReleaseArgs {
-    /// Device profile: product, chip, board, flash, build, channel, bucket and the public
-    /// keys devices trust.
-    #[arg(long, value_name = "PROFILE")]
-    profile: PathBuf,
+    #[command(flatten)]
+    at: super::ChannelArgs,
 
     /// The version expected in the image's app descriptor (a leading `v`, as in tags, is
     /// dropped). The descriptor's version is what is released; this only checks it.
     #[arg(long, value_name = "X.Y.Z")]
     version: Option<String>,
-
-    /// Channel to publish to [default: the profile's release.channel].
-    #[arg(long, value_name = "NAME")]
-    channel: Option<String>,
-
-    /// Bucket URL: file:///path (or a relative path), s3://bucket/prefix, gs://…, az://…
-    /// [default: the profile's release.bucket].
-    #[arg(long, value_name = "URL")]
-    bucket: Option<String>,
-
-    /// Endpoint of an S3-compatible store (MinIO, R2, Ceph) or of Azurite; AWS_ENDPOINT_URL
-    /// works too.
-    #[arg(long, value_name = "URL")]
-    endpoint: Option<String>,
 
     /// Release this firmware ELF instead of building the profile's firmware.
     #[arg(long, value_name = "FILE")]
@@ -60,6 +44,12 @@ pub struct ReleaseArgs {
     /// not verify with the profile's keys.
     #[arg(long)]
     allow_downgrade: bool,
+
+    /// Publish the release staged: only this share of the fleet (`5` or `5%`, 0 to 100) may
+    /// take it, by each device's cohort; widen it with `otactl rollout`. Without it, every
+    /// device may.
+    #[arg(long, value_name = "PERCENT", value_parser = super::rollout::parse_percent)]
+    rollout: Option<u8>,
 
     /// Do everything (build, checks, signing, bucket reads) but write nothing.
     #[arg(long)]
@@ -173,14 +163,14 @@ pub fn run(args: ReleaseArgs) -> ExitCode {
         (None, None) => Source::Build,
     };
     let request = Request {
-        profile: args.profile.clone(),
+        profile: args.at.profile.clone(),
         version: args
             .version
             .as_deref()
             .map(|v| v.strip_prefix('v').unwrap_or(v).to_owned()),
-        channel: args.channel.clone(),
-        bucket: args.bucket.clone(),
-        endpoint: args.endpoint.clone(),
+        channel: args.at.channel.clone(),
+        bucket: args.at.bucket.clone(),
+        endpoint: args.at.endpoint.clone(),
         source,
         key: args.key.clone().map_or(SigningKeySource::Env, SigningKeySource::File),
         allow_downgrade: args.allow_downgrade,
@@ -190,10 +180,10 @@ pub fn run(args: ReleaseArgs) -> ExitCode {
     let started = Instant::now();
     let mut report = Report::default();
     let result = if json {
-        release::release(&request, &mut Quiet, &mut report)
+        release::release_staged(&request, args.rollout, &mut Quiet, &mut report)
     } else {
         let mut terminal = Terminal { bar: None };
-        let result = release::release(&request, &mut terminal, &mut report);
+        let result = release::release_staged(&request, args.rollout, &mut terminal, &mut report);
         terminal.build_finished();
         result
     };
@@ -233,13 +223,14 @@ fn print_summary(r: &Report, outcome: Outcome, elapsed: Duration) {
         Outcome::DryRun => println!(
             "dry run: would publish {what} on channel {channel} (image {}, manifest {})",
             r.image_upload.unwrap_or_default(),
-            r.manifest_write.unwrap_or_default()
+            r.manifest.write.unwrap_or_default()
         ),
     }
     for (label, value) in [
-        ("manifest", &r.manifest_url),
+        ("manifest", &r.manifest.url),
         ("image", &r.image_url),
         ("devices", &r.device_manifest_url),
+        ("previous", &r.manifest.history_url),
     ] {
         if let Some(value) = value {
             println!("  {label:<9} {value}");
@@ -247,28 +238,20 @@ fn print_summary(r: &Report, outcome: Outcome, elapsed: Duration) {
     }
 }
 
-/// The error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 fn to_json(r: &Report, error: Option<&release::ReleaseError>, elapsed: Duration) -> Value {
     let previous = r.previous.as_ref().map(|p| {
+        let facts = p.facts.as_ref();
         json!({
-            "version": p.version,
-            "sha256": p.sha256,
-            "secure_version": p.secure_version,
+            "version": facts.map(|f| &f.version),
+            "sha256": facts.map(|f| &f.sha256),
+            "secure_version": facts.map(|f| f.secure_version),
+            "rollout": facts.and_then(|f| f.rollout.as_ref()),
             "verified": p.verified,
             "problem": p.problem,
         })
     });
+    let mut manifest = r.manifest.manifest_json();
+    manifest["device_url"] = json!(r.device_manifest_url);
     let mut out = json!({
         "ok": error.is_none(),
         "outcome": r.outcome.map(Outcome::as_str),
@@ -296,18 +279,15 @@ fn to_json(r: &Report, error: Option<&release::ReleaseError>, elapsed: Duration)
                 "device_url": r.device_image_url,
                 "upload": r.image_upload,
             },
-            "manifest": {
-                "key": r.manifest_key,
-                "url": r.manifest_url,
-                "device_url": r.device_manifest_url,
-                "write": r.manifest_write,
-            },
+            "manifest": manifest,
+            "history": r.manifest.history_json(),
         },
+        "rollout": r.rollout.map(|percent| json!({"percent": percent, "state": "active"})),
         "previous": previous,
         "elapsed_s": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
     });
     if let Some(e) = error {
-        out["error"] = json!(chain(e));
+        out["error"] = json!(super::chain(e));
         out["help"] = json!(e.help().map(|h| h.to_string()));
         out["code"] = json!(e.code().map(|c| c.to_string()));
         out["exit_code"] = json!(e.exit_code());

@@ -7,7 +7,12 @@
 //! strong ETags with `If-None-Match` (and `If-Range`), `Cache-Control` (a manifest must be
 //! revalidated, an image never changes under its name), and a second line of defence for
 //! the bucket's boundary: no `..`, no hidden files (the channel locks and staging files of
-//! `otactl release`), no symlink leading outside.
+//! `otactl release`), no symlink leading outside, nothing under `reports/` (device ids are
+//! not public).
+//!
+//! `POST /reports` takes the devices' outcome reports ([`crate::receiver`]) and stores
+//! them through [`crate::bucket`], by default under the served bucket's `reports/`, for
+//! `otactl rollout status`, `advance` and `check`.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -22,11 +27,14 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse as _, Response};
+use axum::routing::post;
 use clap::Args;
 use miette::Diagnostic;
 use tower_http::services::ServeDir;
 
-use crate::bucket::{Kind, Location};
+use crate::bucket::{Bucket, Kind, Location};
+use crate::receiver::{self, Rates, Receiver};
+use crate::reports;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -38,6 +46,29 @@ pub struct ServeArgs {
     /// address) for a device on the network.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
+
+    /// Bucket to store the outcome reports devices POST to /reports in (file://, s3://,
+    /// gs://, az://) [default: the served bucket, whose reports/ this server never serves].
+    #[arg(long, value_name = "URL")]
+    reports: Option<String>,
+
+    /// Endpoint of an S3-compatible store or of Azurite for --reports; AWS_ENDPOINT_URL
+    /// works too.
+    #[arg(long, value_name = "URL", requires = "reports")]
+    endpoint: Option<String>,
+
+    /// Do not accept reports (POST /reports answers 404).
+    #[arg(long, conflicts_with = "reports")]
+    no_reports: bool,
+
+    /// Reports accepted per minute from one source address (an IPv6 /64); a minute's worth
+    /// may come at once. Devices behind a carrier's NAT share one.
+    #[arg(long, value_name = "N", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..))]
+    reports_per_source: u32,
+
+    /// Reports accepted per minute from all sources together.
+    #[arg(long, value_name = "N", default_value_t = 1200, value_parser = clap::value_parser!(u32).range(1..))]
+    reports_per_minute: u32,
 }
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
@@ -63,6 +94,15 @@ enum ServeError {
     #[error("cannot listen on {addr}: {reason}")]
     #[diagnostic(code(otactl::serve::listen), help("pick another port, or port 0 for a free one"))]
     Listen { addr: SocketAddr, reason: String },
+
+    #[error("--reports {path} is inside the served directory, where its reports would be served")]
+    #[diagnostic(
+        code(otactl::serve::reports_served),
+        help(
+            "device ids in reports are not public: leave --reports out (the served bucket's reports/ is never served) or store them outside the served directory"
+        )
+    )]
+    ReportsServed { path: String },
 
     #[error("the server stopped: {0}")]
     #[diagnostic(code(otactl::serve::io))]
@@ -93,6 +133,37 @@ fn serve(args: &ServeArgs) -> Result<(), ServeError> {
             path: root.display().to_string(),
         });
     }
+    let receiver = if args.no_reports {
+        None
+    } else {
+        let (location, endpoint) = match &args.reports {
+            Some(url) => (Location::parse(url, Path::new("."))?, args.endpoint.as_deref()),
+            None => (
+                Location {
+                    kind: Kind::File { root: root.clone() },
+                    prefix: String::new(),
+                },
+                None,
+            ),
+        };
+        // Only the served bucket's own `reports/` is kept from GETs; another folder inside
+        // it would be served like any file.
+        if let Kind::File { root: dir } = &location.kind
+            && let Ok(dir) = std::path::absolute(dir)
+            && dir != root
+            && dir.starts_with(&root)
+        {
+            return Err(ServeError::ReportsServed {
+                path: dir.display().to_string(),
+            });
+        }
+        let bucket = Bucket::open(&location, endpoint, true)?;
+        let rates = Rates {
+            per_source: args.reports_per_source,
+            total: args.reports_per_minute,
+        };
+        Some(Arc::new(Receiver::new(bucket, root.clone(), rates)))
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -107,11 +178,18 @@ fn serve(args: &ServeArgs) -> Result<(), ServeError> {
             })?;
         let local = listener.local_addr().map_err(|e| ServeError::Io(e.to_string()))?;
         let stop = shutdown()?;
-        announce(&root, local);
-        let app = Router::new()
+        announce(&root, local, receiver.as_deref());
+        let files = Router::new()
             .fallback_service(ServeDir::new(&root).append_index_html_on_directories(false))
             .layer(middleware::from_fn_with_state(Arc::new(root.clone()), guard));
-        axum::serve(listener, app)
+        let app = match receiver {
+            Some(receiver) => Router::new()
+                .route("/reports", post(receiver::post))
+                .with_state(receiver)
+                .fallback_service(files),
+            None => files,
+        };
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(stop)
             .await
             .map_err(|e| ServeError::Io(e.to_string()))
@@ -120,7 +198,7 @@ fn serve(args: &ServeArgs) -> Result<(), ServeError> {
 
 /// The first stdout line is `serving <dir> on http://<addr>/`: scripts and tests read the
 /// bound address (port 0) from it.
-fn announce(root: &Path, local: SocketAddr) {
+fn announce(root: &Path, local: SocketAddr, receiver: Option<&Receiver>) {
     let base = format!("http://{local}/");
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "serving {} on {base}", root.display());
@@ -134,6 +212,14 @@ fn announce(root: &Path, local: SocketAddr) {
     channels.sort();
     for channel in channels {
         let _ = writeln!(out, "  channel {channel}: {base}{channel}/manifest.json");
+    }
+    if let Some(r) = receiver {
+        let _ = writeln!(
+            out,
+            "  reports: POST {base}reports, stored in {}/{}/",
+            r.reports.url(),
+            reports::FOLDER
+        );
     }
     if local.ip().is_unspecified() {
         let _ = writeln!(
@@ -195,11 +281,12 @@ fn resolve(root: &Path, uri_path: &str) -> Target {
         return Target::Refused;
     };
     let mut path = root.to_path_buf();
-    for segment in decoded.split('/') {
-        if segment.is_empty() {
-            continue;
-        }
+    for (n, segment) in decoded.split('/').filter(|s| !s.is_empty()).enumerate() {
         if segment.starts_with('.') || segment.contains(['\\', '\0']) {
+            return Target::Refused;
+        }
+        // Outcome reports carry device ids, which are not public.
+        if n == 0 && segment == reports::FOLDER {
             return Target::Refused;
         }
         path.push(segment);
@@ -336,6 +423,17 @@ mod tests {
             "/a%00b",
         ] {
             assert_eq!(resolve(&root, bad), Target::Refused, "{bad}");
+        }
+        std::fs::create_dir_all(root.join("reports/field-logger")).unwrap();
+        std::fs::write(root.join("reports/field-logger/r.json"), b"{}").unwrap();
+        for hidden in [
+            "/reports",
+            "/reports/",
+            "/reports/field-logger/r.json",
+            "//reports/field-logger/r.json",
+            "/%72eports/field-logger/r.json",
+        ] {
+            assert_eq!(resolve(&root, hidden), Target::Refused, "{hidden}");
         }
         assert_eq!(resolve(&root, "/stable"), Target::Other);
         assert_eq!(resolve(&root, "/missing.bin"), Target::Other);

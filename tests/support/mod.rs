@@ -1,9 +1,14 @@
-//! Shared by the release, serve and S3 tests: the real otactl binary, keys, profiles and
-//! images made here, and a check that a bucket holds only complete, valid releases.
+//! Shared by the release, rollout, serve and S3 tests: the real otactl binary, keys,
+//! profiles and images made here, a running `otactl serve`, outcome reports, and a check
+//! that a bucket holds only complete, valid releases.
 #![allow(dead_code)]
 
 pub mod elf;
+pub mod hold;
 pub mod moto;
+pub mod reports;
+pub mod rollout;
+pub mod server;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -76,10 +76,6 @@ struct Args {
     /// Fleet: judged reports a stage needs to advance (default: the profile's).
     #[arg(long)]
     min_reports: Option<u32>,
-    /// Fleet: bytes one unchanged check (a 304) costs on the wire, if measured; carried into
-    /// the summary.
-    #[arg(long)]
-    unchanged_check_bytes: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -113,7 +109,14 @@ fn fleet(args: &Args) -> bool {
         },
         net_fail_percent: args.net_fail,
         min_reports: args.min_reports,
-        unchanged_check_bytes: args.unchanged_check_bytes,
+        // Measured with the device's own HTTP client against the bench origin.
+        check_cost: match sim::check_cost::measure_blocking() {
+            Ok(cost) => Some(cost),
+            Err(e) => {
+                eprintln!("fleet: the check cost could not be measured: {e}");
+                return false;
+            }
+        },
     };
     let summary = sim::fleet::run(&cfg);
     if args.json {

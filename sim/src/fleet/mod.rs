@@ -105,9 +105,10 @@ pub struct FleetConfig {
     /// Overrides the profile's `[rollout] min_reports` (`otactl rollout advance --min-reports`):
     /// a small fleet's first stage holds fewer devices than the default asks for.
     pub min_reports: Option<u32>,
-    /// Bytes an unchanged check (a `304`) costs on the wire, measured elsewhere; carried into
-    /// the summary as given, never estimated here.
-    pub unchanged_check_bytes: Option<u64>,
+    /// What a check costs on the wire, measured with the device's HTTP client against the
+    /// bench origin ([`crate::check_cost`]); carried into the summary as measured, never
+    /// estimated here. `None`: not measured for this run.
+    pub check_cost: Option<crate::check_cost::CheckCost>,
 }
 
 impl Default for FleetConfig {
@@ -120,7 +121,7 @@ impl Default for FleetConfig {
             boot: Boot::Spread,
             net_fail_percent: 5.0,
             min_reports: None,
-            unchanged_check_bytes: None,
+            check_cost: None,
         }
     }
 }

@@ -149,8 +149,11 @@ pub struct Summary {
     pub retries: u64,
     pub manifest_full: u64,
     pub manifest_unchanged: u64,
-    /// Bytes an unchanged check costs, as given to the run (`None`: not measured).
+    /// Bytes one unchanged check (`If-None-Match` → `304`) costs over the air: TCP payload
+    /// measured, plus the IP and TCP headers of its segments (`None`: not measured).
     pub unchanged_check_bytes: Option<u64>,
+    /// The measurement behind it: payload and IP bytes of an unchanged and of a full check.
+    pub check_cost: Option<crate::check_cost::CheckCost>,
     pub unchanged_checks_bytes_total: Option<u64>,
     pub attempts: u64,
     pub download_failures: u64,
@@ -261,8 +264,9 @@ pub(super) fn summarize(w: &World, cfg: &FleetConfig, wall_s: f64) -> Summary {
         retries: m.retries,
         manifest_full: m.manifest_full,
         manifest_unchanged: m.manifest_unchanged,
-        unchanged_check_bytes: cfg.unchanged_check_bytes,
-        unchanged_checks_bytes_total: cfg.unchanged_check_bytes.map(|b| b * m.manifest_unchanged),
+        unchanged_check_bytes: cfg.check_cost.map(|c| c.unchanged_ip_bytes),
+        check_cost: cfg.check_cost,
+        unchanged_checks_bytes_total: cfg.check_cost.map(|c| c.unchanged_ip_bytes * m.manifest_unchanged),
         attempts: m.attempts,
         download_failures: m.download_failures,
         backoff_holds: m.backoff_holds,
@@ -366,6 +370,15 @@ impl Summary {
                 self.checks, self.retries, self.manifest_full, self.manifest_unchanged
             ),
         );
+        if let Some(c) = &self.check_cost {
+            row(
+                "unchanged check",
+                format!(
+                    "{} B over the air ({} B of HTTP + TCP/IP headers), against {} B for a full manifest fetch",
+                    c.unchanged_ip_bytes, c.unchanged_payload_bytes, c.full_ip_bytes
+                ),
+            );
+        }
         row(
             "attempts",
             format!(
