@@ -9,7 +9,7 @@ use embedded_storage_async::nor_flash::NorFlash;
 use super::console::{MESSAGE_LEN, Sink, report_failure, text};
 use super::{App, Offer, Reboot, UpdateHook};
 use crate::clock::Clock;
-use crate::http::Url;
+use crate::http::{Url, Validators};
 use crate::ota::engine::{DownloadConfig, DownloadError};
 use crate::ota::schedule::{Hold, Permission};
 use crate::ota::update::{Judged, ManifestBufs, Source, UpdateError, install, judge};
@@ -51,6 +51,40 @@ where
         download
     }
 
+    /// Fetches and judges the manifest at `url` (conditionally, with `known`), its events
+    /// on the console.
+    async fn judge<'b>(
+        &mut self,
+        url: &str,
+        known: Option<&Validators>,
+        bufs: &'b mut ManifestBufs,
+    ) -> Result<Option<Judged<'b>>, UpdateError<F::Error>> {
+        let download = self.download_config();
+        let source = Source {
+            manifest_url: url,
+            keys: self.cfg.keys,
+            known,
+        };
+        let mut sink = Sink {
+            console: &mut self.console,
+            manifest_url: url,
+            rolled_back: None,
+        };
+        judge(
+            &mut self.http,
+            self.flash,
+            &self.clock,
+            &download,
+            &self.cfg.layout,
+            &self.identity,
+            self.running.target,
+            source,
+            bufs,
+            &mut sink,
+        )
+        .await
+    }
+
     pub(super) async fn announce_next_check(&mut self) {
         if let Some(at) = self.schedule.next_check_at() {
             let in_s = seconds_until(at, self.clock.now_us());
@@ -73,32 +107,9 @@ where
 
     async fn check_and_attempt(&mut self) -> Option<Reboot> {
         let url = self.cfg.manifest_url;
-        let download = self.download_config();
         let known = self.settled.clone();
-        let source = Source {
-            manifest_url: url,
-            keys: self.cfg.keys,
-            known: known.as_ref(),
-        };
         let mut bufs = ManifestBufs::default();
-        let mut sink = Sink {
-            console: &mut self.console,
-            manifest_url: url,
-            rolled_back: None,
-        };
-        let judged = judge(
-            &mut self.http,
-            self.flash,
-            &self.clock,
-            &download,
-            &self.cfg.layout,
-            &self.identity,
-            self.running.target,
-            source,
-            &mut bufs,
-            &mut sink,
-        )
-        .await;
+        let judged = self.judge(url, known.as_ref(), &mut bufs).await;
         let judged = match judged {
             Ok(Some(judged)) => judged,
             // Unchanged since it was settled: the sink said so.
@@ -174,31 +185,8 @@ where
 
     /// `ota update`: judge and install now, whatever the schedule says (a person decided).
     pub(super) async fn attempt(&mut self, url: &str) -> Option<Reboot> {
-        let download = self.download_config();
         let mut bufs = ManifestBufs::default();
-        let source = Source {
-            manifest_url: url,
-            keys: self.cfg.keys,
-            known: None,
-        };
-        let mut sink = Sink {
-            console: &mut self.console,
-            manifest_url: url,
-            rolled_back: None,
-        };
-        let judged = judge(
-            &mut self.http,
-            self.flash,
-            &self.clock,
-            &download,
-            &self.cfg.layout,
-            &self.identity,
-            self.running.target,
-            source,
-            &mut bufs,
-            &mut sink,
-        )
-        .await;
+        let judged = self.judge(url, None, &mut bufs).await;
         let judged = match judged {
             Ok(Some(judged)) if judged.verdict.is_ok() => judged,
             Ok(Some(judged)) => {
@@ -221,31 +209,8 @@ where
 
     /// `ota check`: what the channel offers and whether this device would take it.
     pub(super) async fn check_only(&mut self, url: &str) {
-        let download = self.download_config();
         let mut bufs = ManifestBufs::default();
-        let source = Source {
-            manifest_url: url,
-            keys: self.cfg.keys,
-            known: None,
-        };
-        let mut sink = Sink {
-            console: &mut self.console,
-            manifest_url: url,
-            rolled_back: None,
-        };
-        let judged = judge(
-            &mut self.http,
-            self.flash,
-            &self.clock,
-            &download,
-            &self.cfg.layout,
-            &self.identity,
-            self.running.target,
-            source,
-            &mut bufs,
-            &mut sink,
-        )
-        .await;
+        let judged = self.judge(url, None, &mut bufs).await;
         self.http.close().await;
         match judged {
             Ok(Some(j)) => {

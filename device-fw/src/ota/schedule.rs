@@ -398,6 +398,17 @@ mod tests {
     }
 
     #[test]
+    fn the_schedule_is_a_few_words_of_ram() {
+        // What the app keeps for it between checks (README, "A device in the field").
+        assert!(
+            core::mem::size_of::<Schedule>() <= 112,
+            "{}",
+            core::mem::size_of::<Schedule>()
+        );
+        assert_eq!(core::mem::size_of::<ScheduleRecord>(), 12);
+    }
+
+    #[test]
     fn the_record_round_trips_and_refuses_other_lengths() {
         let r = ScheduleRecord {
             attempts: 0xDEAD_BEEF,

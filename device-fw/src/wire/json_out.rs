@@ -82,9 +82,14 @@ impl<'o> JsonOut<'o> {
     /// A number member (`null` for `None`).
     pub(crate) fn number(&mut self, name: &str, value: Option<u64>) -> Result<(), LineTooLong> {
         self.key(name)?;
-        let Some(mut n) = value else {
-            return self.raw(b"null");
-        };
+        match value {
+            Some(n) => self.unsigned(n),
+            None => self.raw(b"null"),
+        }
+    }
+
+    /// An unsigned integer, in decimal.
+    pub(crate) fn unsigned(&mut self, mut n: u64) -> Result<(), LineTooLong> {
         let mut digits = [0u8; 20];
         let mut at = digits.len();
         loop {
@@ -97,9 +102,7 @@ impl<'o> JsonOut<'o> {
         }
         self.raw(&digits[at..])
     }
-}
 
-impl JsonOut<'_> {
     /// A `true`/`false` member.
     pub(crate) fn boolean(&mut self, name: &str, value: bool) -> Result<(), LineTooLong> {
         self.key(name)?;

@@ -88,7 +88,7 @@ impl<S: AsRef<str>> Report<S> {
     pub fn write_json(&self, out: &mut [u8]) -> Result<usize, LineTooLong> {
         let mut w = JsonOut::new(out);
         w.raw(b"{\"schema\":")?;
-        w.raw(itoa(u64::from(self.schema), &mut [0; 20]))?;
+        w.unsigned(u64::from(self.schema))?;
         w.text("device", Some(self.device.as_ref()))?;
         w.text("product", Some(self.product.as_ref()))?;
         w.text("channel", Some(self.channel.as_ref()))?;
@@ -100,19 +100,6 @@ impl<S: AsRef<str>> Report<S> {
         w.raw(b"}")?;
         Ok(w.len())
     }
-}
-
-fn itoa(mut n: u64, digits: &mut [u8; 20]) -> &[u8] {
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &digits[at..]
 }
 
 /// Why a receiver refuses a report body.

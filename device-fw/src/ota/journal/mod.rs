@@ -43,14 +43,18 @@
 //! [`JournalReset`]): losing it costs a download from byte 0, while refusing to go on
 //! would leave the device unable to update at all.
 
+mod record;
+mod scan;
+
 use core::ops::{Deref, DerefMut, Range};
 
 use embedded_storage_async::nor_flash::NorFlash;
 use sha2::{Digest, Sha256};
 
+use self::record::{Value, bad_length, decode_progress, decode_version, record_crc};
+use self::scan::blank;
 use super::schedule::{SCHEDULE_RECORD_LEN, ScheduleRecord};
 use super::slot::{SECTOR, Slot, hash_prefix};
-use crate::esp::otadata::crc32_le;
 
 /// Longest version string a failure record holds; a longer one is refused, because a
 /// truncated version could match a different release.
@@ -81,8 +85,6 @@ const MAX_KEYS: usize = 8;
 const NO_KEY: u8 = 0xFF;
 
 const _: () = assert!(SLOTS == 42);
-const _: () = assert!(JOURNAL_RAM_BYTES >= RECORD_HEADER + PROGRESS_LEN);
-const _: () = assert!(JOURNAL_RAM_BYTES >= RECORD_HEADER + VERSION_RECORD_MAX);
 const _: () =
     assert!(JOURNAL_RAM_BYTES.is_multiple_of(WRITE_UNIT) && (SECTOR_HEADER as usize).is_multiple_of(WRITE_UNIT));
 const _: () = assert!(core::mem::size_of::<JournalBuf>() == JOURNAL_RAM_BYTES);
@@ -244,150 +246,6 @@ pub enum JournalError<E> {
     Unrecoverable(JournalFault),
 }
 
-const TAG_NONE: u8 = 0;
-const TAG_SOME: u8 = 1;
-
-/// tag, slot, reserved, image_size, written, image_sha256, prefix_sha256.
-const PROGRESS_LEN: usize = 1 + 1 + 1 + 4 + 4 + 32 + 32;
-const VERSION_RECORD_MAX: usize = 1 + VERSION_MAX;
-
-/// A record value about to be written. "Cleared" is a record of its own rather than a
-/// deletion, so that forgetting has the same cut-safety as a save.
-#[derive(Clone, Copy)]
-enum Value<'v> {
-    Progress(Option<&'v Progress>),
-    Version(Option<&'v str>),
-    Raw(&'v [u8]),
-}
-
-impl Value<'_> {
-    /// Writes the value into `out`; returns its length.
-    fn encode(self, out: &mut [u8]) -> usize {
-        match self {
-            Value::Progress(None) | Value::Version(None) => {
-                out[0] = TAG_NONE;
-                1
-            }
-            Value::Progress(Some(p)) => {
-                out[0] = TAG_SOME;
-                out[1] = p.slot;
-                out[2] = 0xFF;
-                out[3..7].copy_from_slice(&p.image_size.to_le_bytes());
-                out[7..11].copy_from_slice(&p.written.to_le_bytes());
-                out[11..43].copy_from_slice(&p.image_sha256);
-                out[43..75].copy_from_slice(&p.prefix_sha256);
-                PROGRESS_LEN
-            }
-            Value::Version(Some(text)) => {
-                out[0] = TAG_SOME;
-                out[1..1 + text.len()].copy_from_slice(text.as_bytes());
-                1 + text.len()
-            }
-            Value::Raw(raw) => {
-                out[..raw.len()].copy_from_slice(raw);
-                raw.len()
-            }
-        }
-    }
-}
-
-fn bad_length(value: &[u8]) -> DecodeError {
-    DecodeError::BadLength {
-        len: value.len() as u16,
-    }
-}
-
-fn decode_progress(value: &[u8]) -> Result<Option<Progress>, DecodeError> {
-    match value.first() {
-        Some(&TAG_NONE) if value.len() == 1 => Ok(None),
-        Some(&TAG_SOME) if value.len() == PROGRESS_LEN => {
-            let u32_at = |at: usize| u32::from_le_bytes([value[at], value[at + 1], value[at + 2], value[at + 3]]);
-            let mut p = Progress {
-                image_sha256: [0; 32],
-                slot: value[1],
-                image_size: u32_at(3),
-                written: u32_at(7),
-                prefix_sha256: [0; 32],
-            };
-            p.image_sha256.copy_from_slice(&value[11..43]);
-            p.prefix_sha256.copy_from_slice(&value[43..75]);
-            if p.written > p.image_size {
-                return Err(DecodeError::WrittenPastEnd);
-            }
-            Ok(Some(p))
-        }
-        None | Some(&(TAG_NONE | TAG_SOME)) => Err(bad_length(value)),
-        Some(&tag) => Err(DecodeError::UnknownTag { tag }),
-    }
-}
-
-fn decode_version(value: &[u8]) -> Result<Option<heapless::String<VERSION_MAX>>, DecodeError> {
-    match value.first() {
-        Some(&TAG_NONE) if value.len() == 1 => Ok(None),
-        Some(&TAG_SOME) if value.len() <= VERSION_RECORD_MAX => {
-            let text = core::str::from_utf8(&value[1..]).map_err(|_| DecodeError::VersionNotUtf8)?;
-            // At most VERSION_MAX bytes, checked above: always fits.
-            Ok(heapless::String::try_from(text).ok())
-        }
-        None | Some(&(TAG_NONE | TAG_SOME)) => Err(bad_length(value)),
-        Some(&tag) => Err(DecodeError::UnknownTag { tag }),
-    }
-}
-
-fn u32_le(bytes: &[u8]) -> u32 {
-    u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
-}
-
-fn blank(bytes: &[u8]) -> bool {
-    bytes.iter().all(|&b| b == 0xFF)
-}
-
-/// What a sector's header says.
-enum SectorHeader {
-    Valid {
-        seq: u32,
-    },
-    /// Erased, or ours but torn (a cut program or erase only moves bits towards the
-    /// erased state or towards the header, so the magic's one-bits are all still set).
-    Unused,
-    /// Something that was never a journal header.
-    Foreign,
-}
-
-fn sector_header(h: &[u8]) -> SectorHeader {
-    let (magic, seq, check) = (u32_le(&h[0..4]), u32_le(&h[4..8]), u32_le(&h[8..12]));
-    if magic == MAGIC && check == !seq && blank(&h[12..16]) {
-        SectorHeader::Valid { seq }
-    } else if magic & MAGIC == MAGIC {
-        SectorHeader::Unused
-    } else {
-        SectorHeader::Foreign
-    }
-}
-
-/// The newest good record of one key.
-#[derive(Clone, Copy)]
-struct Newest {
-    key: u8,
-    /// Flash address of its slot.
-    at: u32,
-}
-
-/// What reading the whole partition found.
-struct Scan {
-    /// The sector saves go to: index, `seq`, and its first slot after the last used one.
-    current: Option<(u32, u32, u32)>,
-    /// A sector header that no journal writes.
-    foreign: bool,
-    newest: heapless::Vec<Newest, MAX_KEYS>,
-}
-
-impl Scan {
-    fn find(&self, key: RecordKey) -> Option<u32> {
-        self.newest.iter().find(|n| n.key == key.id()).map(|n| n.at)
-    }
-}
-
 /// The OTA journal partition. Holds only its address range; every call borrows the flash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Journal {
@@ -440,80 +298,6 @@ impl Journal {
         } else {
             Err(LayoutError::UnsupportedFlash)
         }
-    }
-
-    /// Reads every sector header and every record of the valid sectors, oldest first.
-    async fn scan<F: NorFlash>(&self, flash: &mut F, buf: &mut JournalBuf) -> Result<Scan, JournalError<F::Error>> {
-        Self::check_flash::<F>().map_err(JournalError::Layout)?;
-        let mut scan = Scan {
-            current: None,
-            foreign: false,
-            newest: heapless::Vec::new(),
-        };
-        let mut after: Option<u32> = None;
-        loop {
-            // The valid sector with the next higher seq.
-            let mut next: Option<(u32, u32)> = None;
-            for index in 0..self.sectors() {
-                flash
-                    .read(self.sector_at(index), &mut buf[..SECTOR_HEADER as usize])
-                    .await
-                    .map_err(JournalError::Flash)?;
-                match sector_header(&buf[..SECTOR_HEADER as usize]) {
-                    SectorHeader::Valid { seq } => {
-                        let higher = after.is_none_or(|a| seq > a);
-                        if higher && next.is_none_or(|(_, s)| seq < s) {
-                            next = Some((index, seq));
-                        }
-                    }
-                    SectorHeader::Unused => {}
-                    SectorHeader::Foreign => scan.foreign = true,
-                }
-            }
-            let Some((index, seq)) = next else {
-                return Ok(scan);
-            };
-            after = Some(seq);
-            let mut free = 0;
-            for slot in 0..SLOTS {
-                let at = self.slot_at(index, slot);
-                let record = &mut buf[..];
-                flash.read(at, record).await.map_err(JournalError::Flash)?;
-                if blank(&record[..RECORD_HEADER]) {
-                    continue;
-                }
-                free = slot + 1;
-                let (key, len) = (record[0], usize::from(record[1]));
-                let good = key != NO_KEY
-                    && len <= VALUE_MAX
-                    && blank(&record[2..4])
-                    && u32_le(&record[4..8]) == record_crc(record, len);
-                if !good {
-                    continue;
-                }
-                match scan.newest.iter_mut().find(|n| n.key == key) {
-                    Some(n) => n.at = at,
-                    None => {
-                        // Past MAX_KEYS keys (all of them a later firmware's), a key is
-                        // neither followed nor carried to the next sector.
-                        let _ = scan.newest.push(Newest { key, at });
-                    }
-                }
-            }
-            scan.current = Some((index, seq, free));
-        }
-    }
-
-    /// The value of the record in the slot at `at`, read into `buf`.
-    async fn read_value<'b, F: NorFlash>(
-        &self,
-        flash: &mut F,
-        at: u32,
-        buf: &'b mut JournalBuf,
-    ) -> Result<&'b [u8], JournalError<F::Error>> {
-        flash.read(at, &mut buf[..]).await.map_err(JournalError::Flash)?;
-        let len = usize::from(buf[1]);
-        Ok(&buf[RECORD_HEADER..RECORD_HEADER + len])
     }
 
     /// Reads the journal.
@@ -760,11 +544,6 @@ impl Journal {
         header[12..16].fill(0xFF);
         flash.write(at, header).await.map_err(JournalError::Flash)
     }
-}
-
-/// The CRC-32 of a record in `buf`: its first four bytes, then its `len`-byte value.
-fn record_crc(buf: &[u8], len: usize) -> u32 {
-    crc32_le(crc32_le(0, &buf[..4]), &buf[RECORD_HEADER..RECORD_HEADER + len])
 }
 
 /// Where to resume writing `image_sha256` into `slot` after a reboot, and the hash state to
