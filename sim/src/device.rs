@@ -27,9 +27,9 @@ use crate::flash::{FlashError, FlashTiming, SimFlash};
 use crate::modem::{Dialect as EmuDialect, ModemEmulatorConfig, spawn_modem};
 use crate::net::{NatConfig, NatExpiry, NetConfig, Network};
 use crate::origin::{OriginBehaviour, OriginHandle, spawn_origin};
-use crate::scenario::{DEVICE_UART_RX_RING, FLASH_BYTES, ORIGIN_HOST, profile_for};
+use crate::scenario::{FLASH_BYTES, ORIGIN_HOST, profile_for};
 use crate::time::{self, BenchClock};
-use crate::uart::{UartEnd, retune, uart};
+use crate::uart::{UartEnd, chip_uart, retune};
 
 pub const PRODUCT: &str = "field-logger";
 pub const CHANNEL: &str = "stable";
@@ -221,7 +221,8 @@ impl World {
             origin.put(&release.image_path, release.image.clone());
             origin
         });
-        let (device_uart, modem_uart) = uart(setup.profile.modem.baud, DEVICE_UART_RX_RING, 1024);
+        // The chip's own receive path: the 128-byte FIFO, lossy without RTS/CTS.
+        let (device_uart, modem_uart) = chip_uart(setup.profile.modem.baud, setup.profile.modem.rts_cts, 1024);
         spawn_modem(ModemEmulatorConfig::new(EmuDialect::Sim7600), modem_uart, net.clone());
         World {
             net,
@@ -234,6 +235,12 @@ impl World {
     /// The device's end of the modem UART, for an app that drives the modem itself.
     pub fn take_modem_uart(&mut self) -> Option<UartEnd> {
         self.device_uart.take()
+    }
+
+    /// Makes `flash` stall the device's end of the modem UART while it works, as the chip's
+    /// blocking flash driver does (see [`crate::time::Stall`]).
+    pub fn stall_with(&mut self, flash: &SimFlash) {
+        self.device_uart = self.device_uart.take().map(|u| u.stalled_by(flash.cpu()));
     }
 
     /// Brings the modem up and hands the app its HTTP client.
@@ -311,6 +318,7 @@ pub async fn run_app(
     world: &mut World,
     events: &mut impl FnMut(UpdateEvent<'_>),
 ) -> AppRun {
+    world.stall_with(flash);
     let mut http = match world.connect().await {
         Ok(http) => http,
         Err(e) => return AppRun::Failed(e),

@@ -6,6 +6,12 @@
 //! programmed twice between erases is counted, and a cut leaves the interrupted operation
 //! half done, as a brown-out does.
 //!
+//! Every timed operation holds the chip's CPU ([`SimFlash::cpu`]) for its duration, as the
+//! firmware's adapter over esp-storage does: that driver is synchronous, so on the chip a
+//! program or an erase runs to its end before anything else of the device (an AT command,
+//! the draining of the UART's receive FIFO) can. The device's UART end waits on the same
+//! hold, so the bench cannot overlap flash work with modem traffic where the chip cannot.
+//!
 //! A chip can also live in a file ([`SimFlash::open_file`], [`SimFlash::persist_to`]): every
 //! erase and program is written through at its offset before the operation returns, so a
 //! device process that is killed loses nothing the chip had done, and restarting it is a
@@ -19,6 +25,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use embedded_storage_async::nor_flash::{ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
+
+use crate::time::Stall;
 
 pub const SECTOR: usize = 4096;
 pub const PAGE: usize = 256;
@@ -110,6 +118,7 @@ impl State {
 pub struct SimFlash {
     state: Arc<Mutex<State>>,
     timing: FlashTiming,
+    cpu: Stall,
 }
 
 impl SimFlash {
@@ -126,7 +135,22 @@ impl SimFlash {
                 backing: None,
             })),
             timing,
+            cpu: Stall::default(),
         }
+    }
+
+    /// The CPU of the chip this flash belongs to: held while an operation runs. Give it to
+    /// the device's UART end ([`crate::uart::UartEnd::stalled_by`]).
+    pub fn cpu(&self) -> Stall {
+        self.cpu.clone()
+    }
+
+    /// Holds the CPU for `d` and waits it out: the bench's form of a blocking driver call.
+    /// Operations follow one another, so the hold starts now and `sleep` (which batches
+    /// short sleeps on the real clock) ends with it.
+    async fn busy(&self, d: Duration) {
+        self.cpu.hold(d);
+        crate::time::sleep(d).await;
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -257,7 +281,7 @@ impl ReadNorFlash for SimFlash {
             bytes.copy_from_slice(&s.bytes[offset as usize..offset as usize + bytes.len()]);
         }
         let sectors = bytes.len().div_ceil(SECTOR) as u32;
-        crate::time::sleep(self.timing.read_sector * sectors).await;
+        self.busy(self.timing.read_sector * sectors).await;
         Ok(())
     }
 
@@ -293,7 +317,7 @@ impl NorFlash for SimFlash {
             if cut {
                 return Err(FlashError::PowerLost);
             }
-            crate::time::sleep(self.timing.erase_sector).await;
+            self.busy(self.timing.erase_sector).await;
         }
         Ok(())
     }
@@ -335,7 +359,7 @@ impl NorFlash for SimFlash {
             pages += 1;
             addr = end;
         }
-        crate::time::sleep(self.timing.program_page * pages).await;
+        self.busy(self.timing.program_page * pages).await;
         Ok(())
     }
 }

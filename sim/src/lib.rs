@@ -9,7 +9,9 @@
 //! server on loopback, for the host tools (`otactl watch`, `otactl demo`) to be tried and
 //! tested without a board.
 
+pub mod calibration;
 pub mod check_cost;
+pub mod chip_ram;
 pub mod device;
 pub mod flash;
 pub mod fleet;
@@ -21,6 +23,7 @@ pub mod pipe;
 pub mod pty;
 pub mod pty_device;
 pub mod rom;
+pub mod rural;
 pub mod scenario;
 pub mod time;
 pub mod trust;

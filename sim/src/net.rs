@@ -27,6 +27,11 @@ use crate::time;
 
 use crate::pipe::{PipeConfig, PipeControl, PipeError, PipeReader, PipeState, PipeWriter, pipe};
 
+mod shaper;
+
+use shaper::shaped_link;
+pub use shaper::{BoxFuture, Direction, Shaper};
+
 /// What a NAT does when it forgets an idle mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -146,19 +151,24 @@ impl Connection {
 
 #[derive(Debug)]
 struct Link {
+    /// The pipes whose arrivals the NAT sees: into the modem, into the origin.
     down: PipeControl,
     up: PipeControl,
+    /// The origin-side and modem-side pipes a [`Shaper`] relays between, if any.
+    relayed: Vec<PipeControl>,
 }
 
 impl Link {
     fn reset(&self) {
         self.down.reset();
         self.up.reset();
+        self.relayed.iter().for_each(PipeControl::reset);
     }
 
     fn blackhole(&self) {
         self.down.blackhole();
         self.up.blackhole();
+        self.relayed.iter().for_each(PipeControl::blackhole);
     }
 
     /// Bench ns of the last byte that crossed the NAT either way.
@@ -180,6 +190,7 @@ struct State {
     /// Connections nobody listens for go to real TCP on this machine.
     bridge: bool,
     observer: Option<NetObserver>,
+    shaper: Option<Arc<dyn Shaper>>,
 }
 
 impl std::fmt::Debug for State {
@@ -275,10 +286,22 @@ impl Network {
         self.shared.state.lock().expect("net lock").observer = Some(observer);
     }
 
+    /// Shapes every later connection with `shaper` (see [`Shaper`]).
+    pub fn set_shaper(&self, shaper: Arc<dyn Shaper>) {
+        self.shared.state.lock().expect("net lock").shaper = Some(shaper);
+    }
+
+    fn shaper(&self) -> Option<Arc<dyn Shaper>> {
+        self.shared.state.lock().expect("net lock").shaper.clone()
+    }
+
     /// Opens a connection from the modem, after one round trip (SYN, SYN-ACK).
     pub async fn connect(&self, host: &str, port: u16) -> Result<Connection, ConnectError> {
         let cfg = self.shared.cfg;
         time::sleep(cfg.latency * 2).await;
+        if let Some(shaper) = self.shaper() {
+            shaper.connect().await?;
+        }
         let key = format!("{host}:{port}");
         let (listener, bridge) = {
             let state = self.shared.state.lock().expect("net lock");
@@ -332,6 +355,9 @@ impl Network {
     /// The two ends of a new connection across the cellular link: (modem, origin).
     fn link(&self) -> (Connection, Connection) {
         let cfg = self.shared.cfg;
+        if let Some(shaper) = self.shaper() {
+            return shaped_link(&cfg, shaper);
+        }
         let (down_w, down_r) = pipe(PipeConfig {
             bytes_per_sec: Some(cfg.downlink_bytes_per_sec),
             latency: cfg.latency,
@@ -349,6 +375,7 @@ impl Network {
         let link = Arc::new(Link {
             down: down_w.control(),
             up: up_w.control(),
+            relayed: Vec::new(),
         });
         let modem_end = Connection {
             reader: down_r,

@@ -7,6 +7,10 @@
 //! FIFO threshold, a TCP segment) so a long transfer costs few wake-ups, which keeps
 //! virtual-time scenarios fast; the end of every write is delivered without waiting for a
 //! batch to fill, as a UART RX idle timeout does.
+//!
+//! A receiver without flow control ([`lossy_pipe`]) is a UART without
+//! RTS/CTS: the sender never waits, and a byte that arrives while the receive FIFO holds
+//! `capacity` unread bytes is lost and counted, as the chip's FIFO drops it.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -88,8 +92,17 @@ impl Segment {
         if self.byte_ns == 0.0 {
             return self.data.len();
         }
-        let n = ((now_ns - self.first_arrival_ns) as f64 / self.byte_ns) as usize + 1;
-        n.min(self.data.len())
+        let mut n = (((now_ns - self.first_arrival_ns) as f64 / self.byte_ns) as usize + 1).min(self.data.len());
+        // Agree with `arrival_ns` to the nanosecond: with a rate whose byte time is not a
+        // whole number of ns, float rounding could otherwise hold back a byte whose arrival
+        // time has come, and a reader woken for it would wait again at once, for ever.
+        while n < self.data.len() && self.arrival_ns(n) <= now_ns {
+            n += 1;
+        }
+        while n > 0 && self.arrival_ns(n - 1) > now_ns {
+            n -= 1;
+        }
+        n
     }
 }
 
@@ -110,11 +123,48 @@ struct Inner {
     /// The rate the receiver samples at. Bytes sent at another rate arrive as garbage, as
     /// on a UART whose ends disagree about the baud.
     rx_rate: Option<f64>,
+    /// With `drop_when_full`: the bytes that arrived and were kept, unread (the FIFO).
+    /// Arrivals move here from `segments` whenever the pipe is looked at; the FIFO only
+    /// grows between two reads, so settling late gives the same losses as settling at
+    /// every byte.
+    fifo: VecDeque<u8>,
+    /// Bytes that arrived at a full FIFO and were dropped.
+    lost: u64,
+}
+
+impl Inner {
+    /// Moves every byte arrived by `now_ns` into the FIFO, dropping those that find it full.
+    fn settle(&mut self, now_ns: u64, capacity: usize) {
+        let rx_rate = self.rx_rate;
+        while let Some(seg) = self.segments.front_mut() {
+            let arrived = seg.arrived_by(now_ns);
+            if arrived > seg.read {
+                let room = capacity.saturating_sub(self.fifo.len());
+                let keep = (arrived - seg.read).min(room);
+                let start = self.fifo.len();
+                self.fifo.extend(&seg.data[seg.read..seg.read + keep]);
+                if seg.sent_at != rx_rate {
+                    garble(self.fifo.make_contiguous()[start..].as_mut());
+                }
+                let dropped = arrived - seg.read - keep;
+                self.lost += dropped as u64;
+                self.buffered -= dropped;
+                seg.read = arrived;
+            }
+            if seg.read < seg.data.len() {
+                break;
+            }
+            self.segments.pop_front();
+        }
+    }
 }
 
 #[derive(Debug)]
 struct Shared {
     cfg: PipeConfig,
+    /// Nothing holds the sender back: bytes arriving at a full buffer are lost (a UART
+    /// without RTS/CTS) instead of stalling the sender (RTS/CTS, TCP).
+    drop_when_full: bool,
     inner: Mutex<Inner>,
     readable: Notify,
     writable: Notify,
@@ -150,12 +200,24 @@ pub struct PipeControl {
 
 /// Makes a pipe.
 pub fn pipe(cfg: PipeConfig) -> (PipeWriter, PipeReader) {
+    make(cfg, false)
+}
+
+/// Makes a pipe whose sender is never held back: a byte that arrives while `capacity`
+/// bytes wait unread is lost and counted ([`PipeControl::bytes_lost`]), as a UART receive
+/// FIFO without RTS/CTS drops it.
+pub fn lossy_pipe(cfg: PipeConfig) -> (PipeWriter, PipeReader) {
+    make(cfg, true)
+}
+
+fn make(cfg: PipeConfig, drop_when_full: bool) -> (PipeWriter, PipeReader) {
     assert!(
         cfg.batch > 0 && cfg.capacity > 0,
         "pipe batch and capacity must be positive"
     );
     let shared = Arc::new(Shared {
         cfg,
+        drop_when_full,
         inner: Mutex::new(Inner {
             segments: VecDeque::new(),
             state: PipeState::Open,
@@ -165,6 +227,8 @@ pub fn pipe(cfg: PipeConfig) -> (PipeWriter, PipeReader) {
             blackholed: false,
             tx_rate: cfg.bytes_per_sec,
             rx_rate: cfg.bytes_per_sec,
+            fifo: VecDeque::new(),
+            lost: 0,
         }),
         readable: Notify::new(),
         writable: Notify::new(),
@@ -189,7 +253,11 @@ impl PipeWriter {
                     if inner.blackholed {
                         return Ok(());
                     }
-                    let space = s.cfg.capacity.saturating_sub(inner.buffered);
+                    let space = if s.drop_when_full {
+                        data.len()
+                    } else {
+                        s.cfg.capacity.saturating_sub(inner.buffered)
+                    };
                     if space > 0 {
                         let n = space.min(data.len());
                         let until = Self::enqueue(s, &mut inner, &data[..n]);
@@ -254,6 +322,7 @@ impl PipeControl {
         let mut inner = self.shared.lock();
         inner.state = PipeState::Reset;
         inner.segments.clear();
+        inner.fifo.clear();
         inner.buffered = 0;
         drop(inner);
         self.shared.readable.notify_one();
@@ -279,13 +348,27 @@ impl PipeControl {
     pub fn state(&self) -> PipeState {
         self.shared.lock().state
     }
+
+    /// Bytes that arrived at a full receive buffer and were lost (only without flow control).
+    pub fn bytes_lost(&self) -> u64 {
+        let now = self.shared.now_ns();
+        let mut inner = self.shared.lock();
+        if self.shared.drop_when_full {
+            inner.settle(now, self.shared.cfg.capacity);
+        }
+        inner.lost
+    }
 }
 
 impl PipeReader {
     /// Bytes arrived and not yet read.
     pub fn available(&self) -> usize {
         let now = self.shared.now_ns();
-        let inner = self.shared.lock();
+        let mut inner = self.shared.lock();
+        if self.shared.drop_when_full {
+            inner.settle(now, self.shared.cfg.capacity);
+            return inner.fifo.len();
+        }
         inner
             .segments
             .iter()
@@ -301,6 +384,15 @@ impl PipeReader {
         let mut inner = s.lock();
         if inner.state == PipeState::Reset {
             return Err(PipeError::Reset);
+        }
+        if s.drop_when_full {
+            inner.settle(now, s.cfg.capacity);
+            let n = inner.fifo.len().min(buf.len());
+            for (b, byte) in buf.iter_mut().zip(inner.fifo.drain(..n)) {
+                *b = byte;
+            }
+            inner.buffered -= n;
+            return Ok(n);
         }
         let rx_rate = inner.rx_rate;
         let mut n = 0;
@@ -502,6 +594,21 @@ mod tests {
         }
         writer.await.unwrap().unwrap();
         assert_eq!(got, vec![7u8; 20]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lossy_fifo_keeps_the_first_bytes_and_counts_the_rest() {
+        time::use_virtual_time();
+        let (tx, mut rx) = lossy_pipe(PipeConfig::uart(115_200, 128));
+        tx.write(&(0..=255u8).collect::<Vec<_>>()).await.unwrap();
+        assert_eq!(rx.available(), 128);
+        assert_eq!(rx.control().bytes_lost(), 128);
+        let mut buf = [0u8; 256];
+        assert_eq!(rx.read(&mut buf).await.unwrap(), 128);
+        assert_eq!(buf[..128], (0..128u8).collect::<Vec<_>>()[..]);
+        tx.write(b"OK").await.unwrap();
+        assert_eq!(rx.read(&mut buf).await.unwrap(), 2);
+        assert_eq!(&buf[..2], b"OK");
     }
 
     #[tokio::test(start_paused = true)]

@@ -23,16 +23,22 @@ use crate::modem::{Dialect as EmuDialect, ModemEmulatorConfig, ModemHandle, spaw
 use crate::net::{NatConfig, NatExpiry, NetConfig, Network};
 use crate::origin::{OriginBehaviour, OriginHandle, spawn_origin};
 use crate::time::{self, BenchClock};
-use crate::uart::{UartEnd, retune, uart};
+use crate::uart::{UartEnd, chip_uart, retune};
 
 /// The origin's host name on the bench network.
 pub const ORIGIN_HOST: &str = "ota.example.com";
 pub const IMAGE_PATH: &str = "/fw/app.bin";
-/// The device's UART receive ring (DMA): one full modem reply plus margin. Counted in the
-/// data path's RAM.
+/// The flow-controlled receive buffer of the benches that do not yet model the chip's UART
+/// (the app-level device and the pseudo-terminal device). The timed scenarios here use the
+/// chip's own: its 128-byte FIFO ([`crate::uart::chip_uart`]), which is all the firmware's
+/// esp-hal driver has.
 pub const DEVICE_UART_RX_RING: usize = 2048;
 /// The seed field case's image.
 pub const SEED_IMAGE_BYTES: usize = 233_040;
+/// The image sizes seed-cgnat runs: the field's image, 1 MiB, and the largest app slot of a
+/// 4 MB two-OTA layout (1,856 KiB), where the modem's buffer holds only part of the image and
+/// a naive drain outlasts the NAT whatever its read size.
+pub const SEED_SIZES: [usize; 3] = [SEED_IMAGE_BYTES, 1 << 20, 1_900_544];
 
 /// How the device updates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -41,8 +47,7 @@ pub enum Strategy {
     /// TinyGSM + `Update`: one GET, 64-byte `CIPRXGET` reads, sector-buffered flash writes,
     /// no resume.
     Naive,
-    /// otactl's engine: Range chunks paced against the NAT, 1460-byte reads, overlapped
-    /// flash writes, resume.
+    /// otactl's engine: Range chunks paced against the NAT, 1460-byte reads, resume.
     Otactl,
 }
 
@@ -70,15 +75,26 @@ pub struct RunSpec {
     pub profile_nat_idle: Duration,
     pub origin: OriginBehaviour,
     pub modem_rx_buffer: usize,
-    /// RTS/CTS wired between chip and modem: erases may then run while a reply arrives.
+    /// RTS/CTS wired between chip and modem: a full UART receive FIFO holds the modem
+    /// instead of losing its bytes.
     pub flow_control: bool,
     /// The profile's `modem.fast_baud`: bring-up raises the UART to it with `AT+IPR`.
     pub fast_baud: Option<u32>,
+    /// NAT-paced Range chunks (the engine's default). `false` is the `otactl-no-pacing`
+    /// control: resume from the written offset, but ask for the whole rest each time.
+    pub pacing: bool,
     pub faults: Faults,
     /// Give up (outcome "failed") after this much virtual time.
     pub deadline: Duration,
     /// Print the engine's events with their virtual time to stderr.
     pub trace: bool,
+    /// Bytes the device asks per `CIPRXGET=2` / `CARECV` read. `None`: 64 for the naive
+    /// strategy (TinyGSM's default receive FIFO), the dialect's largest for otactl. The
+    /// calibration replays published sketches whose FIFO size set this.
+    pub read_block: Option<usize>,
+    /// The modem's per-command latency. `None`: the emulator's default. The calibration
+    /// fits it on one published figure, then predicts the others with the fitted value.
+    pub command_latency: Option<Duration>,
 }
 
 impl RunSpec {
@@ -107,9 +123,12 @@ impl RunSpec {
             modem_rx_buffer: 512 * 1024,
             flow_control: false,
             fast_baud: None,
+            pacing: true,
             faults: Faults::None,
             deadline: Duration::from_secs(3600),
             trace: false,
+            read_block: None,
+            command_latency: None,
         }
     }
 }
@@ -127,12 +146,21 @@ pub struct RunResult {
     pub ratio: f64,
     pub baud: u32,
     pub nat_drops: u64,
+    /// Bytes the modem received (read by the device or thrown away with a dropped socket,
+    /// HTTP heads included) ÷ image bytes: what the update cost in airtime.
+    pub airtime_overhead: f64,
+    /// Range requests the engine sent (otactl rows): how much the chunking did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<u32>,
     /// Resumes and HTTP requests of a download that finished (a failed one does not report).
     pub resumes: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<u32>,
     /// Transient faults injected during the run.
     pub faults: u64,
+    /// Modem bytes that reached the chip's UART while its receive FIFO was full and were
+    /// lost (only possible without RTS/CTS). The engine must keep this at 0.
+    pub uart_bytes_lost: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The slot holds exactly the image (checked against the bench's copy, not the device's
@@ -183,17 +211,21 @@ fn build_world(spec: &RunSpec, image: &[u8]) -> World {
     let net = Network::new(net_cfg);
     let origin = spawn_origin(net.listen(ORIGIN_HOST, 80), spec.origin.clone());
     origin.put(IMAGE_PATH, image.to_vec());
-    let (device_uart, modem_uart) = uart(spec.baud, DEVICE_UART_RX_RING, 1024);
+    // The chip's FIFO, lossy unless RTS/CTS are wired; the device stalls during flash work.
+    let (device_uart, modem_uart) = chip_uart(spec.baud, spec.flow_control, 1024);
     let mut modem_cfg = ModemEmulatorConfig::new(spec.dialect);
     modem_cfg.rx_buffer = spec.modem_rx_buffer;
+    if let Some(latency) = spec.command_latency {
+        modem_cfg.command_latency = latency;
+    }
     let modem = spawn_modem(modem_cfg, modem_uart, net.clone());
     let flash = SimFlash::new(FLASH_BYTES, FlashTiming::ESP32_TYPICAL);
     World {
         net,
         origin,
         modem,
+        device_uart: device_uart.stalled_by(flash.cpu()),
         flash,
-        device_uart,
     }
 }
 
@@ -227,6 +259,7 @@ pub fn otactl_config(spec: &RunSpec) -> DownloadConfig {
     cfg.policy.nat_idle_us = spec.profile_nat_idle.as_micros() as u64;
     cfg.uart_bytes_per_sec = spec.baud / 10;
     cfg.erase_while_receiving = spec.flow_control;
+    cfg.policy.unpaced = !spec.pacing;
     cfg
 }
 
@@ -241,8 +274,12 @@ async fn run_in_runtime(spec: &RunSpec) -> RunResult {
     if spec.strategy == Strategy::Naive {
         modem_cfg.read_block = 64;
     }
+    if let Some(n) = spec.read_block {
+        modem_cfg.read_block = n;
+    }
     modem_cfg.baud = spec.baud;
     modem_cfg.fast_baud = spec.fast_baud;
+    let uart_rx = world.device_uart.rx_control();
     let mut modem = Modem::new(world.device_uart, BenchClock, modem_cfg).with_uart_rate(retune);
     let bring_up = time::timeout(Duration::from_secs(120), modem.bring_up()).await;
     if !matches!(bring_up, Ok(Ok(_))) {
@@ -265,7 +302,11 @@ async fn run_in_runtime(spec: &RunSpec) -> RunResult {
     let start = time::now();
     let mut http = HttpClient::new(modem);
     let trace = spec.trace;
+    let chunks = std::cell::Cell::new(0u32);
     let mut events = |e: OtaEvent| {
+        if matches!(e, OtaEvent::ChunkRequested { .. }) {
+            chunks.set(chunks.get() + 1);
+        }
         if trace {
             eprintln!("[{:>9.3} s] {e:?}", time::now().as_secs_f64());
         }
@@ -304,9 +345,12 @@ async fn run_in_runtime(spec: &RunSpec) -> RunResult {
         bytes_written: written,
         ratio: virtual_s / spec.uart_limit_s(),
         nat_drops: world.net.stats().nat_expiries,
+        airtime_overhead: modem_received(&world.modem) as f64 / image.len() as f64,
+        chunks: (spec.strategy == Strategy::Otactl).then(|| chunks.get()),
         resumes: report.map_or(0, |r| r.resumes),
         requests: report.map(|r| r.requests),
         faults: injected.load(Ordering::Relaxed),
+        uart_bytes_lost: uart_rx.bytes_lost(),
         error,
         slot_matches: world.flash.snapshot(SLOT.offset as usize, image.len()) == image,
         data_path_ram_bytes: ram,
@@ -341,9 +385,12 @@ impl RunResult {
             ratio: 0.0,
             baud: spec.download_baud(),
             nat_drops: 0,
+            airtime_overhead: 0.0,
+            chunks: None,
             resumes: 0,
             requests: None,
             faults: 0,
+            uart_bytes_lost: 0,
             error: None,
             slot_matches: false,
             data_path_ram_bytes: None,
@@ -386,13 +433,28 @@ async fn run_download<S: Socket, const STAGE: usize>(
     }
 }
 
+/// Payload bytes that reached the modem's socket buffers: those the device read and those
+/// thrown away unread (a reset, a close with data pending).
+fn modem_received(modem: &ModemHandle) -> u64 {
+    let stats = modem.stats();
+    stats.bytes_read + stats.discarded_bytes
+}
+
 fn strategy_name(spec: &RunSpec) -> String {
+    // TinyGSM's receive buffer, when raised from its default of 64 bytes.
+    let rx = match spec.read_block {
+        Some(n) if n != 64 => format!("-rx{n}"),
+        _ => String::new(),
+    };
     match (spec.strategy, spec.nat.idle_timeout, spec.origin.rate_limit) {
-        (Strategy::Naive, _, Some(_)) => "ratelimit".into(),
-        (Strategy::Naive, None, None) => "naive-no-nat".into(),
-        (Strategy::Naive, Some(_), None) => "naive".into(),
+        (Strategy::Naive, _, Some(_)) => format!("ratelimit{rx}"),
+        (Strategy::Naive, None, None) => format!("naive-no-nat{rx}"),
+        (Strategy::Naive, Some(_), None) => format!("naive{rx}"),
         (Strategy::Otactl, _, _) => {
             let mut name = String::from("otactl");
+            if !spec.pacing {
+                name += "-no-pacing";
+            }
             if let Some(fast) = spec.fast_baud {
                 name += &format!("-{fast}");
             }
@@ -413,7 +475,8 @@ fn failed(spec: &RunSpec, error: String) -> RunResult {
 
 /// RAM the device's data path holds while downloading: the engine's state machine (its two
 /// receive buffers, hash state, planner), the HTTP client with the modem driver inside,
-/// the slot writer's page stage, and the UART receive ring. All fixed sizes; no heap.
+/// the slot writer's page stage. All fixed sizes; no heap. The UART's receive FIFO is the
+/// peripheral's own memory, so it is not counted.
 pub fn data_path_ram_bytes(engine_future_bytes: usize) -> usize {
     use device_fw::clock::Clock;
     /// Zero-sized stand-ins: on the chip the UART driver and flash driver are ZST handles
@@ -429,7 +492,6 @@ pub fn data_path_ram_bytes(engine_future_bytes: usize) -> usize {
     engine_future_bytes
         + std::mem::size_of::<HttpClient<Modem<ChipUart, ChipClock>>>()
         + std::mem::size_of::<SlotWriter<ChipFlash, 256>>()
-        + DEVICE_UART_RX_RING
 }
 
 #[derive(Debug)]
@@ -581,8 +643,11 @@ pub fn random_fault_spec(seed: u64) -> RunSpec {
         flow_control: rng.random_bool(0.5),
         // Drawn last, so that the draws above stay what they were for each seed.
         fast_baud: rng.random_bool(0.5).then_some(921_600),
+        pacing: true,
         faults: Faults::Random { seed },
         deadline: Duration::from_secs(4 * 3600),
         trace: false,
+        read_block: None,
+        command_latency: None,
     }
 }

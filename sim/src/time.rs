@@ -17,6 +17,8 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -165,6 +167,54 @@ pub fn sleep(d: Duration) -> impl Future<Output = ()> {
 /// Runs `fut` for at most `d` of bench time.
 pub async fn timeout<F: Future>(d: Duration, fut: F) -> Result<F::Output, tokio::time::error::Elapsed> {
     tokio::time::timeout(SCALE.get().to_tokio(d), fut).await
+}
+
+/// The chip's CPU, as a blocking operation holds it: while a flash operation runs (the
+/// firmware's esp-storage driver is synchronous, and a sector erase masks interrupts) nothing
+/// else of the device progresses. Every device-side component that can do work on its own
+/// (the UART end's reads and writes) waits here first, so the bench cannot overlap what the
+/// chip runs one after the other. Clones share the same CPU.
+#[derive(Debug, Clone, Default)]
+pub struct Stall {
+    /// Bench ns until which the CPU is held.
+    until_ns: Arc<AtomicU64>,
+    /// Bench ns the CPU has been held in all.
+    held_ns: Arc<AtomicU64>,
+}
+
+impl Stall {
+    /// Holds the CPU for `d` from now (or from the end of a hold already running); returns
+    /// when (bench ns) the hold ends.
+    pub fn hold(&self, d: Duration) -> u64 {
+        let d_ns = d.as_nanos() as u64;
+        let start = self.until_ns.load(Ordering::Relaxed).max(now_ns());
+        let end = start + d_ns;
+        self.until_ns.store(end, Ordering::Relaxed);
+        self.held_ns.fetch_add(d_ns, Ordering::Relaxed);
+        end
+    }
+
+    /// Whether the CPU is held right now.
+    pub fn is_held(&self) -> bool {
+        now_ns() < self.until_ns.load(Ordering::Relaxed)
+    }
+
+    /// Bench time the CPU has been held in all.
+    pub fn held(&self) -> Duration {
+        Duration::from_nanos(self.held_ns.load(Ordering::Relaxed))
+    }
+
+    /// Waits until the CPU is free. A hold that starts while waiting (the same poll of the
+    /// device's task went on to the next flash operation) is waited out too.
+    pub async fn wait(&self) {
+        loop {
+            let until = self.until_ns.load(Ordering::Relaxed);
+            if now_ns() >= until {
+                return;
+            }
+            sleep_until_ns(until).await;
+        }
+    }
 }
 
 /// The device core's clock on the bench.

@@ -75,6 +75,7 @@ where
     // These sessions are driven from the console alone (the schedule has its own tests).
     cfg.update.check_every_us = 0;
     let (mut device_console, host) = console();
+    world.stall_with(flash);
     let modem = world.take_modem_uart().unwrap();
     let running = Running::from_booted(&view.booted);
     let mut hook = AlwaysNow;

@@ -104,6 +104,7 @@ where
         end: host,
         pending: Vec::new(),
     };
+    world.stall_with(flash);
     let modem = world.take_modem_uart().unwrap();
     let app = run(
         &mut device,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sim::scenario::{self, RunSpec, SEED_IMAGE_BYTES, Strategy};
+use sim::scenario::{self, RunSpec, SEED_IMAGE_BYTES, SEED_SIZES, Strategy};
 
 #[test]
 fn naive_download_fails_half_way_behind_the_nat_as_in_the_field() {
@@ -83,4 +83,64 @@ fn runs_are_deterministic_per_seed() {
     let a = scenario::run(&scenario::random_fault_spec(7));
     let b = scenario::run(&scenario::random_fault_spec(7));
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
+}
+
+/// The seed case's world with a larger image.
+fn sized(strategy: Strategy, size: usize) -> RunSpec {
+    RunSpec {
+        image_bytes: size,
+        ..RunSpec::seed(strategy)
+    }
+}
+
+const LARGE: [usize; 2] = [SEED_SIZES[1], SEED_SIZES[2]];
+
+#[test]
+fn a_larger_tinygsm_buffer_saves_the_seed_image_but_no_naive_variant_survives_larger_ones() {
+    let mut rx1460 = RunSpec::seed(Strategy::Naive);
+    rx1460.read_block = Some(1460);
+    let r = scenario::run(&rx1460);
+    assert_eq!(r.strategy, "naive-rx1460");
+    assert_eq!((r.outcome, r.slot_matches), ("updated", true), "{r:?}");
+    for size in LARGE {
+        for read_block in [None, Some(1460)] {
+            let mut spec = sized(Strategy::Naive, size);
+            spec.read_block = read_block;
+            let r = scenario::run(&spec);
+            assert_eq!(r.outcome, "failed", "{size} B, read {read_block:?}: {r:?}");
+            assert_eq!(r.nat_drops, 1, "the NAT ended it: {r:?}");
+            assert!(r.bytes_written < size as u64, "{r:?}");
+        }
+    }
+}
+
+#[test]
+fn otactl_updates_every_size_by_chunking_without_a_drop() {
+    for size in SEED_SIZES {
+        let r = scenario::run(&sized(Strategy::Otactl, size));
+        assert_eq!((r.outcome, r.slot_matches), ("updated", true), "{size} B: {r:?}");
+        assert_eq!(r.nat_drops, 0, "{r:?}");
+        assert!(r.airtime_overhead <= 1.02, "only HTTP heads on top: {r:?}");
+        let chunks = r.chunks.expect("otactl rows count their Range requests");
+        if size > SEED_IMAGE_BYTES {
+            assert!(chunks > 1, "chunking must do the work at {size} B: {r:?}");
+        }
+    }
+}
+
+#[test]
+fn without_pacing_resume_still_finishes_but_pays_in_drops_and_airtime() {
+    for size in LARGE {
+        let paced = scenario::run(&sized(Strategy::Otactl, size));
+        let mut spec = sized(Strategy::Otactl, size);
+        spec.pacing = false;
+        let r = scenario::run(&spec);
+        assert_eq!(r.strategy, "otactl-no-pacing");
+        assert_eq!((r.outcome, r.slot_matches), ("updated", true), "{size} B: {r:?}");
+        assert!(r.nat_drops > 0, "open-ended requests outlive the mapping: {r:?}");
+        assert!(
+            r.airtime_overhead > paced.airtime_overhead,
+            "bytes thrown away with a dropped socket are fetched again: {r:?} vs {paced:?}"
+        );
+    }
 }

@@ -1,12 +1,17 @@
 //! The download loop: Range chunks into the slot, resumed after every failure.
 //!
 //! One pass per HTTP response: request the next chunk from the accepted offset, stream the
-//! body into the slot while the next UART read is already under way (page programs overlap
-//! the modem's reply; sector erases and journal writes too only when RTS/CTS can hold the
-//! modem back, see [`DownloadConfig::erase_while_receiving`]), measure the drain rate, and
-//! go again. A connection that dies, a NAT that forgot us, a
-//! 5xx, a modem that rebooted: each ends the pass, and the next pass resumes with
-//! `Range: bytes=<accepted>-`. A server that ignores Range is read from the start and the
+//! body into the slot block by block, measure the drain rate, and go again. The flash work
+//! of a block and the next UART read are joined, but on the chip the join runs them one
+//! after the other: esp-storage is synchronous, so the block's programs (and erases) finish
+//! before the next read command is sent. Every read takes the modem's whole reply, up to its
+//! final `OK`, so while the CPU is held only an unsolicited notice can arrive (a line of a
+//! few dozen bytes, which the UART's 128-byte receive FIFO holds; a reply arriving during a
+//! 45 ms erase would overflow it in 11 ms at 115200 baud). The bench's flash holds the
+//! device the same way.
+//!
+//! A connection that dies, a NAT that forgot us, a 5xx, a modem that rebooted: each ends
+//! the pass, and the next pass resumes with `Range: bytes=<accepted>-`. A server that ignores Range is read from the start and the
 //! bytes already written are skipped.
 
 use embassy_futures::join::join;
@@ -44,13 +49,16 @@ pub struct DownloadConfig {
     pub retries: u8,
     pub backoff_initial_us: u64,
     pub backoff_max_us: u64,
-    /// Overlap flash programs with the next UART read (two receive buffers).
+    /// Join a block's flash programs with the next UART read (two receive buffers). With
+    /// the chip's blocking flash driver the programs still run first; the join only pays off
+    /// with a flash that does not hold the CPU.
     pub overlap_flash: bool,
-    /// Whether a sector erase (and a journal write, which may erase) may run while the
-    /// modem's reply is arriving. On the chip an erase masks interrupts for ~45 ms while
-    /// the UART's 128-byte FIFO fills in 11 ms at 115200 baud: without RTS/CTS the reply
-    /// would be cut. So unless flow control is wired, erases happen between reads, when no
-    /// byte is on its way (the modem holds its data until asked).
+    /// Whether a sector erase (and a journal write, which may erase) may be joined with the
+    /// next read, as a flash that does not hold the CPU would allow when RTS/CTS can hold the
+    /// modem back. An erase masks interrupts for ~45 ms while the UART's 128-byte FIFO fills
+    /// in 11 ms at 115200 baud, so without flow control erases always come first, before the
+    /// read command leaves (the modem holds its data until asked). On the chip's blocking
+    /// driver both settings run the same order and take the same time.
     pub erase_while_receiving: bool,
 }
 
@@ -77,6 +85,7 @@ impl DownloadConfig {
                 safety_permille,
                 min_chunk: chunk_min,
                 max_chunk: chunk_max,
+                unpaced: false,
             },
             uart_bytes_per_sec: baud / 10,
             retries,
@@ -462,10 +471,11 @@ where
             http.read_body(fill).await
         } else if cfg.overlap_flash {
             if !cfg.erase_while_receiving {
-                // Erase now, while no modem byte is on its way; the programs that follow
-                // are short enough for the UART FIFO.
+                // Erase now, while no modem byte is on its way.
                 slot.erase_ahead(pending.len()).await?;
             }
+            // The flash work first: on the chip it completes within its first poll, before
+            // the read sends its command, so the modem never answers into a held CPU.
             let (written, read) = join(accept(slot, progress, &drain[pending.clone()]), http.read_body(fill)).await;
             written?;
             read

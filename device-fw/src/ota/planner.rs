@@ -20,6 +20,10 @@ pub struct ChunkPolicy {
     pub safety_permille: u32,
     pub min_chunk: u32,
     pub max_chunk: u32,
+    /// A control for the bench, off in every profile: ask for the whole rest of the image in
+    /// each request (resume alone, no NAT-paced chunks), so that a run shows what pacing
+    /// buys: the drops and the re-sent bytes it avoids.
+    pub unpaced: bool,
 }
 
 /// The learnt state.
@@ -49,6 +53,9 @@ impl ChunkPlanner {
 
     /// The size of the next request, given what remains of the image.
     pub fn next_chunk(&self, remaining: u64) -> u32 {
+        if self.policy.unpaced {
+            return remaining.min(u64::from(u32::MAX)) as u32;
+        }
         let budget_us = self.idle_limit_us * u64::from(self.policy.safety_permille) / 1000;
         let by_rate = u64::from(self.drain_bps) * budget_us / 1_000_000;
         let chunk = by_rate.clamp(u64::from(self.policy.min_chunk), u64::from(self.policy.max_chunk));
@@ -95,6 +102,7 @@ mod tests {
         safety_permille: 500,
         min_chunk: 4096,
         max_chunk: 512 * 1024,
+        unpaced: false,
     };
 
     #[test]
@@ -124,6 +132,13 @@ mod tests {
         assert_eq!(p.next_chunk(u64::MAX), 4096);
         let p = ChunkPlanner::new(SEED, 1_000_000);
         assert_eq!(p.next_chunk(u64::MAX), 512 * 1024);
+    }
+
+    #[test]
+    fn unpaced_asks_for_the_rest_whatever_the_timeout() {
+        let mut p = ChunkPlanner::new(ChunkPolicy { unpaced: true, ..SEED }, 10_000);
+        p.record_drop(2_000_000);
+        assert_eq!(p.next_chunk(1_900_544), 1_900_544);
     }
 
     #[test]

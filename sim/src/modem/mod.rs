@@ -39,6 +39,7 @@
 //! command is taken up, not while its characters arrive.
 
 mod at;
+mod registration;
 mod sim7080;
 mod sim7600;
 mod socket;
@@ -230,6 +231,9 @@ pub struct ModemEmuStats {
     pub resets: u64,
     /// Bytes that had arrived in a socket buffer and were thrown away unread.
     pub discarded_bytes: u64,
+    /// Registrations lost ([`ModemHandle::deregister`]) and regained.
+    pub deregistrations: u64,
+    pub reattaches: u64,
 }
 
 /// Controls a running emulator from the scenario.
@@ -308,6 +312,7 @@ pub fn spawn_modem(cfg: ModemEmulatorConfig, uart: UartEnd, net: Network) -> Mod
             booted: false,
             echo: true,
             cereg_mode: 0,
+            reg_stat: 1,
             cmee: 0,
             pdp: false,
             manual_rx: false,
@@ -358,6 +363,9 @@ struct Core {
     echo: bool,
     cmee: u8,
     cereg_mode: u8,
+    /// The `+CEREG` stat: 1 registered (home), 2 searching, 0 not searching. Radio state:
+    /// a reboot does not change it.
+    reg_stat: u8,
     /// SIM7600 `NETOPEN` / SIM7080 `CNACT=0,1`.
     pdp: bool,
     /// SIM7600 `AT+CIPRXGET=1`.
@@ -372,6 +380,11 @@ struct Core {
 }
 
 impl Core {
+    /// Registered on the network (home or roaming): the packet network can be opened.
+    fn registered(&self) -> bool {
+        matches!(self.reg_stat, 1 | 5)
+    }
+
     fn socket(&self, link: usize, id: u64) -> Option<&Socket> {
         self.links.get(link)?.as_ref().filter(|s| s.id == id)
     }
@@ -604,7 +617,13 @@ impl Session<'_> {
             ("+CGMM" | "+GMM", Form::Exec) => vec![line(cfg.dialect.model()), at::ok()],
             ("+CPIN", Form::Read) => vec![line("+CPIN: READY"), at::ok()],
             ("+CSQ", Form::Exec) => vec![line(&format!("+CSQ: {},99", cfg.rssi)), at::ok()],
-            ("+CEREG", Form::Read) => vec![line(&format!("+CEREG: {},1", self.sh.lock().cereg_mode)), at::ok()],
+            ("+CEREG", Form::Read) => {
+                let core = self.sh.lock();
+                vec![
+                    line(&format!("+CEREG: {},{}", core.cereg_mode, core.reg_stat)),
+                    at::ok(),
+                ]
+            }
             ("+CEREG", Form::Set(_)) => match cmd.num(0) {
                 Some(v @ 0..=1) => {
                     self.sh.lock().cereg_mode = v as u8;
@@ -612,9 +631,14 @@ impl Session<'_> {
                 }
                 _ => vec![at::error()],
             },
-            ("+CGREG", Form::Read) => vec![line("+CGREG: 0,1"), at::ok()],
-            ("+CREG", Form::Read) => vec![line("+CREG: 0,1"), at::ok()],
-            ("+CGATT", Form::Read) => vec![line("+CGATT: 1"), at::ok()],
+            ("+CGREG", Form::Read) => vec![line(&format!("+CGREG: 0,{}", self.sh.lock().reg_stat)), at::ok()],
+            ("+CREG", Form::Read) => vec![line(&format!("+CREG: 0,{}", self.sh.lock().reg_stat)), at::ok()],
+            ("+CGATT", Form::Read) => {
+                let attached = self.sh.lock().registered();
+                vec![line(&format!("+CGATT: {}", u8::from(attached))), at::ok()]
+            }
+            // Not registered: no operator, only the mode (3GPP TS 27.007 §7.3).
+            ("+COPS", Form::Read) if !self.sh.lock().registered() => vec![line("+COPS: 0"), at::ok()],
             ("+COPS", Form::Read) => vec![line(&format!("+COPS: 0,0,\"{}\",7", cfg.operator)), at::ok()],
             ("+CGDCONT", Form::Set(args)) if args.len() >= 3 && cmd.num(0).is_some() => {
                 self.sh.lock().apn = cmd.text(2).unwrap_or_default().to_string();

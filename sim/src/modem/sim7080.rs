@@ -22,7 +22,9 @@ pub(super) async fn execute(s: &mut Session<'_>, cmd: &Command) -> Result<bool, 
             let on = on == 1;
             let changed = {
                 let mut core = s.sh.lock();
-                let changed = core.pdp != on;
+                // Not registered: activation fails with a plain `ERROR` (not confirmed in a
+                // capture).
+                let changed = core.pdp != on && (!on || core.registered());
                 if changed {
                     core.pdp = on;
                     if !on {

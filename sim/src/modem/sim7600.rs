@@ -19,6 +19,17 @@ pub(super) async fn execute(s: &mut Session<'_>, cmd: &Command) -> Result<bool, 
             s.reply(vec![at::ok()]).await?;
             return Err(s.reboot());
         }
+        // Not registered: the command is taken, the attach then fails (`+NETOPEN: 1`, network
+        // failure in the SIM7600 error table; the form is not confirmed in a capture).
+        ("+NETOPEN", Form::Exec)
+            if {
+                let core = s.sh.lock();
+                !core.registered() && !core.pdp
+            } =>
+        {
+            s.reply(vec![at::ok()]).await?;
+            s.sh.urc("+NETOPEN: 1".into());
+        }
         ("+NETOPEN", Form::Exec) => {
             let opened = {
                 let mut core = s.sh.lock();

@@ -3,7 +3,10 @@
 //! esp-storage's ROM-backed driver is blocking (the CPU runs from that same flash, so it
 //! waits while a sector erases); the core is async. This adapter only changes the calling
 //! convention: every read, program and erase goes straight to esp-storage's `NorFlash`
-//! implementation, with its alignment rules and no buffering. Never esp-storage's `Storage`
+//! implementation, with its alignment rules and no buffering. Its futures complete in their
+//! first poll, so nothing else of the device runs during an operation (the UART's receive
+//! FIFO is not drained either): the bench's flash holds the device's CPU for each operation
+//! in the same way, and the engine counts on that order. Never esp-storage's `Storage`
 //! helper: that one reads, erases and rewrites a whole sector on every write, which would
 //! break the core's rule of one erase before the first program of a sector and cost an
 //! erase cycle per 256-byte page.
