@@ -12,6 +12,7 @@
 pub mod calibration;
 pub mod check_cost;
 pub mod chip_ram;
+pub mod cpu;
 pub mod device;
 pub mod flash;
 pub mod fleet;

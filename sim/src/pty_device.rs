@@ -488,6 +488,18 @@ async fn one_boot(
             net.observe(Arc::new(move |event: &NetEvent| log(&describe(event))));
         }
         let profile = &setup.profile;
+        // Not the chip's UART (`chip_uart`, the 128-byte FIFO, the flash holding the CPU):
+        // on tokio's real clock a task wakes at a 1 ms tick at the earliest, which at
+        // `--time-scale K` is K ms of device time, and 115200 baud brings 11.5 × K bytes in
+        // that time. Without RTS/CTS (every shipped profile) the FIFO overflows past K ≈ 11:
+        // thousands of bytes lost per 96 KiB update at K = 20, and still hundreds when a
+        // parked read's buffer counts as FIFO room, since every write, stall and wait
+        // between two reads costs a tick too; with RTS/CTS the modem would be held to 128
+        // bytes a tick. So this device receives into a 2 KiB flow-controlled ring and its
+        // flash does not stall the UART end: it loses no byte at any K and keeps the line
+        // rate, but modem bytes may arrive while flash work runs, where the chip's FIFO
+        // would overflow. The FIFO and the stall are checked in virtual time, where bench
+        // time is exact (`cargo test -p sim --test chip_model`).
         let (device_uart, modem_uart) = uart(profile.modem.baud, DEVICE_UART_RX_RING, 1024);
         spawn_modem(ModemEmulatorConfig::new(emulator_dialect(profile)), modem_uart, net);
 

@@ -25,6 +25,9 @@ use crate::origin::{OriginBehaviour, OriginHandle, spawn_origin};
 use crate::time::{self, BenchClock};
 use crate::uart::{UartEnd, chip_uart, retune};
 
+mod shipped;
+pub use shipped::{app_image, cpu_model_json};
+
 /// The origin's host name on the bench network.
 pub const ORIGIN_HOST: &str = "ota.example.com";
 pub const IMAGE_PATH: &str = "/fw/app.bin";
@@ -263,13 +266,8 @@ pub fn otactl_config(spec: &RunSpec) -> DownloadConfig {
     cfg
 }
 
-async fn run_in_runtime(spec: &RunSpec) -> RunResult {
-    time::use_virtual_time();
-    let image = image(spec.image_bytes, spec.image_seed);
-    let sha: [u8; 32] = Sha256::digest(&image).into();
-    let world = build_world(spec, &image);
-    let url = format!("http://{ORIGIN_HOST}{IMAGE_PATH}");
-
+/// The device's modem driver settings for `spec`.
+fn device_modem_config(spec: &RunSpec) -> ModemConfig {
     let mut modem_cfg = ModemConfig::new(device_dialect(spec.dialect), "m2m.example").expect("apn");
     if spec.strategy == Strategy::Naive {
         modem_cfg.read_block = 64;
@@ -279,6 +277,20 @@ async fn run_in_runtime(spec: &RunSpec) -> RunResult {
     }
     modem_cfg.baud = spec.baud;
     modem_cfg.fast_baud = spec.fast_baud;
+    modem_cfg
+}
+
+async fn run_in_runtime(spec: &RunSpec) -> RunResult {
+    time::use_virtual_time();
+    if shipped::applies(spec) {
+        return shipped::run(spec).await;
+    }
+    let image = image(spec.image_bytes, spec.image_seed);
+    let sha: [u8; 32] = Sha256::digest(&image).into();
+    let world = build_world(spec, &image);
+    let url = format!("http://{ORIGIN_HOST}{IMAGE_PATH}");
+
+    let modem_cfg = device_modem_config(spec);
     let uart_rx = world.device_uart.rx_control();
     let mut modem = Modem::new(world.device_uart, BenchClock, modem_cfg).with_uart_rate(retune);
     let bring_up = time::timeout(Duration::from_secs(120), modem.bring_up()).await;

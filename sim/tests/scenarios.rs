@@ -144,3 +144,24 @@ fn without_pacing_resume_still_finishes_but_pays_in_drops_and_airtime() {
         );
     }
 }
+
+#[test]
+fn otactl_rows_of_seed_cgnat_time_the_whole_shipped_path() {
+    let whole = scenario::run(&RunSpec::seed(Strategy::Otactl));
+    assert_eq!((whole.outcome, whole.slot_matches), ("updated", true), "{whole:?}");
+    // The same world on the engine's download alone: no manifest, journal, read-back,
+    // otadata or CPU time.
+    let download_only = scenario::run(&RunSpec {
+        scenario: "seed-cgnat-download-only".into(),
+        ..RunSpec::seed(Strategy::Otactl)
+    });
+    assert_eq!(download_only.outcome, "updated", "{download_only:?}");
+    assert!(
+        whole.virtual_s > download_only.virtual_s + 0.5,
+        "the manifest, journal, verification, activation and CPU time must show: {whole:?} vs {download_only:?}"
+    );
+    assert!(
+        whole.airtime_overhead > download_only.airtime_overhead,
+        "the manifest's bytes count in the airtime: {whole:?} vs {download_only:?}"
+    );
+}

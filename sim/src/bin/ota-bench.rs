@@ -334,6 +334,7 @@ fn seed_cgnat(args: &Args) -> bool {
             summary["data_path_ram_bytes"],
             summary["ram_target"].as_str().unwrap_or("?")
         );
+        println!("CPU model (otactl rows): {}", summary["cpu_model"]);
         for (goal, met) in summary["goals"].as_object().expect("goals") {
             println!("goal {goal}: {}", if met == true { "met" } else { "NOT met" });
         }
@@ -423,6 +424,9 @@ fn seed_summary(results: &[RunResult], sizes: &[usize], chip: &sim::chip_ram::Ch
         "static_ram_bytes": chip.static_bytes,
         "all_slots_match": paced_otactl.clone().all(|r| r.slot_matches),
         "goals": goals,
+        // What the otactl rows' CPU time is charged with, and where each figure comes from.
+        "cpu_model": scenario::cpu_model_json(),
+        "otactl_path": "the shipped update(): signed manifest fetch and check, journal, download, slot read-back, otadata",
     })
 }
 
