@@ -198,6 +198,11 @@ fn main() {
         );
     }
     if moto.is_none() {
+        // A benchmark run for CI must not print a table with its S3 row silently missing.
+        assert!(
+            !sim::required_tool::ci(),
+            "moto_server is not installed and CI is set (.ci/moto)"
+        );
         println!(
             "{:<22} SKIP: moto_server is not installed (.ci/moto)",
             "s3 (moto, loopback)"

@@ -68,7 +68,7 @@ pub enum ChannelError {
     )]
     NoPublicKeys { profile: String },
 
-    #[error("public key {path} of the profile: {source}")]
+    #[error("public key {path} of the profile")]
     #[diagnostic(
         code(otactl::channel::public_key),
         help("the profile's public_keys are relative to the profile file")

@@ -691,13 +691,7 @@ fn espflash_error(e: espflash::Error, flash: FlashSize) -> ImageError {
         },
         e => {
             let help = e.help().map(|h| h.to_string());
-            let mut reason = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                reason.push_str(": ");
-                reason.push_str(&s.to_string());
-                source = s.source();
-            }
+            let reason = crate::error_text::error_chain(&e);
             ImageError::Espflash { reason, help }
         }
     }

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bucket;
 mod channel;
 mod cli;
+mod error_text;
 mod flash;
 mod image;
 mod keys;

@@ -37,6 +37,7 @@ fn the_demo_updates_a_virtual_device_through_a_nat_drop_and_cleans_up() {
     assert!(summary["nat_drops"].as_u64().unwrap() >= 1, "{summary}");
     assert!(summary["resumes"].as_u64().unwrap() >= 1, "{summary}");
     assert!(summary["wall_s"].as_f64().unwrap() > 0.0);
+    assert!(summary.get("kept").is_none(), "{summary}");
 }
 
 #[test]
@@ -63,4 +64,30 @@ fn ctrl_c_stops_the_demo_and_leaves_nothing_behind() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
+#[test]
+fn demo_keep_json_names_the_directory_it_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_otactl"))
+        .args(["demo", "--json", "--keep"])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // One JSON line and nothing else on stdout: a script parses it whole.
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let kept = std::path::PathBuf::from(
+        summary["kept"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no `kept`: {summary}")),
+    );
+    assert_eq!(demo_dirs(tmp.path()), vec![kept.clone()]);
+    assert!(kept.join("bucket").is_dir(), "{} has no bucket", kept.display());
+    assert!(kept.join("keys/demo.pub").is_file());
 }

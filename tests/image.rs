@@ -364,10 +364,10 @@ fn esptool() -> Option<Command> {
 
 /// Runs `esptool image-info` on the image when esptool is installed (CI installs it with
 /// `.ci/esptool`), so the image is checked by Espressif's own reader too; on a machine
-/// without it the check is skipped, and says so.
+/// without it the check is skipped and says so, and fails when `CI` is set.
 fn esptool_accepts(chip: &str, image: &Path) {
     let Some(mut esptool) = esptool() else {
-        eprintln!("note: esptool is not installed; skipping the `esptool image-info` check (.ci/esptool installs it)");
+        sim::required_tool::missing("esptool image-info", "esptool", ".ci/esptool installs it");
         return;
     };
     let out = esptool

@@ -49,6 +49,8 @@ fn refused(out: &Output, exit: i32, needle: &str) {
     assert_eq!(j["ok"], false);
     let error = j["error"].as_str().unwrap_or_default();
     assert!(error.contains(needle), "error `{error}` should mention `{needle}`");
+    // Said once: an error that quotes its cause must not get the cause appended again.
+    assert_eq!(error.matches(needle).count(), 1, "`{needle}` repeated in `{error}`");
     assert_eq!(j["exit_code"], exit);
 }
 
@@ -321,6 +323,19 @@ fn key_problems_stop_before_the_bucket_is_touched() {
         2,
         "lists no [release] public_keys",
     );
+
+    // A public key the profile names but that is not there.
+    let missing_pub = "profiles/missing-pub.toml";
+    let text_missing = fs::read_to_string(p.path().join(&profile))
+        .unwrap()
+        .replace("../keys/otactl.pub", "../keys/gone.pub");
+    p.write(missing_pub, text_missing.as_bytes());
+    refused(
+        &p.release(missing_pub, &["--image", &file, "--bucket", "dist"]),
+        2,
+        "cannot read key file",
+    );
+    assert!(!p.path().join("dist").exists());
 }
 
 #[test]
@@ -592,7 +607,7 @@ fn a_terminal_gets_a_step_list_and_scripts_get_json() {
 
     // On a terminal (util-linux `script` gives it one): the step list and a summary.
     if std::process::Command::new("script").arg("--version").output().is_err() {
-        eprintln!("SKIP terminal output: util-linux `script` is not installed");
+        sim::required_tool::missing("terminal output", "util-linux `script`", "apt install util-linux");
         return;
     }
     let file = p.write("fw/next.bin", &image("1.1.0", b"y"));

@@ -2,8 +2,8 @@
 //! the S3 API, fetched through a presigned URL with a Range header, and raced.
 //!
 //! Every request goes to 127.0.0.1: the S3 client gets static keys, so object_store never
-//! falls back to a cloud metadata address. Without moto installed the tests print SKIP
-//! and pass (`.ci/moto` installs it; CI runs them).
+//! falls back to a cloud metadata address. Without moto installed the tests print SKIP, and
+//! fail when `CI` is set (`.ci/moto` installs it).
 
 mod support;
 

@@ -365,3 +365,97 @@ fn reports_can_go_elsewhere_or_nowhere() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// A throwaway CA and a certificate it issued for 127.0.0.1 and localhost, as PEM files in
+/// the project; returns the CA's PEM.
+fn tls_files(p: &Project) -> String {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    p.write("tls/server.pem", leaf.pem().as_bytes());
+    p.write("tls/server.key", leaf_key.serialize_pem().as_bytes());
+    ca.pem()
+}
+
+#[test]
+fn https_serves_the_same_bucket_with_ranges_and_reports() {
+    let (p, img) = published();
+    let ca = tls_files(&p);
+    let server = Server::start_with(
+        &p,
+        "dist",
+        &["--tls-cert", "tls/server.pem", "--tls-key", "tls/server.key"],
+        |_| {},
+    );
+    assert!(server.base.starts_with("https://"), "{}", server.base);
+    let trusting = Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let image_url = format!("{}/images/{}.bin", server.base, support::sha256_hex(&img));
+    let part = trusting.get(&image_url).header(RANGE, "bytes=4000-").send().unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.bytes().unwrap(), img[4000..]);
+    let manifest = trusting
+        .get(format!("{}/stable/manifest.json", server.base))
+        .send()
+        .unwrap();
+    let etag = manifest.headers()[ETAG].to_str().unwrap().to_owned();
+    let again = trusting
+        .get(format!("{}/stable/manifest.json", server.base))
+        .header(IF_NONE_MATCH, &etag)
+        .send()
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    // The report receiver is behind TLS too, and sees the client's address for its limits.
+    let confirmed = device_report("3fa2c01d9e7b4410", "1.0.0", Outcome::Confirmed, 1);
+    let (status, text) = post(&trusting, &server, body(&confirmed), "application/json");
+    assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+    assert!(reports::path(&p.path().join("dist"), &confirmed).is_file());
+
+    // A client without the CA refuses the server, and plain HTTP gets no answer.
+    let distrusting = Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap();
+    assert!(distrusting.get(&image_url).send().is_err());
+    let plain = server.base.replacen("https://", "http://", 1);
+    assert!(client().get(format!("{plain}/stable/manifest.json")).send().is_err());
+}
+
+#[test]
+fn a_bad_certificate_or_key_is_an_error_at_start() {
+    let (p, _) = published();
+    tls_files(&p);
+    let other = rcgen::KeyPair::generate().unwrap();
+    p.write("tls/other.key", other.serialize_pem().as_bytes());
+    p.write("tls/garbage.pem", b"not a certificate\n");
+    let serve = |cert: &str, key: &str| {
+        otactl(p.path())
+            .args(["serve", "--bucket", "dist", "--addr", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key])
+            .output()
+            .unwrap()
+    };
+    for (cert, key, needle) in [
+        ("tls/missing.pem", "tls/server.key", "--tls-cert tls/missing.pem: cannot read it"),
+        ("tls/garbage.pem", "tls/server.key", "--tls-cert tls/garbage.pem: holds no CERTIFICATE block"),
+        ("tls/server.pem", "tls/missing.key", "--tls-key tls/missing.key: cannot read it"),
+        ("tls/server.pem", "tls/other.key", "does not go with --tls-cert tls/server.pem"),
+    ] {
+        let out = serve(cert, key);
+        assert_eq!(code(&out), 2, "{}", text(&out));
+        assert!(text(&out).contains(needle), "{needle}: {}", text(&out));
+    }
+}

@@ -23,6 +23,7 @@ pub mod origin;
 pub mod pipe;
 pub mod pty;
 pub mod pty_device;
+pub mod required_tool;
 pub mod rom;
 pub mod rural;
 pub mod scenario;

@@ -52,7 +52,7 @@ impl Pty {
 pub enum LinkError {
     #[error("{} exists and is not a symlink; refusing to replace it", .0.display())]
     NotSymlink(PathBuf),
-    #[error("cannot create the port link {}: {source}", path.display())]
+    #[error("cannot create the port link {}", path.display())]
     Io { path: PathBuf, source: io::Error },
 }
 

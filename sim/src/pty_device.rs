@@ -162,7 +162,7 @@ pub enum PtyDeviceError {
     Link(#[from] LinkError),
     #[error("cannot open a pseudo-terminal: {0}")]
     Pty(io::Error),
-    #[error("flash file {}: {source}", path.display())]
+    #[error("flash file {}", path.display())]
     FlashFile { path: PathBuf, source: io::Error },
     #[error("the flash holds no usable partition table at {TABLE_OFFSET:#x}: {0}")]
     PartitionTable(String),

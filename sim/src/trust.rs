@@ -26,6 +26,9 @@ pub const NEW_VERSION: &str = "1.1.0";
 /// The bench's app images: small, so that a sweep over every flash operation stays quick.
 pub const OLD_PAYLOAD: usize = 40 * 1024;
 pub const NEW_PAYLOAD: usize = 60 * 1024;
+/// The power-cut sweep's new image: just past one 64 KiB flash block, so that the sweep cuts
+/// a block erase as well as sector erases and page programs.
+pub const SWEEP_PAYLOAD: usize = 68 * 1024;
 /// Boots after which a life that has not settled counts as not completed.
 const MAX_BOOTS: u32 = 16;
 
@@ -65,21 +68,24 @@ pub struct Life {
     /// Download restarts from a journaled offset.
     pub resumed_from_journal: u32,
     pub flash_ops: u64,
+    /// Of those, 64 KiB block erases.
+    pub block_erases: u64,
     pub virtual_s: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
-/// One life of the field device updating from [`OLD_VERSION`] to [`NEW_VERSION`], with the
-/// power cut during flash operation `cut_at` (counted from the first boot).
-pub fn life(cut_at: Option<u64>) -> Life {
-    on_paused_runtime(life_async(cut_at))
+/// One life of the field device updating from [`OLD_VERSION`] to [`NEW_VERSION`] (an image
+/// of `payload` bytes and its headers), with the power cut during flash operation `cut_at`
+/// (counted from the first boot).
+pub fn life(cut_at: Option<u64>, payload: usize) -> Life {
+    on_paused_runtime(life_async(cut_at, payload))
 }
 
-async fn life_async(cut_at: Option<u64>) -> Life {
+async fn life_async(cut_at: Option<u64>, payload: usize) -> Life {
     let setup = DeviceSetup::field();
     let old = app_image(CHIP_ESP32, OLD_VERSION, 0, OLD_PAYLOAD, 1);
-    let new = app_image(CHIP_ESP32, NEW_VERSION, 0, NEW_PAYLOAD, 2);
+    let new = app_image(CHIP_ESP32, NEW_VERSION, 0, payload, 2);
     let known = [Sha256::digest(&old).into(), Sha256::digest(&new).into()];
     let rel = release(new, NEW_VERSION);
     let mut flash = setup.factory_flash(&old);
@@ -95,6 +101,7 @@ async fn life_async(cut_at: Option<u64>) -> Life {
         completed: false,
         resumed_from_journal: 0,
         flash_ops: 0,
+        block_erases: 0,
         virtual_s: 0.0,
         error: None,
     };
@@ -146,6 +153,7 @@ async fn life_async(cut_at: Option<u64>) -> Life {
         }
     }
     life.flash_ops = flash.stats().ops;
+    life.block_erases = flash.stats().block_erases;
     life.virtual_s = (time::now() - start).as_secs_f64();
     life
 }
@@ -165,6 +173,8 @@ pub struct PowerCutSummary {
     pub image_bytes: usize,
     /// Flash operations (erases and programs) of an uncut update, first boot to confirm.
     pub flash_ops: u64,
+    /// Of those, 64 KiB block erases (each one of the cuts).
+    pub block_erases: u64,
     /// Operation indices swept: a cut at each of them in turn.
     pub cuts: u64,
     pub bricked: u64,
@@ -176,10 +186,11 @@ pub struct PowerCutSummary {
     pub wall_s: f64,
 }
 
-/// Sweeps a power cut over every flash operation of an update, on `jobs` threads.
-pub fn power_cut_sweep(jobs: usize, mut on_failure: impl FnMut(&Life)) -> (Life, PowerCutSummary) {
+/// Sweeps a power cut over every flash operation of an update to an image of `payload`
+/// bytes (plus headers), on `jobs` threads.
+pub fn power_cut_sweep(jobs: usize, payload: usize, mut on_failure: impl FnMut(&Life)) -> (Life, PowerCutSummary) {
     let wall = Instant::now();
-    let clean = life(None);
+    let clean = life(None, payload);
     let ops = clean.flash_ops;
     let next = std::sync::atomic::AtomicU64::new(0);
     let lives = std::sync::Mutex::new(Vec::with_capacity(ops as usize));
@@ -191,7 +202,7 @@ pub fn power_cut_sweep(jobs: usize, mut on_failure: impl FnMut(&Life)) -> (Life,
                     if op >= ops {
                         break;
                     }
-                    let l = life(Some(op));
+                    let l = life(Some(op), payload);
                     lives.lock().expect("results lock").push(l);
                 }
             });
@@ -201,8 +212,9 @@ pub fn power_cut_sweep(jobs: usize, mut on_failure: impl FnMut(&Life)) -> (Life,
     lives.sort_by_key(|l| l.cut_at);
     let mut summary = PowerCutSummary {
         scenario: "power-cut",
-        image_bytes: app_image(CHIP_ESP32, NEW_VERSION, 0, NEW_PAYLOAD, 2).len(),
+        image_bytes: app_image(CHIP_ESP32, NEW_VERSION, 0, payload, 2).len(),
         flash_ops: ops,
+        block_erases: clean.block_erases,
         cuts: lives.len() as u64,
         bricked: 0,
         wrong_image: 0,

@@ -29,6 +29,7 @@ fn flash() -> SimFlash {
         0x20000,
         FlashTiming {
             erase_sector: Duration::ZERO,
+            erase_block: Duration::ZERO,
             program_page: Duration::ZERO,
             read_sector: Duration::ZERO,
         },

@@ -9,7 +9,8 @@ use sim::device::{AppRun, BootView, DeviceSetup, Release, World, boot, release, 
 use sim::flash::SimFlash;
 use sim::time;
 use sim::trust::{
-    NEW_PAYLOAD, NEW_VERSION, OLD_PAYLOAD, OLD_VERSION, app_image, hostile_sweep, power_cut_sweep, rotated_release,
+    NEW_PAYLOAD, NEW_VERSION, OLD_PAYLOAD, OLD_VERSION, SWEEP_PAYLOAD, app_image, hostile_sweep, power_cut_sweep,
+    rotated_release,
 };
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -42,14 +43,18 @@ fn old_image() -> Vec<u8> {
 #[test]
 fn a_power_cut_at_any_flash_operation_never_bricks_and_the_update_completes() {
     let mut failures = Vec::new();
-    let (clean, summary) = power_cut_sweep(2, |life| failures.push(format!("{life:?}")));
+    let (clean, summary) = power_cut_sweep(2, SWEEP_PAYLOAD, |life| failures.push(format!("{life:?}")));
     assert!(clean.completed, "{clean:?}");
     assert!(failures.is_empty(), "{failures:#?}");
     assert_eq!(summary.cuts, clean.flash_ops);
     assert!(
         summary.cuts > 250,
-        "every erase and program of a 60 KiB update: {}",
+        "every erase and program of a 68 KiB update: {}",
         summary.cuts
+    );
+    assert!(
+        summary.block_erases >= 1,
+        "a block erase is among the cuts: {summary:?}"
     );
     assert_eq!((summary.bricked, summary.wrong_image), (0, 0));
     assert_eq!(summary.completed, summary.cuts);

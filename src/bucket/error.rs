@@ -2,6 +2,8 @@
 
 use miette::Diagnostic;
 
+pub(super) use crate::error_text::error_chain;
+
 /// Why a bucket could not be opened or used. None of these carries a credential.
 #[derive(Debug, thiserror::Error, Diagnostic)]
 #[non_exhaustive]
@@ -77,20 +79,4 @@ pub(super) fn access_error(op: &'static str, key: &str, url: &str, e: &object_st
         reason: error_chain(e),
         help,
     }
-}
-
-/// The error and its sources on one line: object_store's top-level messages alone often say
-/// just "Generic S3 error".
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = s.source();
-    }
-    text
 }

@@ -100,9 +100,13 @@ impl Progress for Quiet {
     fn upload_finished(&mut self) {}
 }
 
-fn fail(json: bool, message: String) -> ExitCode {
+fn fail(json: bool, message: String, kept: Option<&Path>) -> ExitCode {
     if json {
-        println!("{}", json!({ "outcome": "error", "error": message }));
+        let mut out = json!({ "outcome": "error", "error": message });
+        if let Some(kept) = kept {
+            out["kept"] = json!(kept.display().to_string());
+        }
+        println!("{out}");
     } else {
         eprintln!("demo failed: {message}");
     }
@@ -113,7 +117,9 @@ pub fn run(args: DemoArgs) -> ExitCode {
     let started = Instant::now();
     let dir = match tempfile::Builder::new().prefix("otactl-demo-").tempdir() {
         Ok(dir) => dir,
-        Err(e) => return fail(args.json, format!("cannot make a temporary directory: {e}")),
+        Err(e) => {
+            return fail(args.json, format!("cannot make a temporary directory: {e}"), None);
+        }
     };
     let children = Children::default();
     {
@@ -131,14 +137,16 @@ pub fn run(args: DemoArgs) -> ExitCode {
     }
     let result = demo(&args, dir.path(), &children, started);
     children.stop_all();
-    if args.keep {
-        let kept = dir.keep();
-        if !args.json {
-            println!("kept the demo's files in {}", kept.display());
-        }
+    // `--keep --json` names the directory in the one JSON line, where a script looks for it.
+    let kept = args.keep.then(|| dir.keep());
+    if let (Some(kept), false) = (&kept, args.json) {
+        println!("kept the demo's files in {}", kept.display());
     }
     match result {
-        Ok((outcome, summary)) => {
+        Ok((outcome, mut summary)) => {
+            if let Some(kept) = &kept {
+                summary["kept"] = json!(kept.display().to_string());
+            }
             if args.json {
                 println!("{summary}");
             } else {
@@ -159,7 +167,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
                 ExitCode::from(outcome.exit_code())
             }
         }
-        Err(message) => fail(args.json, message),
+        Err(message) => fail(args.json, message, kept.as_deref()),
     }
 }
 

@@ -41,14 +41,4 @@ pub struct ChannelArgs {
     pub endpoint: Option<String>,
 }
 
-/// The error and its causes on one line, as the JSON outputs carry it.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
+pub use crate::error_text::error_chain as chain;

@@ -108,7 +108,7 @@ pub fn run_cmd(args: RomArgs) -> Result<()> {
     stop_on_signals(stop.clone())
         .into_diagnostic()
         .wrap_err("cannot install the Ctrl-C handler")?;
-    let stats = run(&cfg, &stop).map_err(|e| miette!("{e}"))?;
+    let stats = run(&cfg, &stop).map_err(|e| miette!("{}", crate::error_text::error_chain(&e)))?;
     eprintln!(
         "sim rom: stopped after {} commands ({} failed), {} sectors erased, {} bytes programmed",
         stats.commands, stats.errors, stats.sectors_erased, stats.bytes_written

@@ -222,7 +222,7 @@ fn device(args: DeviceArgs) -> Result<()> {
     stop_on_signals(stop.clone())
         .into_diagnostic()
         .wrap_err("cannot install the Ctrl-C handler")?;
-    run(&cfg, &stop).map_err(|e| miette!("{e}"))?;
+    run(&cfg, &stop).map_err(|e| miette!("{}", crate::error_text::error_chain(&e)))?;
     eprintln!("sim device: stopped");
     Ok(())
 }

@@ -18,6 +18,7 @@ use reqwest::Url;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
+use crate::error_text::error_chain as chain;
 use crate::keys::{self, KeyError};
 
 /// No ESP flash is larger than 16 MiB, so neither is an app image; reading stops there.
@@ -239,21 +240,6 @@ impl std::fmt::Display for Location {
             Location::Url(url) => write!(f, "{url}"),
         }
     }
-}
-
-/// `e` and its sources on one line: the JSON `error` and the report carry the whole reason.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// Reads files and URLs with a cap, so a wrong path or a hostile server cannot make otactl

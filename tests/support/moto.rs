@@ -2,7 +2,7 @@
 //!
 //! moto (PyPI `moto[server]`) is an in-memory S3 that honours conditional writes
 //! (`If-Match`, `If-None-Match: *`), ranges and multipart uploads; it does not check
-//! signatures. `.ci/moto` installs it; where it is missing, the S3 tests say SKIP and pass.
+//! signatures. `.ci/moto` installs it; where it is missing, the S3 tests say SKIP, and fail when `CI` is set.
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -73,7 +73,7 @@ pub fn find() -> Option<PathBuf> {
 }
 
 /// Starts moto on a free loopback port, or says SKIP (naming `what`) and returns `None`
-/// when it is not installed.
+/// when it is not installed (a failure when `CI` is set).
 pub fn start(what: &str) -> Option<Moto> {
     start_with(what, &[])
 }
@@ -87,7 +87,7 @@ pub fn start_denying(what: &str, free: u32) -> Option<Moto> {
 
 fn start_with(what: &str, env: &[(&str, &str)]) -> Option<Moto> {
     let Some(program) = find() else {
-        eprintln!("SKIP {what}: moto_server is not installed (run .ci/moto; CI does)");
+        sim::required_tool::missing(what, "moto_server", ".ci/moto installs it");
         return None;
     };
     // One start at a time: two tests picking a port at once could be handed the same one,

@@ -41,11 +41,14 @@ impl Server {
             .unwrap();
         let base = first
             .split_whitespace()
-            .find(|w| w.starts_with("http://"))
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
             .unwrap_or_else(|| panic!("no URL in `{first}`"))
             .trim_end_matches('/')
             .to_owned();
-        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+        assert!(
+            base.starts_with("http://127.0.0.1:") || base.starts_with("https://127.0.0.1:"),
+            "{base}"
+        );
         Server { child, base }
     }
 

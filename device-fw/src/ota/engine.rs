@@ -248,6 +248,10 @@ where
     let url = Url::parse(target.url).map_err(DownloadError::BadUrl)?;
     let mut planner = ChunkPlanner::new(cfg.policy, cfg.uart_bytes_per_sec / 10 * 8);
     let mut total = target.size;
+    // Only the signed size may widen an erase: a server's Content-Length could be anything.
+    if let Some(size) = target.size {
+        slot.expect_image_len(size);
+    }
     let mut report = DownloadReport {
         bytes: 0,
         sha256: [0; 32],

@@ -3,14 +3,21 @@
 //! Bytes are staged in a fixed buffer and programmed a whole stage at a time, so every
 //! flash page is programmed exactly once between erases (programming a page twice is
 //! legal on most parts but wears it and is how torn writes hide). Each 4 KiB sector is
-//! erased just before the first program into it, never earlier (so an aborted download
-//! leaves the rest of the slot untouched) and never twice.
+//! erased just before the first program into it and never twice. Where the image is known
+//! to cover a whole aligned 64 KiB block, the block is erased at once as it is entered:
+//! esp-storage turns such a range into one block erase (SPI `0xD8`), which a W25Q32JV
+//! finishes in 150 ms typical against 16 × 45 ms sector by sector, and the chip's CPU waits
+//! for every erase. Nothing past the image's end is erased early, so an aborted download
+//! leaves the rest of the slot untouched.
 
 use embedded_storage_async::nor_flash::NorFlash;
 use sha2::{Digest, Sha256};
 
 /// Flash sector size of every ESP32 part: the erase unit.
 pub const SECTOR: u32 = 4096;
+
+/// The SPI NOR block that one erase command clears (esp-storage's `BLOCK_SIZE`).
+pub const ERASE_BLOCK: u32 = 65536;
 
 /// A partition window on the flash chip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +50,9 @@ pub struct SlotWriter<F, const STAGE: usize = 256> {
     programmed: u32,
     /// The slot is erased below this offset (relative, a multiple of `SECTOR`).
     erased_to: u32,
+    /// Where the image ends (relative), when known: whole blocks below it may be erased at
+    /// once. 0 while unknown, which keeps every erase to one sector.
+    image_end: u32,
 }
 
 impl<F: NorFlash, const STAGE: usize> SlotWriter<F, STAGE> {
@@ -66,7 +76,14 @@ impl<F: NorFlash, const STAGE: usize> SlotWriter<F, STAGE> {
             staged: 0,
             programmed,
             erased_to: programmed.div_ceil(SECTOR) * SECTOR,
+            image_end: 0,
         }
+    }
+
+    /// The image will be `len` bytes: lets the writer erase whole 64 KiB blocks that lie
+    /// inside it (one erase command instead of sixteen). Capped at the slot.
+    pub fn expect_image_len(&mut self, len: u64) {
+        self.image_end = len.min(u64::from(self.slot.size)) as u32;
     }
 
     /// Bytes accepted so far (programmed + staged): where the image continues.
@@ -120,10 +137,21 @@ impl<F: NorFlash, const STAGE: usize> SlotWriter<F, STAGE> {
             .div_ceil(STAGE as u64)
             .saturating_mul(STAGE as u64)
             .min(u64::from(self.slot.size)) as u32;
+        self.erase_to(end).await
+    }
+
+    /// Erases from `erased_to` until it reaches `end`: a whole block where one starts there
+    /// and the image covers it, else one sector at a time.
+    async fn erase_to(&mut self, end: u32) -> Result<(), SlotError<F::Error>> {
         while self.erased_to < end {
             let from = self.slot.offset + self.erased_to;
-            self.flash.erase(from, from + SECTOR).await.map_err(SlotError::Flash)?;
-            self.erased_to += SECTOR;
+            let step = if from.is_multiple_of(ERASE_BLOCK) && self.erased_to + ERASE_BLOCK <= self.image_end {
+                ERASE_BLOCK
+            } else {
+                SECTOR
+            };
+            self.flash.erase(from, from + step).await.map_err(SlotError::Flash)?;
+            self.erased_to += step;
         }
         Ok(())
     }
@@ -141,11 +169,7 @@ impl<F: NorFlash, const STAGE: usize> SlotWriter<F, STAGE> {
 
     async fn program_stage(&mut self) -> Result<(), SlotError<F::Error>> {
         let end = self.programmed + STAGE as u32;
-        while self.erased_to < end {
-            let from = self.slot.offset + self.erased_to;
-            self.flash.erase(from, from + SECTOR).await.map_err(SlotError::Flash)?;
-            self.erased_to += SECTOR;
-        }
+        self.erase_to(end).await?;
         self.flash
             .write(self.slot.offset + self.programmed, &self.stage)
             .await

@@ -58,6 +58,10 @@ struct Args {
     /// this target directory).
     #[arg(long)]
     firmware_elf: Option<std::path::PathBuf>,
+    /// Power-cut: the new image's payload in bytes (default 69,632: just past one 64 KiB
+    /// flash block). A larger one sweeps more operations, e.g. 1048576 for a 1 MiB image.
+    #[arg(long)]
+    payload_bytes: Option<usize>,
     /// First seed (random-faults); with --seeds 1 this replays one seed.
     #[arg(long, default_value_t = 0)]
     first_seed: u64,
@@ -208,7 +212,8 @@ fn power_cut(args: &Args) -> bool {
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let (clean, summary) = sim::trust::power_cut_sweep(jobs, |life| {
+    let payload = args.payload_bytes.unwrap_or(sim::trust::SWEEP_PAYLOAD);
+    let (clean, summary) = sim::trust::power_cut_sweep(jobs, payload, |life| {
         if args.json {
             println!("{}", serde_json::to_string(life).expect("life serialises"));
         } else {
@@ -219,8 +224,8 @@ fn power_cut(args: &Args) -> bool {
         println!("{}", serde_json::to_string(&summary).expect("summary serialises"));
     } else {
         println!(
-            "power-cut: {} B image, uncut update {} flash ops in {:.2} virtual s ({} boots)",
-            summary.image_bytes, clean.flash_ops, clean.virtual_s, clean.boots
+            "power-cut: {} B image, uncut update {} flash ops ({} block erases) in {:.2} virtual s ({} boots)",
+            summary.image_bytes, clean.flash_ops, clean.block_erases, clean.virtual_s, clean.boots
         );
         println!(
             "cuts {}  bricked {}  wrong_image {}  completed {}  resumed_from_journal {}  max_boots {}  ({:.2} s wall)",

@@ -28,6 +28,7 @@ const STALL: Duration = Duration::from_secs(1);
 /// sector (45 ms each), so a flasher's erase wait is that of the chip.
 pub const ROM_FLASH_TIMING: FlashTiming = FlashTiming {
     erase_sector: Duration::from_micros(150_000 / 16),
+    erase_block: Duration::from_millis(150),
     program_page: Duration::from_micros(400),
     read_sector: Duration::from_micros(100),
 };
@@ -35,6 +36,7 @@ pub const ROM_FLASH_TIMING: FlashTiming = FlashTiming {
 /// No time at all, for runs without pacing.
 pub const INSTANT_FLASH: FlashTiming = FlashTiming {
     erase_sector: Duration::ZERO,
+    erase_block: Duration::ZERO,
     program_page: Duration::ZERO,
     read_sector: Duration::ZERO,
 };

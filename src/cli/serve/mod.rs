@@ -1,7 +1,8 @@
-//! `otactl serve`: a file bucket over plain HTTP, so a bench device can update from a laptop.
+//! `otactl serve`: a file bucket over HTTP, or HTTPS with `--tls-cert`/`--tls-key`
+//! ([`tls`]), so a bench device can update from a laptop.
 //!
-//! Plain HTTP because devices fetch over the modem's AT sockets, which have no TLS; the
-//! signed manifest, not the transport, protects what they install. The files are served by
+//! The signed manifest, not the transport, protects what devices install; HTTPS is there
+//! for the fleets whose servers refuse port 80 and for testing the devices' TLS. The files are served by
 //! tower-http's `ServeDir` (Range, `If-Modified-Since`, content types); in front of it this
 //! module adds what a device or a CDN in front of this origin needs and `ServeDir` lacks:
 //! strong ETags with `If-None-Match` (and `If-Range`), `Cache-Control` (a manifest must be
@@ -36,6 +37,8 @@ use crate::bucket::{Bucket, Kind, Location};
 use crate::receiver::{self, Rates, Receiver};
 use crate::reports;
 
+mod tls;
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The file bucket to serve: file:///path, or a relative path.
@@ -65,6 +68,14 @@ pub struct ServeArgs {
     /// may come at once. Devices behind a carrier's NAT share one.
     #[arg(long, value_name = "N", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..))]
     reports_per_source: u32,
+
+    /// Serve HTTPS with this PEM certificate (chain, leaf first) instead of plain HTTP.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 
     /// Reports accepted per minute from all sources together.
     #[arg(long, value_name = "N", default_value_t = 1200, value_parser = clap::value_parser!(u32).range(1..))]
@@ -103,6 +114,15 @@ enum ServeError {
         )
     )]
     ReportsServed { path: String },
+
+    #[error(transparent)]
+    #[diagnostic(
+        code(otactl::serve::tls),
+        help(
+            "pass a PEM certificate (chain, leaf first) and its PEM private key; `openssl x509 -in FILE -noout -text` shows what a certificate holds"
+        )
+    )]
+    Tls(#[from] tls::TlsSetupError),
 
     #[error("the server stopped: {0}")]
     #[diagnostic(code(otactl::serve::io))]
@@ -164,6 +184,11 @@ fn serve(args: &ServeArgs) -> Result<(), ServeError> {
         };
         Some(Arc::new(Receiver::new(bucket, root.clone(), rates)))
     };
+    // Before binding: a bad certificate is an error at start, not at the first request.
+    let acceptor = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        _ => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -178,7 +203,8 @@ fn serve(args: &ServeArgs) -> Result<(), ServeError> {
             })?;
         let local = listener.local_addr().map_err(|e| ServeError::Io(e.to_string()))?;
         let stop = shutdown()?;
-        announce(&root, local, receiver.as_deref());
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        announce(&root, scheme, local, receiver.as_deref());
         let files = Router::new()
             .fallback_service(ServeDir::new(&root).append_index_html_on_directories(false))
             .layer(middleware::from_fn_with_state(Arc::new(root.clone()), guard));
@@ -189,17 +215,23 @@ fn serve(args: &ServeArgs) -> Result<(), ServeError> {
                 .fallback_service(files),
             None => files,
         };
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(stop)
-            .await
-            .map_err(|e| ServeError::Io(e.to_string()))
+        match acceptor {
+            Some(acceptor) => {
+                tls::serve(listener, acceptor, app, stop).await;
+                Ok(())
+            }
+            None => axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(stop)
+                .await
+                .map_err(|e| ServeError::Io(e.to_string())),
+        }
     })
 }
 
-/// The first stdout line is `serving <dir> on http://<addr>/`: scripts and tests read the
-/// bound address (port 0) from it.
-fn announce(root: &Path, local: SocketAddr, receiver: Option<&Receiver>) {
-    let base = format!("http://{local}/");
+/// The first stdout line is `serving <dir> on http://<addr>/` (or `https://`): scripts and
+/// tests read the bound address (port 0) from it.
+fn announce(root: &Path, scheme: &str, local: SocketAddr, receiver: Option<&Receiver>) {
+    let base = format!("{scheme}://{local}/");
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "serving {} on {base}", root.display());
     let mut channels: Vec<String> = std::fs::read_dir(root)
