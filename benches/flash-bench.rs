@@ -1,16 +1,18 @@
 //! How fast `otactl flash` writes a bench device next to Espressif's esptool, the tool it
-//! must not be slower than: both write the same regions (bootloader, partition table,
-//! otadata, a 1 MiB app in ota_0, the journal) compressed through the ROM loader
-//! (`otactl flash --no-stub`, `esptool --no-stub write-flash -z`), verified by MD5, at
-//! 921600 baud, each into a fresh `otactl sim rom --baud-pacing` (bytes take their 8N1
-//! time at the negotiated rate, erases and page programs take a W25Q32's time). Runs
-//! alternate between the tools, the order swapping every round; each time is the tool's
-//! whole process, start-up included. The ratio otactl ÷ esptool of the medians is the
-//! figure (goal ≤ 1.0).
+//! must not be slower than, in both modes side by side: through the flasher stub (each
+//! tool's default: the stub uploaded, then compressed 16 KiB blocks the stub writes while
+//! the next arrives) and through the ROM loader (`otactl flash --no-stub`, `esptool
+//! --no-stub write-flash -z`). All four write the same regions (bootloader, partition table,
+//! otadata, a 1 MiB app in ota_0, the journal), verified by MD5, at 921600 baud, each into a
+//! fresh `otactl sim rom --baud-pacing` (bytes take their 8N1 time at the current rate,
+//! erases and page programs take a W25Q32's time). Runs rotate through the four, the order
+//! shifting every round; each time is the tool's whole process, start-up included. The
+//! ratios otactl ÷ esptool of the medians, per mode, are the figures (goal ≤ 1.0).
 //!
 //! `cargo bench -p otactl --bench flash-bench [-- --rounds N] [-- --chip esp32] [-- --json]`
 //!
-//! Without esptool (`.ci/esptool` installs it) the esptool runs say SKIP.
+//! Without esptool (`.ci/esptool` installs it) the esptool runs say SKIP; with `CI` set the
+//! bench fails instead.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -57,6 +59,42 @@ fn firmware_like(len: usize) -> Vec<u8> {
 enum Tool {
     Otactl,
     Esptool,
+}
+
+/// One tool in one mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    tool: Tool,
+    stub: bool,
+}
+
+impl Run {
+    const ALL: [Run; 4] = [
+        Run {
+            tool: Tool::Otactl,
+            stub: true,
+        },
+        Run {
+            tool: Tool::Esptool,
+            stub: true,
+        },
+        Run {
+            tool: Tool::Otactl,
+            stub: false,
+        },
+        Run {
+            tool: Tool::Esptool,
+            stub: false,
+        },
+    ];
+
+    fn name(self) -> String {
+        format!(
+            "{}{}",
+            format!("{:?}", self.tool).to_lowercase(),
+            if self.stub { "" } else { " --no-stub" }
+        )
+    }
 }
 
 /// esptool as `.ci/esptool` leaves it: the script on PATH, else the package.
@@ -171,17 +209,18 @@ fn main() {
     let deflated = miniz_oxide::deflate::compress_to_vec_zlib(&image, 9).len() as f64 / image.len() as f64;
 
     let esptool = esptool();
+    if esptool.is_none() {
+        sim::required_tool::missing("flash-bench", "esptool", ".ci/esptool installs it");
+    }
     let mut regions: Vec<Region> = Vec::new();
-    let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut times: [Vec<f64>; 4] = Default::default();
     for round in 0..rounds {
-        let order = if round % 2 == 0 {
-            [Tool::Otactl, Tool::Esptool]
-        } else {
-            [Tool::Esptool, Tool::Otactl]
-        };
-        for tool in order {
-            let name = format!("{round}-{tool:?}");
-            let took = match tool {
+        for k in 0..Run::ALL.len() {
+            let i = (k + round) % Run::ALL.len();
+            let run_kind = Run::ALL[i];
+            let name = format!("{round}-{i}");
+            let mode: &[&str] = if run_kind.stub { &[] } else { &["--no-stub"] };
+            let took = match run_kind.tool {
                 Tool::Otactl => {
                     let rom = Emulator::start(dir, &name, chip);
                     let (took, stdout) = run(Command::new(env!("CARGO_BIN_EXE_otactl"))
@@ -195,7 +234,8 @@ fn main() {
                             "--baud",
                             BAUD,
                         ])
-                        .args(["--before", "no-reset", "--after", "no-reset", "--no-stub", "--json"])
+                        .args(["--before", "no-reset", "--after", "no-reset", "--json"])
+                        .args(mode)
                         .arg("--port")
                         .arg(&rom.link));
                     drop(rom);
@@ -209,13 +249,18 @@ fn main() {
                 }
                 Tool::Esptool => {
                     let Some(esptool) = &esptool else { continue };
+                    // The regions come from the first otactl run of the round order.
+                    if regions.is_empty() {
+                        continue;
+                    }
                     let rom = Emulator::start(dir, &name, chip);
                     let mut cmd = Command::new(&esptool[0]);
                     cmd.args(&esptool[1..])
                         .args([
                             "--chip", chip, "--baud", BAUD, "--before", "no-reset", "--after", "no-reset",
                         ])
-                        .args(["--no-stub", "--port"])
+                        .args(mode)
+                        .arg("--port")
                         .arg(&rom.link)
                         .args(["write-flash", "-z"]);
                     for r in &regions {
@@ -227,13 +272,12 @@ fn main() {
                     took
                 }
             };
-            let i = tool as usize;
             times[i].push(took.as_secs_f64());
             if !json {
                 println!(
-                    "round {}  {:<8} {:>7.2} s",
+                    "round {}  {:<18} {:>7.2} s",
                     round + 1,
-                    format!("{tool:?}").to_lowercase(),
+                    run_kind.name(),
                     took.as_secs_f64()
                 );
             }
@@ -241,8 +285,11 @@ fn main() {
     }
 
     let written: usize = regions.iter().map(|r| r.bytes.len()).sum();
-    let otactl = median(times[0].clone());
-    let esp = (!times[1].is_empty()).then(|| median(times[1].clone()));
+    let medians: Vec<Option<f64>> = times
+        .iter()
+        .map(|t| (!t.is_empty()).then(|| median(t.clone())))
+        .collect();
+    let ratio = |otactl: usize, esp: usize| medians[otactl].zip(medians[esp]).map(|(o, e)| o / e);
     if json {
         println!(
             "{}",
@@ -254,11 +301,20 @@ fn main() {
                 "bytes_written": written,
                 "regions": regions.iter().map(|r| &r.name).collect::<Vec<_>>(),
                 "rounds": rounds,
-                "otactl_s": times[0],
-                "esptool_s": times[1],
-                "otactl_median_s": otactl,
-                "esptool_median_s": esp,
-                "ratio": esp.map(|e| otactl / e),
+                "stub": {
+                    "otactl_s": times[0],
+                    "esptool_s": times[1],
+                    "otactl_median_s": medians[0],
+                    "esptool_median_s": medians[1],
+                    "ratio": ratio(0, 1),
+                },
+                "no_stub": {
+                    "otactl_s": times[2],
+                    "esptool_s": times[3],
+                    "otactl_median_s": medians[2],
+                    "esptool_median_s": medians[3],
+                    "ratio": ratio(2, 3),
+                },
             })
         );
         return;
@@ -271,12 +327,16 @@ fn main() {
         image.len(),
         deflated * 100.0
     );
-    match esp {
-        Some(e) => println!(
-            "median of {rounds}: otactl flash {otactl:.2} s, esptool write-flash {e:.2} s, ratio otactl / esptool {:.3} (goal <= 1.0)",
-            otactl / e
-        ),
-        None => println!("median of {rounds}: otactl flash {otactl:.2} s; esptool SKIP: not installed (.ci/esptool)"),
+    for (mode, o, e) in [("stub", 0, 1), ("--no-stub", 2, 3)] {
+        let otactl = medians[o].unwrap_or(f64::NAN);
+        match (medians[e], ratio(o, e)) {
+            (Some(esp), Some(r)) => println!(
+                "{mode:>9}, median of {rounds}: otactl flash {otactl:.2} s, esptool write-flash {esp:.2} s, ratio otactl / esptool {r:.3} (goal <= 1.0)"
+            ),
+            _ => println!(
+                "{mode:>9}, median of {rounds}: otactl flash {otactl:.2} s; esptool SKIP: not installed (.ci/esptool)"
+            ),
+        }
     }
 }
 

@@ -16,10 +16,13 @@ fn demo_dirs(tmp: &std::path::Path) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
-#[test]
-fn the_demo_updates_a_virtual_device_through_a_nat_drop_and_cleans_up() {
+/// Runs `otactl demo --json` with `more` arguments and TMPDIR at `tmp`, which must succeed;
+/// returns its one JSON line (a script parses stdout whole, so nothing else may be on it).
+fn demo_json(more: &[&str], tmp: &std::path::Path) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_otactl"))
         .args(["demo", "--json"])
+        .args(more)
+        .env("TMPDIR", tmp)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -28,7 +31,13 @@ fn the_demo_updates_a_virtual_device_through_a_nat_drop_and_cleans_up() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[test]
+fn the_demo_updates_a_virtual_device_through_a_nat_drop_and_cleans_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let summary = demo_json(&[], tmp.path());
     assert_eq!(summary["outcome"], "confirmed", "{summary}");
     assert_eq!(
         (summary["from"].as_str(), summary["to"].as_str()),
@@ -38,6 +47,7 @@ fn the_demo_updates_a_virtual_device_through_a_nat_drop_and_cleans_up() {
     assert!(summary["resumes"].as_u64().unwrap() >= 1, "{summary}");
     assert!(summary["wall_s"].as_f64().unwrap() > 0.0);
     assert!(summary.get("kept").is_none(), "{summary}");
+    assert!(demo_dirs(tmp.path()).is_empty(), "the demo's files were left behind");
 }
 
 #[test]
@@ -69,24 +79,11 @@ fn ctrl_c_stops_the_demo_and_leaves_nothing_behind() {
 #[test]
 fn demo_keep_json_names_the_directory_it_kept() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_otactl"))
-        .args(["demo", "--json", "--keep"])
-        .env("TMPDIR", tmp.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // One JSON line and nothing else on stdout: a script parses it whole.
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
-    let kept = std::path::PathBuf::from(
-        summary["kept"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no `kept`: {summary}")),
-    );
+    let summary = demo_json(&["--keep"], tmp.path());
+    let kept = summary["kept"]
+        .as_str()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| panic!("no `kept`: {summary}"));
     assert_eq!(demo_dirs(tmp.path()), vec![kept.clone()]);
     assert!(kept.join("bucket").is_dir(), "{} has no bucket", kept.display());
     assert!(kept.join("keys/demo.pub").is_file());

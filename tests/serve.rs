@@ -444,15 +444,41 @@ fn a_bad_certificate_or_key_is_an_error_at_start() {
     p.write("tls/garbage.pem", b"not a certificate\n");
     let serve = |cert: &str, key: &str| {
         otactl(p.path())
-            .args(["serve", "--bucket", "dist", "--addr", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key])
+            .args([
+                "serve",
+                "--bucket",
+                "dist",
+                "--addr",
+                "127.0.0.1:0",
+                "--tls-cert",
+                cert,
+                "--tls-key",
+                key,
+            ])
             .output()
             .unwrap()
     };
     for (cert, key, needle) in [
-        ("tls/missing.pem", "tls/server.key", "--tls-cert tls/missing.pem: cannot read it"),
-        ("tls/garbage.pem", "tls/server.key", "--tls-cert tls/garbage.pem: holds no CERTIFICATE block"),
-        ("tls/server.pem", "tls/missing.key", "--tls-key tls/missing.key: cannot read it"),
-        ("tls/server.pem", "tls/other.key", "does not go with --tls-cert tls/server.pem"),
+        (
+            "tls/missing.pem",
+            "tls/server.key",
+            "--tls-cert tls/missing.pem: cannot read it",
+        ),
+        (
+            "tls/garbage.pem",
+            "tls/server.key",
+            "--tls-cert tls/garbage.pem: holds no CERTIFICATE block",
+        ),
+        (
+            "tls/server.pem",
+            "tls/missing.key",
+            "--tls-key tls/missing.key: cannot read it",
+        ),
+        (
+            "tls/server.pem",
+            "tls/other.key",
+            "does not go with --tls-cert tls/server.pem",
+        ),
     ] {
         let out = serve(cert, key);
         assert_eq!(code(&out), 2, "{}", text(&out));

@@ -30,12 +30,69 @@ pub enum SocketError {
     /// The modem answered with something the driver did not expect.
     #[error("unexpected modem reply")]
     Protocol,
+    /// The TLS session could not be set up; trying again cannot help until the certificate,
+    /// the trust anchor or the URL changes.
+    #[error("TLS failed: {0}")]
+    Tls(TlsError),
+}
+
+/// Why a TLS session through the modem's own TLS stack failed.
+///
+/// The SIMCom SIM7600 reports every failed handshake with one code (15, "handshake
+/// error"): an unknown CA, a certificate for another host name and an expired certificate
+/// all look the same from here. The driver therefore keeps what the modem can tell apart,
+/// and no more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// The handshake failed (SIM7600 `+CCHOPEN: 0,15`): the server's certificate does not
+    /// chain to the trusted CA, names another host, has expired, or no common protocol
+    /// version or cipher suite was found.
+    #[error(
+        "TLS handshake failed: the server certificate is not signed by the CA the device trusts, \
+         is for another host name or has expired (the modem does not say which)"
+    )]
+    Handshake,
+    /// The modem has no CA certificate to check the server with (`+CCHOPEN: 0,19`), or the
+    /// device was built without one.
+    #[error("no CA certificate is set on the modem; configure the trust anchor")]
+    NoCaCert,
+    /// The modem refused the CA certificate download (`AT+CCERTDOWN`) or its TLS settings.
+    #[error("the modem refused the CA certificate or the TLS settings")]
+    Setup,
+    /// `https://` asked of a socket that has no TLS stack.
+    #[error("this modem dialect has no TLS client in this driver")]
+    Unsupported,
+}
+
+impl TlsError {
+    /// The short code the update path reports (console events, outcome reports).
+    pub fn code(self) -> &'static str {
+        match self {
+            TlsError::Handshake => "tls-handshake-failed",
+            TlsError::NoCaCert => "tls-no-ca-cert",
+            TlsError::Setup => "tls-setup-refused",
+            TlsError::Unsupported => "tls-unsupported",
+        }
+    }
 }
 
 /// One TCP connection through the modem.
 pub trait Socket {
     /// Opens a connection to `host:port`, closing any previous one first.
     async fn connect(&mut self, host: &str, port: u16) -> Result<(), SocketError>;
+    /// Opens a TLS connection to `host:port` (server certificate checked against the
+    /// trusted CA, `host` sent as SNI), closing any previous one first. Reads and writes
+    /// then carry plaintext. Sockets without a TLS stack keep this default.
+    async fn connect_tls(&mut self, host: &str, port: u16) -> Result<(), SocketError> {
+        let _ = (host, port);
+        Err(SocketError::Tls(TlsError::Unsupported))
+    }
+    /// Whether [`Socket::connect_tls`] can work, so that an `https://` URL (or a redirect to
+    /// one) fails at once with a clear error on a socket that cannot.
+    fn supports_tls(&self) -> bool {
+        false
+    }
     /// Sends all of `data`.
     async fn write_all(&mut self, data: &[u8]) -> Result<(), SocketError>;
     /// Reads at most `buf.len()` bytes, waiting up to the socket's read deadline for the
@@ -50,5 +107,14 @@ pub trait Socket {
     /// packet data attach). Stacks that cannot lose it need not override this.
     async fn recover(&mut self) -> Result<(), SocketError> {
         Ok(())
+    }
+    /// Spends `us` microseconds reading what the transport says unasked, and returns `true`;
+    /// the engine waits here between attempts. A modem's UART has only the chip's 128-byte
+    /// FIFO, which nothing but a pending read drains: a bare sleep lets the notices of a
+    /// 30-second backoff overflow it, and a restart notice among them goes unseen. A
+    /// transport with nothing to read returns `false` at once, and the caller sleeps.
+    async fn listen(&mut self, us: u64) -> bool {
+        let _ = us;
+        false
     }
 }

@@ -51,6 +51,9 @@ async fn cold_boot_bring_up_from_transcripts() {
         .out("\r\n+CPIN: READY\r\n")
         .cmd("AT+CPIN?", "\r\n+CPIN: READY\r\n\r\nOK\r\n")
         .cmd("AT+CEREG?", "\r\n+CEREG: 0,2\r\n\r\nOK\r\n")
+        // Not on LTE yet: 2G/3G are asked too.
+        .cmd("AT+CGREG?", "\r\n+CGREG: 0,2\r\n\r\nOK\r\n")
+        .cmd("AT+CREG?", "\r\n+CREG: 0,2\r\n\r\nOK\r\n")
         .cmd("AT+CEREG?", "\r\n+CEREG: 0,1\r\n\r\nOK\r\n")
         .cmd("AT+CSQ", "\r\n+CSQ: 31,99\r\n\r\nOK\r\n")
         .cmd("AT+COPS?", "\r\n+COPS: 0,0,\"Mint\",7\r\n\r\nOK\r\n")
@@ -79,7 +82,7 @@ async fn cold_boot_bring_up_from_transcripts() {
     assert_eq!(
         m.stats(),
         ModemStats {
-            commands: 16,
+            commands: 18,
             urcs: 6,
             garbage_bytes: 0,
             restarts_seen: 1,
@@ -571,7 +574,10 @@ async fn bring_up_errors() {
         .cmd("AT+CGMM", "\r\nSIMCOM_SIM7600G-H\r\n\r\nOK\r\n")
         .cmd("AT+CPIN?", "\r\n+CPIN: READY\r\n\r\nOK\r\n");
     for _ in 0..3 {
-        s = s.cmd("AT+CEREG?", "\r\n+CEREG: 0,2\r\n\r\nOK\r\n");
+        s = s
+            .cmd("AT+CEREG?", "\r\n+CEREG: 0,2\r\n\r\nOK\r\n")
+            .cmd("AT+CGREG?", "\r\n+CGREG: 0,2\r\n\r\nOK\r\n")
+            .cmd("AT+CREG?", "\r\n+CREG: 0,2\r\n\r\nOK\r\n");
     }
     let uart = s.build();
     let mut m = modem_with(&uart, D, |c| c.register_timeout_us = 2_000_000);

@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use device_fw::http::HttpClient;
 use device_fw::modem::{Dialect as DeviceDialect, Modem, ModemConfig};
+use device_fw::ota::schedule::{Hold, Schedule, ScheduleRecord, UpdatePolicy};
+use device_fw::ota::slot::hash_prefix;
 use device_fw::ota::{
-    DownloadConfig, DownloadMode, DownloadReport, EventSink, ImageTarget, OtaEvent, Slot, SlotWriter, download,
+    DownloadConfig, DownloadError, DownloadMode, DownloadReport, EventSink, ImageTarget, OtaEvent, Slot, SlotWriter,
+    download,
 };
 use device_fw::profile::Profile;
 use device_fw::socket::Socket;
@@ -22,6 +25,7 @@ use crate::flash::{FlashTiming, SimFlash};
 use crate::modem::{Dialect as EmuDialect, ModemEmulatorConfig, ModemHandle, spawn_modem};
 use crate::net::{NatConfig, NatExpiry, NetConfig, Network};
 use crate::origin::{OriginBehaviour, OriginHandle, spawn_origin};
+use crate::pipe::PipeControl;
 use crate::time::{self, BenchClock};
 use crate::uart::{UartEnd, chip_uart, retune};
 
@@ -159,11 +163,18 @@ pub struct RunResult {
     pub resumes: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<u32>,
+    /// Attempts the device app made (each after the schedule's backoff); 1 when the first
+    /// one finished.
+    pub attempts: u32,
     /// Transient faults injected during the run.
     pub faults: u64,
     /// Modem bytes that reached the chip's UART while its receive FIFO was full and were
-    /// lost (only possible without RTS/CTS). The engine must keep this at 0.
+    /// lost (only possible without RTS/CTS) while the engine was at work. It must keep this
+    /// at 0.
     pub uart_bytes_lost: u64,
+    /// The same while the app waited between attempts, when nothing reads the UART: the
+    /// modem's notices of that time, which the chip loses too, and harmlessly.
+    pub idle_uart_bytes_lost: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The slot holds exactly the image (checked against the bench's copy, not the device's
@@ -328,7 +339,7 @@ async fn run_in_runtime(spec: &RunSpec) -> RunResult {
         size: Some(image.len() as u64),
         sha256: Some(sha),
     };
-    let (outcome, written, error, report, ram) = match spec.strategy {
+    let end = match spec.strategy {
         Strategy::Naive => {
             let slot: SlotWriter<_, 4096> = SlotWriter::new(world.flash.clone(), SLOT);
             let cfg = DownloadConfig {
@@ -337,14 +348,14 @@ async fn run_in_runtime(spec: &RunSpec) -> RunResult {
                 ..otactl_config(spec)
             };
             let target = ImageTarget { size: None, ..target };
-            run_download(&mut http, slot, &cfg, &target, &mut events, spec.deadline).await
+            run_download(&mut http, slot, &cfg, &target, &mut events, spec.deadline, &uart_rx).await
         }
         Strategy::Otactl => {
             let slot: SlotWriter<_, 256> = SlotWriter::new(world.flash.clone(), SLOT);
             // The first drain-rate guess follows the rate bring-up settled on, as in the app.
             let mut cfg = otactl_config(spec);
             cfg.uart_bytes_per_sec = http.socket().baud() / 10;
-            run_download(&mut http, slot, &cfg, &target, &mut events, spec.deadline).await
+            run_download(&mut http, slot, &cfg, &target, &mut events, spec.deadline, &uart_rx).await
         }
     };
     let virtual_s = (time::now() - start).as_secs_f64();
@@ -352,20 +363,22 @@ async fn run_in_runtime(spec: &RunSpec) -> RunResult {
         f.abort();
     }
     RunResult {
-        outcome,
+        outcome: end.outcome,
         virtual_s,
-        bytes_written: written,
+        bytes_written: end.written,
         ratio: virtual_s / spec.uart_limit_s(),
         nat_drops: world.net.stats().nat_expiries,
         airtime_overhead: modem_received(&world.modem) as f64 / image.len() as f64,
         chunks: (spec.strategy == Strategy::Otactl).then(|| chunks.get()),
-        resumes: report.map_or(0, |r| r.resumes),
-        requests: report.map(|r| r.requests),
+        resumes: end.report.map_or(0, |r| r.resumes),
+        requests: end.report.map(|r| r.requests),
         faults: injected.load(Ordering::Relaxed),
-        uart_bytes_lost: uart_rx.bytes_lost(),
-        error,
+        uart_bytes_lost: uart_rx.bytes_lost() - end.idle_uart_bytes_lost,
+        idle_uart_bytes_lost: end.idle_uart_bytes_lost,
+        error: end.error,
         slot_matches: world.flash.snapshot(SLOT.offset as usize, image.len()) == image,
-        data_path_ram_bytes: ram,
+        data_path_ram_bytes: end.ram,
+        attempts: end.attempts,
         ..RunResult::new(spec)
     }
 }
@@ -403,9 +416,11 @@ impl RunResult {
             requests: None,
             faults: 0,
             uart_bytes_lost: 0,
+            idle_uart_bytes_lost: 0,
             error: None,
             slot_matches: false,
             data_path_ram_bytes: None,
+            attempts: 0,
             seed: match spec.faults {
                 Faults::Random { seed } => Some(seed),
                 Faults::None => None,
@@ -414,9 +429,25 @@ impl RunResult {
     }
 }
 
-type Finished = (&'static str, u64, Option<String>, Option<DownloadReport>, Option<usize>);
+/// How a download ended.
+struct Finished {
+    outcome: &'static str,
+    written: u64,
+    error: Option<String>,
+    report: Option<DownloadReport>,
+    ram: Option<usize>,
+    attempts: u32,
+    /// UART bytes lost while the app waited between attempts and nothing read the UART.
+    idle_uart_bytes_lost: u64,
+}
 
 /// Runs the engine to its end or the deadline; also measures the data path's RAM.
+///
+/// The ranged engine (otactl) runs as the device app runs it: an attempt that ran out of
+/// retries (the engine's own backoff, 12 tries without progress) is not the end, the app's
+/// [`Schedule`] with the profile defaults (15 min after a failure, doubling, 4 attempts a
+/// day) starts the next one, which resumes from what the slot holds programmed, as
+/// `update()` resumes from the journal. The result says how many attempts it took.
 async fn run_download<S: Socket, const STAGE: usize>(
     http: &mut HttpClient<S>,
     mut slot: SlotWriter<SimFlash, STAGE>,
@@ -424,24 +455,78 @@ async fn run_download<S: Socket, const STAGE: usize>(
     target: &ImageTarget<'_>,
     events: &mut impl EventSink,
     deadline: Duration,
+    uart: &PipeControl,
 ) -> Finished {
-    let mut no_journal = ();
-    let fut = download(
-        http,
-        &mut slot,
-        &BenchClock,
-        cfg,
-        target,
-        Sha256::new(),
-        events,
-        &mut no_journal,
-    );
-    let ram = data_path_ram_bytes(std::mem::size_of_val(&fut));
-    let ram = (cfg.mode == DownloadMode::Ranged).then_some(ram);
-    match time::timeout(deadline, fut).await {
-        Ok(Ok(report)) => ("updated", report.bytes, None, Some(report), ram),
-        Ok(Err(e)) => ("failed", slot.accepted(), Some(format!("{e:?}")), None, ram),
-        Err(_) => ("failed", slot.accepted(), Some("deadline passed".into()), None, ram),
+    let started = time::now();
+    let now_us = || time::now().as_micros() as u64;
+    let ranged = cfg.mode == DownloadMode::Ranged;
+    let mut schedule = Schedule::new(UpdatePolicy::default(), ScheduleRecord::default(), 0, now_us());
+    let mut end = Finished {
+        outcome: "failed",
+        written: 0,
+        error: None,
+        report: None,
+        ram: None,
+        attempts: 0,
+        idle_uart_bytes_lost: 0,
+    };
+    loop {
+        match schedule.may_attempt(now_us()) {
+            Ok(()) => {}
+            Err(Hold::Backoff { until_us, .. } | Hold::DailyLimit { until_us, .. }) => {
+                // Nothing reads the UART while the app waits: a notice the modem prints then
+                // overflows the FIFO, as on the chip, and the next bring-up resyncs.
+                let lost_before = uart.bytes_lost();
+                time::sleep(Duration::from_micros(until_us.saturating_sub(now_us()))).await;
+                end.idle_uart_bytes_lost += uart.bytes_lost() - lost_before;
+                continue;
+            }
+            Err(Hold::Deferred { .. }) => unreachable!("the bench's app never defers"),
+        }
+        let mut hasher = Sha256::new();
+        if end.attempts > 0 {
+            let (slot_window, programmed) = (slot.slot(), slot.programmed());
+            slot = SlotWriter::resume(slot.into_flash(), slot_window, programmed);
+            if let Err(e) = hash_prefix(slot.flash(), slot_window, u64::from(programmed), &mut hasher).await {
+                end.error = Some(format!("{e:?}"));
+                end.written = slot.accepted();
+                return end;
+            }
+        }
+        end.attempts += 1;
+        schedule.attempt_started(now_us());
+        let mut no_journal = ();
+        let fut = download(
+            http,
+            &mut slot,
+            &BenchClock,
+            cfg,
+            target,
+            hasher,
+            events,
+            &mut no_journal,
+        );
+        end.ram = end
+            .ram
+            .or(ranged.then(|| data_path_ram_bytes(std::mem::size_of_val(&fut))));
+        let left = deadline.saturating_sub(time::now() - started);
+        let error = match time::timeout(left, fut).await {
+            Ok(Ok(report)) => {
+                end.outcome = "updated";
+                end.written = report.bytes;
+                end.report = Some(report);
+                return end;
+            }
+            Ok(Err(DownloadError::RetriesExhausted { .. })) if ranged => {
+                schedule.attempt_failed(now_us());
+                continue;
+            }
+            Ok(Err(e)) => format!("{e:?}"),
+            Err(_) => "deadline passed".into(),
+        };
+        end.error = Some(error);
+        end.written = slot.accepted();
+        return end;
     }
 }
 

@@ -184,3 +184,32 @@ pub fn carecv_reply(data: &[u8]) -> Vec<u8> {
     r.extend_from_slice(b"\r\n\r\nOK\r\n");
     r
 }
+
+/// The device's UART as the driver sees it, handing out at most `max_read` bytes per read:
+/// 1 makes every byte boundary a split, as a UART FIFO drained byte by byte does.
+#[derive(Debug)]
+pub struct ChunkedUart {
+    pub uart: UartEnd,
+    pub max_read: usize,
+}
+
+impl embedded_io_async::ErrorType for ChunkedUart {
+    type Error = sim::uart::UartError;
+}
+
+impl embedded_io_async::Read for ChunkedUart {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        let n = buf.len().min(self.max_read);
+        embedded_io_async::Read::read(&mut self.uart, &mut buf[..n]).await
+    }
+}
+
+impl embedded_io_async::Write for ChunkedUart {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        embedded_io_async::Write::write(&mut self.uart, buf).await
+    }
+
+    async fn flush(&mut self) -> Result<(), Self::Error> {
+        embedded_io_async::Write::flush(&mut self.uart).await
+    }
+}

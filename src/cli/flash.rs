@@ -61,8 +61,8 @@ pub struct FlashArgs {
     #[arg(long)]
     no_verify: bool,
 
-    /// Write through the chip's ROM loader instead of espflash's RAM stub (needed for
-    /// `otactl sim rom`, which runs no code).
+    /// Write through the chip's ROM loader instead of espflash's RAM stub (compressed by
+    /// otactl, as `esptool --no-stub write-flash -z`).
     #[arg(long)]
     no_stub: bool,
 
@@ -416,7 +416,7 @@ fn check_lines(args: &FlashArgs, port: &str, opened: &port::Opened) -> Result<()
     };
     let help = if opened.pty {
         format!(
-            "{port} is a pseudo-terminal: the ROM emulator (`otactl sim rom`) is always in download mode and runs no flasher stub, so pass --before no-reset --after no-reset --no-stub"
+            "{port} is a pseudo-terminal: the ROM emulator (`otactl sim rom`) is always in download mode, so pass --before no-reset --after no-reset (with or without --no-stub)"
         )
     } else {
         "put the chip into download mode by hand (hold BOOT, press and release RESET, release BOOT) and pass --before no-reset --after no-reset; press RESET afterwards to start the app".to_owned()
@@ -433,7 +433,7 @@ fn connect_error(e: &espflash::Error, args: &FlashArgs, port: &str, pty: bool) -
     let text = chain(e);
     let lower = text.to_ascii_lowercase();
     let emulator = if pty {
-        " For `otactl sim rom`, check that it is running on this link (its log says `ROM loader on …`) and pass --before no-reset --after no-reset --no-stub."
+        " For `otactl sim rom`, check that it is running on this link (its log says `ROM loader on …`) and pass --before no-reset --after no-reset."
     } else {
         ""
     };

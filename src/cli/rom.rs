@@ -95,7 +95,8 @@ pub fn run_cmd(args: RomArgs) -> Result<()> {
     };
     eprintln!(
         "sim rom: always in download mode (a pseudo-terminal has no DTR/RTS to reset it); use \
-         esptool with --before no-reset --after no-reset --no-stub"
+         esptool with --before no-reset --after no-reset (the flasher stub is answered as such, \
+         or pass --no-stub for the ROM's own commands)"
     );
     let cfg = RomPtyConfig {
         link: args.link,

@@ -26,8 +26,9 @@ pub enum SimCommand {
     ///
     /// It speaks the ROM's SLIP protocol in front of an emulated NOR flash, optionally kept
     /// in a file the virtual device boots from. A pseudo-terminal cannot reset the chip, so
-    /// it is always in download mode; it runs no flasher stub. esptool works against it with
-    /// `--before no-reset --after no-reset --no-stub`. Stop it with Ctrl-C.
+    /// it is always in download mode. Once a flasher stub is uploaded it answers as the stub
+    /// (without running it). esptool works against it with `--before no-reset --after
+    /// no-reset`, with or without `--no-stub`. Stop it with Ctrl-C.
     Rom(super::rom::RomArgs),
 }
 

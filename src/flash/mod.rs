@@ -156,7 +156,7 @@ pub enum FlashError {
     #[diagnostic(
         code(otactl::flash::stub),
         help(
-            "the ROM loader answered, then went quiet: the flasher stub espflash uploads to RAM did not start. `otactl sim rom` runs no code: pass --no-stub (otactl then writes through the ROM loader, compressed). On a board, retry; if it persists, --no-stub works on every chip"
+            "the ROM loader answered, then went quiet: the flasher stub espflash uploads to RAM did not send its greeting. Retry (a reset or a noisy line during the upload does this); if it persists, pass --no-stub: otactl then writes through the ROM loader, compressed, on every chip. `otactl sim rom` answers as the stub once it is uploaded, so there this means the emulator's log says why it did not start"
         )
     )]
     StubNotStarted { port: String },
@@ -223,21 +223,7 @@ impl FlashError {
     }
 }
 
-/// The whole chain of an error's messages, for errors whose outer message says little
-/// ("Error while connecting to device").
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
-}
+pub use crate::error_text::error_chain as chain;
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

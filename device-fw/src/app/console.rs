@@ -56,9 +56,10 @@ pub(crate) fn state_name(state: OtaState) -> &'static str {
 }
 
 /// The console: command lines in, event lines out, through fixed buffers.
-pub(crate) struct Console<'c, Con> {
+#[derive(Debug)]
+pub struct Console<'c, Con> {
     io: &'c mut Con,
-    pub(crate) line: [u8; MAX_COMMAND_LINE + 2],
+    pub line: [u8; MAX_COMMAND_LINE + 2],
     len: usize,
     /// Bytes read past the end of the last line.
     pending: [u8; 64],
@@ -70,14 +71,15 @@ pub(crate) struct Console<'c, Con> {
 }
 
 /// What the console read.
-pub(crate) enum Input {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
     Line(usize),
     TooLong,
     Closed,
 }
 
 impl<'c, Con: Read + Write> Console<'c, Con> {
-    pub(crate) fn new(io: &'c mut Con) -> Self {
+    pub fn new(io: &'c mut Con) -> Self {
         Console {
             io,
             line: [0; MAX_COMMAND_LINE + 2],
@@ -107,7 +109,7 @@ impl<'c, Con: Read + Write> Console<'c, Con> {
     }
 
     /// Reads up to the next line ending.
-    pub(crate) async fn read_line(&mut self) -> Input {
+    pub async fn read_line(&mut self) -> Input {
         loop {
             while self.pending_at < self.pending_len {
                 let b = self.pending[self.pending_at];

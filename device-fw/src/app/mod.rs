@@ -18,7 +18,11 @@ use embassy_futures::select::{Either, select};
 use embedded_io_async::{Read, Write};
 use embedded_storage_async::nor_flash::NorFlash;
 
-use self::console::{Console, Input, MESSAGE_LEN, Sink, slot_name, state_name, text};
+/// The console's line reader, for the fuzz harness (`fuzz/`), which feeds it any bytes a
+/// cable or a person can send; not an API.
+#[doc(hidden)]
+pub use self::console::{Console, Input};
+use self::console::{MESSAGE_LEN, Sink, slot_name, state_name, text};
 use crate::clock::Clock;
 use crate::esp::boot::mark_valid;
 use crate::esp::chip::Chip;

@@ -22,10 +22,11 @@ pub enum HttpError {
     /// The URL (or a redirect target) does not fit the client's fixed URL buffer.
     #[error("URL longer than {MAX_URL_LEN} bytes; use a shorter object path")]
     UrlTooLong,
-    /// Only `http://` is spoken here: this client has no TLS.
+    /// A scheme other than `http://` and `https://`, or `https://` over a socket without a
+    /// TLS stack.
     #[error(
-        "only http:// URLs are supported (this client has no TLS); serve the bucket over \
-         http or put a TLS-terminating proxy in front of it"
+        "only http:// URLs, and https:// through a modem whose TLS client the driver uses \
+         (SIM7600 with a CA certificate configured), are supported"
     )]
     UnsupportedScheme,
     /// The caller asked for `Range: bytes=start-end` with `end < start`.
@@ -111,11 +112,12 @@ impl From<SocketError> for HttpError {
 impl HttpError {
     /// Whether backing off and trying again (from the last written offset) can succeed.
     ///
-    /// Retryable: every socket failure, 5xx, a truncated body, and the two 4xx that mean
+    /// Retryable: every socket failure but a TLS one (a certificate does not fix itself), 5xx, a truncated body, and the two 4xx that mean
     /// "later" (408 Request Timeout, 429 Too Many Requests). Everything else is a property
     /// of the URL or of the origin's configuration and will fail the same way again.
     pub fn is_retryable(&self) -> bool {
         match self {
+            HttpError::Socket(SocketError::Tls(_)) => false,
             HttpError::Socket(_) | HttpError::ServerError(_) | HttpError::TruncatedBody { .. } => true,
             HttpError::ClientError(code) => matches!(code, 408 | 429),
             _ => false,

@@ -43,7 +43,9 @@
 //!
 //! # Not here
 //!
-//! TLS (`https://` is [`HttpError::UnsupportedScheme`]), chunked bodies in either
+//! TLS of its own: `https://` goes through the socket's TLS stack
+//! ([`Socket::connect_tls`], the modem's), and is [`HttpError::UnsupportedScheme`] on a
+//! socket without one. Chunked bodies in either
 //! direction ([`HttpError::UnsupportedTransferEncoding`]), pipelining, a cache (the client
 //! keeps a 200's validators, never its body: the caller keeps what it judged), redirects of
 //! a POST ([`HttpError::RedirectNotFollowed`]), `Expect: 100-continue` (a report is smaller
@@ -64,7 +66,7 @@ use self::head::{RangeField, RawHead};
 use self::request::{Request, write_request};
 use self::response::check_success;
 use self::url::UrlBuf;
-pub use self::url::{Url, resolve_reference};
+pub use self::url::{Target, Url, resolve_reference};
 pub use self::validators::{MAX_DATE_LEN, MAX_ETAG_LEN, VALIDATORS_RAM, Validators};
 use crate::socket::{Socket, SocketError};
 
@@ -215,7 +217,7 @@ impl<S> HttpClient<S> {
     }
 
     /// The URL the last response came from (after redirects), in normal form
-    /// `http://host[:port]/path`; `None` before the first request.
+    /// `http[s]://host[:port]/path`; `None` before the first request.
     pub fn effective_url(&self) -> Option<&str> {
         (!self.url.is_empty()).then_some(self.url.as_str())
     }
@@ -251,13 +253,18 @@ impl<S: Socket> HttpClient<S> {
     /// A 206 always starts at the asked start (else [`HttpError::UnexpectedContentRange`]);
     /// a 200 to a range request is returned as is. Other statuses are errors (a 304 too:
     /// this request names no version): see [`HttpError`] and [`HttpError::is_retryable`].
-    pub async fn get(&mut self, url: &Url<'_>, range: Option<(u64, Option<u64>)>) -> Result<ResponseHead, HttpError> {
+    pub async fn get<'u>(
+        &mut self,
+        url: impl Into<Target<'u>>,
+        range: Option<(u64, Option<u64>)>,
+    ) -> Result<ResponseHead, HttpError> {
+        let url = url.into();
         if let Some((start, Some(end))) = range
             && end < start
         {
             return Err(HttpError::InvalidRange);
         }
-        match self.fetch(url, range, None).await? {
+        match self.fetch(&url, range, None).await? {
             Fetched::Changed(head) => Ok(head),
             // Only a conditional request takes a 304 for an answer.
             Fetched::NotModified => Err(HttpError::UnexpectedStatus(304)),
@@ -273,8 +280,13 @@ impl<S: Socket> HttpClient<S> {
     /// [`HttpClient::validators`] for the next check. Redirects, connection reuse, the
     /// stale-connection retry and the errors are those of [`HttpClient::get`]; the
     /// condition goes along to every redirect target.
-    pub async fn get_if_changed(&mut self, url: &Url<'_>, known: &Validators) -> Result<Fetched, HttpError> {
-        self.fetch(url, None, (!known.is_empty()).then_some(known)).await
+    pub async fn get_if_changed<'u>(
+        &mut self,
+        url: impl Into<Target<'u>>,
+        known: &Validators,
+    ) -> Result<Fetched, HttpError> {
+        self.fetch(&url.into(), None, (!known.is_empty()).then_some(known))
+            .await
     }
 
     /// POSTs `body` with `Content-Type: content_type` and its `Content-Length`, and
@@ -294,14 +306,20 @@ impl<S: Socket> HttpClient<S> {
     /// (a successful write only means the modem took them). So a POST can arrive twice:
     /// use it for requests whose receiver de-duplicates them, as the outcome reports'
     /// receiver does by device and attempt.
-    pub async fn post(&mut self, url: &Url<'_>, content_type: &str, body: &[u8]) -> Result<u16, HttpError> {
+    pub async fn post<'u>(
+        &mut self,
+        url: impl Into<Target<'u>>,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<u16, HttpError> {
+        let url = url.into();
         if content_type.is_empty()
             || content_type.len() > MAX_CONTENT_TYPE_LEN
             || !content_type.bytes().all(|b| (0x20..=0x7e).contains(&b))
         {
             return Err(HttpError::BadContentType);
         }
-        let reuse = self.begin(url).await?;
+        let reuse = self.begin(&url).await?;
         let request = Request::Post { content_type, body };
         let head = match self.exchange(reuse, &request).await {
             Ok(head) => head,
@@ -323,7 +341,11 @@ impl<S: Socket> HttpClient<S> {
 
     /// Makes `url` the current one; returns whether the open connection can carry it (else
     /// it is closed).
-    async fn begin(&mut self, url: &Url<'_>) -> Result<bool, HttpError> {
+    async fn begin(&mut self, url: &Target<'_>) -> Result<bool, HttpError> {
+        if url.tls && !self.socket.supports_tls() {
+            self.close_socket().await;
+            return Err(HttpError::UnsupportedScheme);
+        }
         let reuse = self.can_reuse_for(url);
         if !reuse && self.connected {
             self.close_socket().await;
@@ -339,7 +361,7 @@ impl<S: Socket> HttpClient<S> {
     /// A GET, following redirects; a 304 counts as an answer only when `known` is given.
     async fn fetch(
         &mut self,
-        url: &Url<'_>,
+        url: &Target<'_>,
         range: Option<(u64, Option<u64>)>,
         known: Option<&Validators>,
     ) -> Result<Fetched, HttpError> {
@@ -365,6 +387,10 @@ impl<S: Socket> HttpClient<S> {
                     Some(_) if redirects == MAX_REDIRECTS => {
                         self.close_socket().await;
                         return Err(HttpError::TooManyRedirects);
+                    }
+                    Some(_) if !self.socket.supports_tls() && self.url.starts_with("https:") => {
+                        self.close_socket().await;
+                        return Err(HttpError::UnsupportedScheme);
                     }
                     Some(same_origin) => {
                         redirects += 1;
@@ -450,12 +476,12 @@ impl<S: Socket> HttpClient<S> {
     }
 
     /// Whether the open connection can carry a request for `url`.
-    fn can_reuse_for(&self, url: &Url<'_>) -> bool {
+    fn can_reuse_for(&self, url: &Target<'_>) -> bool {
         self.connected
             && self.idle
             && !self.body.active
             && self.socket.is_connected()
-            && Url::parse(self.url.as_str()).is_ok_and(|current| current.same_origin(url))
+            && Target::parse(self.url.as_str()).is_ok_and(|current| current.same_origin(url))
     }
 
     async fn close_socket(&mut self) {
@@ -482,8 +508,12 @@ impl<S: Socket> HttpClient<S> {
             }
         }
         self.close_socket().await;
-        let target = Url::parse(self.url.as_str())?;
-        self.socket.connect(target.host, target.port).await?;
+        let target = Target::parse(self.url.as_str())?;
+        if target.tls {
+            self.socket.connect_tls(target.url.host, target.url.port).await?;
+        } else {
+            self.socket.connect(target.url.host, target.url.port).await?;
+        }
         self.connected = true;
         self.send_and_read_head(request).await.map_err(|a| a.error)
     }
@@ -492,7 +522,7 @@ impl<S: Socket> HttpClient<S> {
         self.idle = false;
         self.start = 0;
         self.end = 0;
-        let target = Url::parse(self.url.as_str())?;
+        let target = Target::parse(self.url.as_str())?;
         let (len, body_left) = write_request(&mut self.buf, &target, *request)?;
         let write_failed = |e| Attempt {
             error: HttpError::Socket(e),

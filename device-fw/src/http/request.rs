@@ -5,7 +5,7 @@
 
 use core::fmt::{self, Write as _};
 
-use super::{HttpError, USER_AGENT, Url, Validators};
+use super::{HttpError, Target, USER_AGENT, Validators};
 
 /// The request to send for the current URL.
 #[derive(Debug, Clone, Copy)]
@@ -31,14 +31,15 @@ impl Request<'_> {
 /// that did not fit after the head (to be sent from the caller's slice).
 pub(super) fn write_request<'b>(
     buf: &mut [u8],
-    url: &Url<'_>,
+    target: &Target<'_>,
     request: Request<'b>,
 ) -> Result<(usize, &'b [u8]), HttpError> {
     let mut w = SliceWriter { buf, len: 0 };
     let method = if request.is_get() { "GET" } else { "POST" };
+    let url = &target.url;
     let written = (|| -> fmt::Result {
         write!(w, "{method} {} HTTP/1.1\r\nHost: {}", url.path, url.host)?;
-        if url.port != 80 {
+        if url.port != if target.tls { 443 } else { 80 } {
             write!(w, ":{}", url.port)?;
         }
         w.write_str("\r\n")?;

@@ -1,5 +1,8 @@
-//! `http://host[:port]/path` URLs: parsing, normalising into a fixed buffer, and resolving
-//! a redirect's `Location` against the current URL.
+//! `http://` and `https://host[:port]/path` URLs: parsing, normalising into a fixed buffer,
+//! and resolving a redirect's `Location` against the current URL.
+//!
+//! [`Url`] is the plain-HTTP triple older callers build and compare; [`Target`] adds the
+//! scheme, so that one client can follow a redirect from one to the other.
 
 use core::fmt::{self, Write as _};
 
@@ -27,24 +30,18 @@ pub struct Url<'a> {
 impl<'a> Url<'a> {
     /// Parses `http://host[:port][/path][?query][#fragment]`.
     ///
-    /// `https://` (and any other scheme) is [`HttpError::UnsupportedScheme`]; everything
-    /// else that is not a usable URL is [`HttpError::BadUrl`] with the reason.
+    /// `https://` (and any other scheme) is [`HttpError::UnsupportedScheme`] here: a
+    /// `Url` names a plain connection. [`Target::parse`] takes both.
     pub fn parse(text: &'a str) -> Result<Self, HttpError> {
-        let Some(sep) = text.find("://") else {
-            return Err(HttpError::BadUrl("missing scheme; write http://host/path"));
-        };
-        let scheme = &text[..sep];
-        if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) {
-            return Err(HttpError::BadUrl("malformed scheme; write http://host/path"));
+        match Target::parse(text)? {
+            Target { url, tls: false } => Ok(url),
+            Target { tls: true, .. } => Err(HttpError::UnsupportedScheme),
         }
-        if !scheme.eq_ignore_ascii_case("http") {
-            return Err(HttpError::UnsupportedScheme);
-        }
-        Self::parse_authority_and_path(&text[sep + 3..])
     }
 
-    /// Parses what follows `http://`: `host[:port][/path]`.
-    fn parse_authority_and_path(rest: &'a str) -> Result<Self, HttpError> {
+    /// Parses what follows `<scheme>://`: `host[:port][/path]`; `default_port` when the
+    /// URL gives none.
+    fn parse_authority_and_path(rest: &'a str, default_port: u16) -> Result<Self, HttpError> {
         let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let authority = &rest[..auth_end];
         let mut path = &rest[auth_end..];
@@ -70,8 +67,8 @@ impl<'a> Url<'a> {
             ));
         }
         let (host, port) = match authority.rfind(':') {
-            Some(colon) => (&authority[..colon], parse_port(&authority[colon + 1..])?),
-            None => (authority, 80),
+            Some(colon) => (&authority[..colon], parse_port(&authority[colon + 1..], default_port)?),
+            None => (authority, default_port),
         };
         if host.is_empty() {
             return Err(HttpError::BadUrl("missing host"));
@@ -91,6 +88,77 @@ impl<'a> Url<'a> {
     }
 }
 
+/// A URL with its scheme: what the client connects to, plainly or through TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// Host, port (80 or 443 when the URL gives none) and request target.
+    pub url: Url<'a>,
+    /// `https://`: the connection goes through the socket's TLS stack.
+    pub tls: bool,
+}
+
+impl<'a> Target<'a> {
+    /// Parses `http://…` or `https://…` (the scheme in any case); any other scheme is
+    /// [`HttpError::UnsupportedScheme`], anything else unusable [`HttpError::BadUrl`].
+    pub fn parse(text: &'a str) -> Result<Self, HttpError> {
+        let Some(sep) = text.find("://") else {
+            return Err(HttpError::BadUrl("missing scheme; write http://host/path"));
+        };
+        let scheme = &text[..sep];
+        if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) {
+            return Err(HttpError::BadUrl("malformed scheme; write http://host/path"));
+        }
+        let tls = if scheme.eq_ignore_ascii_case("http") {
+            false
+        } else if scheme.eq_ignore_ascii_case("https") {
+            true
+        } else {
+            return Err(HttpError::UnsupportedScheme);
+        };
+        let url = Url::parse_authority_and_path(&text[sep + 3..], default_port(tls))?;
+        Ok(Target { url, tls })
+    }
+
+    /// Same scheme, host and port: one connection can carry both.
+    pub fn same_origin(&self, other: &Target<'_>) -> bool {
+        self.tls == other.tls && self.url.same_origin(&other.url)
+    }
+}
+
+impl<'a> From<Url<'a>> for Target<'a> {
+    fn from(url: Url<'a>) -> Self {
+        Target { url, tls: false }
+    }
+}
+
+impl<'a> From<&Url<'a>> for Target<'a> {
+    fn from(url: &Url<'a>) -> Self {
+        Target { url: *url, tls: false }
+    }
+}
+
+impl<'a> From<&Target<'a>> for Target<'a> {
+    fn from(target: &Target<'a>) -> Self {
+        *target
+    }
+}
+
+impl fmt::Display for Target<'_> {
+    /// The normal form `http[s]://host[:port]/path` (port omitted when the default).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.tls { "https://" } else { "http://" })?;
+        f.write_str(self.url.host)?;
+        if self.url.port != default_port(self.tls) {
+            write!(f, ":{}", self.url.port)?;
+        }
+        f.write_str(self.url.path)
+    }
+}
+
+fn default_port(tls: bool) -> u16 {
+    if tls { 443 } else { 80 }
+}
+
 impl fmt::Display for Url<'_> {
     /// The normal form `http://host[:port]/path` (port omitted when 80).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -103,11 +171,11 @@ impl fmt::Display for Url<'_> {
     }
 }
 
-fn parse_port(text: &str) -> Result<u16, HttpError> {
+fn parse_port(text: &str, default_port: u16) -> Result<u16, HttpError> {
     const BAD_PORT: HttpError = HttpError::BadUrl("port is not a number in 1..=65535");
     if text.is_empty() {
         // RFC 3986: an empty port means the scheme's default.
-        return Ok(80);
+        return Ok(default_port);
     }
     if !text.bytes().all(|b| b.is_ascii_digit()) || text.len() > 5 {
         return Err(BAD_PORT);
@@ -130,7 +198,7 @@ fn check_path(path: &str) -> Result<(), HttpError> {
 }
 
 /// Stores `url` in normal form into `buf`.
-pub(crate) fn store(buf: &mut UrlBuf, url: &Url<'_>) -> Result<(), HttpError> {
+pub(crate) fn store(buf: &mut UrlBuf, url: &Target<'_>) -> Result<(), HttpError> {
     buf.clear();
     write!(buf, "{url}").map_err(|_| {
         buf.clear();
@@ -138,9 +206,9 @@ pub(crate) fn store(buf: &mut UrlBuf, url: &Url<'_>) -> Result<(), HttpError> {
     })
 }
 
-/// Length of the `http://host[:port]` prefix of a URL in normal form.
+/// Length of the `http[s]://host[:port]` prefix of a URL in normal form.
 fn origin_len(normal: &str) -> usize {
-    let after_scheme = "http://".len();
+    let after_scheme = normal.find("://").map_or(0, |i| i + 3);
     normal[after_scheme..]
         .find('/')
         .map_or(normal.len(), |i| after_scheme + i)
@@ -162,12 +230,17 @@ pub(crate) fn resolve_location(buf: &mut UrlBuf, location: &[u8]) -> Result<bool
     });
 
     if is_absolute || location.starts_with("//") {
+        // A scheme-relative Location keeps the current scheme.
+        let current_tls = buf.as_str().starts_with("https://");
         let target = if is_absolute {
-            Url::parse(location)?
+            Target::parse(location)?
         } else {
-            Url::parse_authority_and_path(&location[2..])?
+            Target {
+                url: Url::parse_authority_and_path(&location[2..], default_port(current_tls))?,
+                tls: current_tls,
+            }
         };
-        let same = Url::parse(buf.as_str()).is_ok_and(|current| current.same_origin(&target));
+        let same = Target::parse(buf.as_str()).is_ok_and(|current| current.same_origin(&target));
         store(buf, &target)?;
         return Ok(same);
     }
@@ -195,7 +268,7 @@ pub(crate) fn resolve_location(buf: &mut UrlBuf, location: &[u8]) -> Result<bool
 /// normalise paths (object stores) see the object's real key.
 pub fn resolve_reference(base: &str, reference: &str) -> Result<String<MAX_URL_LEN>, HttpError> {
     let mut buf = UrlBuf::new();
-    store(&mut buf, &Url::parse(base)?)?;
+    store(&mut buf, &Target::parse(base)?)?;
     resolve_location(&mut buf, reference.as_bytes())?;
     let origin = origin_len(buf.as_str());
     let (path, query) = buf.as_str()[origin..].split_at(buf.as_str()[origin..].find('?').unwrap_or(buf.len() - origin));
@@ -242,7 +315,7 @@ mod tests {
 
     fn resolve(current: &str, location: &str) -> Result<(std::string::String, bool), HttpError> {
         let mut buf = UrlBuf::new();
-        store(&mut buf, &Url::parse(current).unwrap()).unwrap();
+        store(&mut buf, &Target::parse(current).unwrap()).unwrap();
         let same = resolve_location(&mut buf, location.as_bytes())?;
         Ok((buf.as_str().into(), same))
     }
@@ -270,7 +343,20 @@ mod tests {
             resolve("http://a/x", "http://a:8080/k").unwrap(),
             ("http://a:8080/k".into(), false)
         );
-        assert_eq!(resolve("http://a/x", "https://a/k"), Err(HttpError::UnsupportedScheme));
+        assert_eq!(
+            resolve("http://a/x", "https://a/k").unwrap(),
+            ("https://a/k".into(), false)
+        );
+        assert_eq!(resolve("https://a/x", "//a/k").unwrap(), ("https://a/k".into(), true));
+        assert_eq!(
+            resolve("https://a:8443/x", "/k").unwrap(),
+            ("https://a:8443/k".into(), true)
+        );
+        assert_eq!(
+            resolve("https://a/x", "http://a:443/k").unwrap(),
+            ("http://a:443/k".into(), false)
+        );
+        assert_eq!(resolve("http://a/x", "ftp://a/k"), Err(HttpError::UnsupportedScheme));
         assert!(matches!(resolve("http://a/x", "/a b"), Err(HttpError::BadUrl(_))));
     }
 
@@ -293,6 +379,13 @@ mod tests {
         assert_eq!(r(base, "/abs/a.bin").unwrap(), "http://bucket.example:9000/abs/a.bin");
         assert_eq!(r(base, "http://cdn.example/a.bin").unwrap(), "http://cdn.example/a.bin");
         assert_eq!(r(base, "sub/").unwrap(), "http://bucket.example:9000/fleet/stable/sub/");
-        assert_eq!(r(base, "https://cdn.example/a.bin"), Err(HttpError::UnsupportedScheme));
+        assert_eq!(
+            r(base, "https://cdn.example/a.bin").unwrap(),
+            "https://cdn.example/a.bin"
+        );
+        assert_eq!(
+            r("https://h/fleet/m.json", "../img/a.bin").unwrap(),
+            "https://h/img/a.bin"
+        );
     }
 }

@@ -12,6 +12,12 @@
 //! the rest is read from the UART straight into the caller's buffer, so a payload byte is
 //! never lost, duplicated or mistaken for `OK`, `\r\n` or a notice.
 //!
+//! A restart shows as `RDY`, but some firmware restarts without it: during a session
+//! ([`At::watch_restart`]) the other boot notices and an echo that `ATE0` had turned off
+//! count as a restart too. A command the driver stopped waiting for may still be answered
+//! (a connect that stalls past its deadline): such finals are [`At::owed`] and are not taken
+//! for the answer to a later command.
+//!
 //! The engine does no socket logic: the dialect modules build commands and interpret what
 //! the engine hands back.
 
@@ -20,6 +26,7 @@ use core::fmt::{self, Write as _};
 use embedded_io_async::{Error as _, ErrorKind, Read, Write};
 
 use super::ModemStats;
+use super::reply::{Header, Urc, carecv_header, notice_shaped, parse_urc, plain_notice, set_text, split_name, trim};
 use crate::clock::{Clock, with_timeout};
 
 /// Receive buffer: the longest line the engine keeps whole. Longer lines are noise or
@@ -35,7 +42,8 @@ pub(crate) const ERR_TEXT: usize = 48;
 pub(crate) enum AtError {
     /// No final result (or prompt, or payload byte) before the deadline.
     Timeout,
-    /// `RDY` was seen: the modem rebooted and forgot everything.
+    /// The modem rebooted and forgot everything: `RDY`, or (in a session) another boot
+    /// notice or an echo that `ATE0` had turned off.
     Restarted,
     /// The UART itself failed.
     Uart(ErrorKind),
@@ -62,8 +70,11 @@ pub(crate) enum CloseKind {
 /// The engine sets these wherever the lines arrive; the driver reads and clears them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Events {
-    /// `RDY`: the modem rebooted.
+    /// The modem rebooted (`RDY` or another restart sign).
     pub restarted: bool,
+    /// It said `RDY`: whatever it held is gone for certain. The other signs could also be a
+    /// notice the modem sends for another reason.
+    pub said_rdy: bool,
     /// `+CPIN: READY` arrived unsolicited.
     pub sim_ready: bool,
     /// `+CIPRXGET: 1,0` / `+CADATAIND: 0`: data arrived in an empty receive buffer.
@@ -78,8 +89,10 @@ pub(crate) struct Events {
     pub net_open: Option<u16>,
     /// `+CIPOPEN: 0,<err>` / `+CAOPEN: 0,<result>`.
     pub open_result: Option<u16>,
-    /// `+CIPCLOSE: 0,<err>`: our close completed.
+    /// `+CIPCLOSE: 0,<err>` / `+CCHCLOSE: 0,<err>`: our close completed.
     pub close_done: bool,
+    /// `+CCHSTART: <err>`.
+    pub cch_start: Option<u16>,
 }
 
 /// What the caller of a command decided about an information line.
@@ -91,6 +104,9 @@ pub(crate) enum Take {
     Yes,
     /// Mine, and exactly this many raw payload bytes follow the line.
     Payload(usize),
+    /// Mine, and it ends the reply: for answers that come after the `OK` (SIM7600
+    /// `AT+CCHRECV`'s `+CCHRECV: 0,<err>`).
+    End,
 }
 
 /// What a command ended with, when it did not fail.
@@ -136,28 +152,10 @@ enum Class {
     Garbage,
 }
 
-/// An unsolicited result, parsed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Urc {
-    Ready,
-    SimReady,
-    Boot,
-    DataReady(u16),
-    IpClose(u16, u16),
-    SocketState(u16, u16),
-    SocketClosed(u16),
-    NetworkDown,
-    PdpActive,
-    NetOpen(u16),
-    Open(u16, u16),
-    CloseDone(u16),
-    Other,
-}
-
 /// The AT engine over one UART. See the module docs.
 pub(crate) struct At<U, C> {
     uart: U,
-    clock: C,
+    pub(super) clock: C,
     rx: [u8; RX_BUF],
     rx_start: u16,
     rx_end: u16,
@@ -165,9 +163,23 @@ pub(crate) struct At<U, C> {
     cmd_len: u16,
     /// Text of the last error reply (`+CME ERROR: <text>`, or the info line before `ERROR`).
     pub err_text: heapless::String<ERR_TEXT>,
+    /// The last rejection was `+CME ERROR` / `+CMS ERROR`, not a plain `ERROR`.
+    pub verbose_error: bool,
     /// Notices seen so far; the driver clears what it has handled.
     pub events: Events,
     pub stats: ModemStats,
+    /// Final results still owed by commands the driver stopped waiting for. The modem
+    /// answers one command at a time and in order, so the next finals belong to those
+    /// commands, not to the one in flight.
+    pub owed: u8,
+    /// A session is up: boot notices other than `RDY` (`+CPIN: READY`, `+CFUN: 1`,
+    /// `SMS Ready`) mean the modem restarted without saying `RDY`. Off during bring-up,
+    /// where they are the boot the driver is syncing with.
+    pub watch_restart: bool,
+    /// The modem obeyed `ATE0`: an echo means it restarted (echo is on after power-on).
+    pub echo_off: bool,
+    /// An echo was seen since this was last cleared.
+    pub echo_seen: bool,
 }
 
 impl<U, C> fmt::Debug for At<U, C> {
@@ -191,8 +203,13 @@ impl<U, C> At<U, C> {
             cmd: [0; CMD_BUF],
             cmd_len: 0,
             err_text: heapless::String::new(),
+            verbose_error: false,
             events: Events::default(),
             stats: ModemStats::default(),
+            owed: 0,
+            watch_restart: false,
+            echo_off: false,
+            echo_seen: false,
         }
     }
 
@@ -292,23 +309,25 @@ impl<U, C> At<U, C> {
             if self.err_text.is_empty() {
                 set_text(&mut self.err_text, line);
             }
+            self.verbose_error = false;
             return Class::Error;
         }
         if line.starts_with(b"+CME ERROR:") || line.starts_with(b"+CMS ERROR:") {
             set_text(&mut self.err_text, trim(&line[11..]));
+            self.verbose_error = true;
             return Class::Error;
         }
         if self.cmd_len > 0 && line.eq_ignore_ascii_case(&self.cmd[..self.cmd_len as usize]) {
+            if self.watch_restart && self.echo_off {
+                // Echo is back on: only a restart does that.
+                return self.restart(false);
+            }
+            self.echo_seen = true;
             return Class::Echo;
         }
         // Plain-text notices first, so that a caller taking free text (the model name)
         // never takes `RDY` or `SMS DONE` for an answer.
-        let plain = match line {
-            b"RDY" => Some(Urc::Ready),
-            b"SMS DONE" | b"PB DONE" | b"SMS Ready" | b"Call Ready" => Some(Urc::Boot),
-            _ => None,
-        };
-        if let Some(urc) = plain {
+        if let Some(urc) = plain_notice(line) {
             return self.record(urc);
         }
         match on_info(line) {
@@ -318,29 +337,42 @@ impl<U, C> At<U, C> {
         if let Some(urc) = parse_urc(line) {
             return self.record(urc);
         }
-        if line.first() == Some(&b'+') && line.contains(&b':') {
-            // A `+XYZ:` line nobody asked for: unknown notice, or the detail of an error
-            // that follows (`+CIPERROR: 4`, `+IP ERROR: …`).
-            set_text(&mut self.err_text, line);
+        if notice_shaped(line) {
+            // A notice nobody asked for, or the detail of an error that follows
+            // (`+CIPERROR: 4`, `+IP ERROR: …`): only the latter may explain the `ERROR`.
+            if split_name(line).is_some_and(|(name, _)| name.windows(5).any(|w| w == b"ERROR")) {
+                set_text(&mut self.err_text, line);
+            }
             return self.record(Urc::Other);
         }
         bump(&mut self.stats.garbage_bytes, line.len());
         Class::Garbage
     }
 
+    /// The modem rebooted and forgot everything: echo is on, no context, no socket, and
+    /// whatever it owed is not coming.
+    fn restart(&mut self, said_rdy: bool) -> Class {
+        bump(&mut self.stats.restarts_seen, 1);
+        self.events = Events {
+            restarted: true,
+            said_rdy,
+            ..Events::default()
+        };
+        self.owed = 0;
+        self.watch_restart = false;
+        self.echo_off = false;
+        Class::Restart
+    }
+
     fn record(&mut self, urc: Urc) -> Class {
         bump(&mut self.stats.urcs, 1);
+        match urc {
+            Urc::Ready => return self.restart(true),
+            Urc::SimReady | Urc::Booted if self.watch_restart => return self.restart(false),
+            _ => {}
+        }
         let ev = &mut self.events;
         match urc {
-            Urc::Ready => {
-                bump(&mut self.stats.restarts_seen, 1);
-                // Echo is back on and every context is gone.
-                *ev = Events {
-                    restarted: true,
-                    ..Events::default()
-                };
-                return Class::Restart;
-            }
             Urc::SimReady => ev.sim_ready = true,
             Urc::DataReady(0) => ev.data_ready = true,
             Urc::IpClose(0, reason) => {
@@ -359,9 +391,21 @@ impl<U, C> At<U, C> {
             Urc::NetOpen(err) => ev.net_open = Some(err),
             Urc::Open(0, err) => ev.open_result = Some(err),
             Urc::CloseDone(0) => ev.close_done = true,
+            Urc::CchStart(err) => ev.cch_start = Some(err),
             _ => {}
         }
         Class::Urc
+    }
+
+    /// A final result arrived: `true` if it answers an earlier command the driver gave up
+    /// on (and is used up here), `false` if it is the answer to the command in flight.
+    fn settles_owed(&mut self) -> bool {
+        if self.owed == 0 {
+            return false;
+        }
+        self.owed -= 1;
+        self.err_text.clear();
+        true
     }
 }
 
@@ -420,14 +464,7 @@ impl<U: Read + Write, C: Clock> At<U, C> {
         self.cmd_len = 0;
         while let Some(found) = self.scan(Probe::Lines) {
             if let Scan::Line(s, e) = found {
-                match self.classify(s, e, &mut |_| Take::No) {
-                    Class::Restart => return Err(AtError::Restarted),
-                    // A final result nobody waits for any more: stale.
-                    Class::Ok | Class::Error | Class::Echo | Class::Info(_) => {
-                        bump(&mut self.stats.garbage_bytes, e - s);
-                    }
-                    Class::Urc | Class::Garbage => {}
-                }
+                self.stray(s, e)?;
             }
         }
         let mut w = CmdWriter {
@@ -471,11 +508,14 @@ impl<U: Read + Write, C: Clock> At<U, C> {
                 Scan::Prompt => return Ok(Final::Prompt),
                 Scan::Carecv(n) => n,
                 Scan::Line(s, e) => match self.classify(s, e, on_info) {
+                    Class::Ok | Class::Error if self.settles_owed() => continue,
                     Class::Ok if overflow => return Err(AtError::Protocol),
                     Class::Ok => return Ok(Final::Ok),
                     Class::Error => return Err(AtError::Rejected),
                     Class::Restart => return Err(AtError::Restarted),
                     Class::Info(Take::Payload(n)) => n,
+                    Class::Info(Take::End) if overflow => return Err(AtError::Protocol),
+                    Class::Info(Take::End) => return Ok(Final::Ok),
                     Class::Echo | Class::Info(_) | Class::Urc | Class::Garbage => continue,
                 },
             };
@@ -512,15 +552,23 @@ impl<U: Read + Write, C: Clock> At<U, C> {
                 return Ok(());
             }
             if let Scan::Line(s, e) = self.next(deadline, Probe::Lines).await? {
-                match self.classify(s, e, &mut |_| Take::No) {
-                    Class::Restart => return Err(AtError::Restarted),
-                    Class::Ok | Class::Error | Class::Echo | Class::Info(_) => {
-                        bump(&mut self.stats.garbage_bytes, e - s);
-                    }
-                    Class::Urc | Class::Garbage => {}
-                }
+                self.stray(s, e)?;
             }
         }
+    }
+
+    /// A line with no command waiting for it: notices are recorded, a final result pays
+    /// off an owed one, anything else is stale and dropped.
+    fn stray(&mut self, s: usize, e: usize) -> Result<(), AtError> {
+        match self.classify(s, e, &mut |_| Take::No) {
+            Class::Restart => return Err(AtError::Restarted),
+            Class::Ok | Class::Error if self.settles_owed() => {}
+            Class::Ok | Class::Error | Class::Echo | Class::Info(_) => {
+                bump(&mut self.stats.garbage_bytes, e - s);
+            }
+            Class::Urc | Class::Garbage => {}
+        }
+        Ok(())
     }
 
     /// Exactly `dest.len()` payload bytes: first from the receive buffer, then straight
@@ -608,195 +656,5 @@ impl fmt::Write for CmdWriter<'_> {
         self.buf[self.len..self.len + b.len()].copy_from_slice(b);
         self.len += b.len();
         Ok(())
-    }
-}
-
-enum Header {
-    Found { len: usize, header: usize },
-    NeedMore,
-    No,
-}
-
-/// Looks for `+CARECV: <n>,` at the start of `buf`. Payload bytes follow the comma, so the
-/// header must be found before the buffer is searched for a line end.
-fn carecv_header(buf: &[u8]) -> Header {
-    const P: &[u8] = b"+CARECV: ";
-    let n = buf.len().min(P.len());
-    if buf[..n] != P[..n] {
-        return Header::No;
-    }
-    if buf.len() <= P.len() {
-        return Header::NeedMore;
-    }
-    let mut len = 0usize;
-    let mut digits = 0;
-    for (i, &b) in buf[P.len()..].iter().enumerate() {
-        match b {
-            b'0'..=b'9' if digits < 6 => {
-                len = len * 10 + usize::from(b - b'0');
-                digits += 1;
-            }
-            b',' if digits > 0 => {
-                return Header::Found {
-                    len,
-                    header: P.len() + i + 1,
-                };
-            }
-            _ => return Header::No,
-        }
-    }
-    Header::NeedMore
-}
-
-fn parse_urc(line: &[u8]) -> Option<Urc> {
-    let (name, rest) = split_name(line)?;
-    let mut f = Fields(rest);
-    let urc = match name {
-        b"+CPIN" if trim(rest) == b"READY" => Urc::SimReady,
-        b"+CFUN" | b"+CGEV" | b"*PSUTTZ" | b"+CTZV" | b"DST" | b"+CMTI" => Urc::Boot,
-        b"+CIPRXGET" => match (f.num(), f.num(), f.next()) {
-            (Some(1), Some(link), None) => Urc::DataReady(link),
-            _ => return None,
-        },
-        b"+CADATAIND" => Urc::DataReady(f.num()?),
-        b"+IPCLOSE" => Urc::IpClose(f.num()?, f.num().unwrap_or(0)),
-        b"+CASTATE" => Urc::SocketState(f.num()?, f.num()?),
-        b"+CACLOSE" => match (f.num(), f.next()) {
-            (Some(cid), None) => Urc::SocketClosed(cid),
-            _ => return None,
-        },
-        b"+CIPEVENT" => Urc::NetworkDown,
-        b"+APP PDP" => {
-            let state = trim(rest.rsplit(|&b| b == b',').next().unwrap_or(rest));
-            let cid = if rest.contains(&b',') { f.num()? } else { 0 };
-            match (cid, state) {
-                (0, b"ACTIVE") => Urc::PdpActive,
-                (0, b"DEACTIVE") => Urc::NetworkDown,
-                _ => Urc::Other,
-            }
-        }
-        b"+NETOPEN" => match (f.num(), f.next()) {
-            (Some(err), None) => Urc::NetOpen(err),
-            _ => return None,
-        },
-        b"+CIPOPEN" | b"+CAOPEN" => Urc::Open(f.num()?, f.num()?),
-        b"+CIPCLOSE" => match (f.num(), f.num(), f.next()) {
-            (Some(link), Some(_), None) => Urc::CloseDone(link),
-            _ => return None,
-        },
-        b"+CIPSEND" | b"+CASEND" => Urc::Other,
-        _ => return None,
-    };
-    Some(urc)
-}
-
-/// `+NAME: rest` → (`+NAME`, `rest`).
-pub(crate) fn split_name(line: &[u8]) -> Option<(&[u8], &[u8])> {
-    let colon = line.iter().position(|&b| b == b':')?;
-    Some((&line[..colon], trim(&line[colon + 1..])))
-}
-
-/// The part after `prefix` (e.g. `+CSQ:`), trimmed, if the line starts with it.
-pub(crate) fn after<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
-    line.strip_prefix(prefix).map(trim)
-}
-
-pub(crate) fn trim(s: &[u8]) -> &[u8] {
-    s.trim_ascii()
-}
-
-/// Comma-separated fields of an information line.
-#[derive(Debug)]
-pub(crate) struct Fields<'a>(pub &'a [u8]);
-
-impl<'a> Fields<'a> {
-    /// The next field, trimmed; `None` at the end.
-    #[allow(clippy::should_implement_trait)]
-    pub(crate) fn next(&mut self) -> Option<&'a [u8]> {
-        if self.0.is_empty() {
-            return None;
-        }
-        let (field, rest) = match self.0.iter().position(|&b| b == b',') {
-            Some(i) => (&self.0[..i], &self.0[i + 1..]),
-            None => (self.0, &[][..]),
-        };
-        self.0 = rest;
-        Some(trim(field))
-    }
-
-    /// The next field as a number.
-    pub(crate) fn num(&mut self) -> Option<u16> {
-        parse_num(self.next()?).and_then(|n| u16::try_from(n).ok())
-    }
-
-    /// The next field as a larger number.
-    pub(crate) fn num32(&mut self) -> Option<u32> {
-        parse_num(self.next()?)
-    }
-}
-
-pub(crate) fn parse_num(s: &[u8]) -> Option<u32> {
-    if s.is_empty() || s.len() > 9 {
-        return None;
-    }
-    s.iter()
-        .try_fold(0u32, |n, &b| b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0')))
-}
-
-/// Copies as much of `src` (ASCII by construction) as fits.
-pub(crate) fn set_text<const N: usize>(dst: &mut heapless::String<N>, src: &[u8]) {
-    dst.clear();
-    for &b in src.iter().take(N) {
-        // Lines reaching here are printable ASCII; anything else becomes '?'.
-        let c = if (0x20..=0x7e).contains(&b) { b as char } else { '?' };
-        let _ = dst.push(c);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urcs_parse() {
-        assert_eq!(parse_urc(b"+CIPRXGET: 1,0"), Some(Urc::DataReady(0)));
-        assert_eq!(parse_urc(b"+CIPRXGET: 1,3"), Some(Urc::DataReady(3)));
-        assert_eq!(parse_urc(b"+CIPRXGET: 2,0,5,0"), None);
-        assert_eq!(parse_urc(b"+IPCLOSE: 0,1"), Some(Urc::IpClose(0, 1)));
-        assert_eq!(parse_urc(b"+CASTATE: 0,0"), Some(Urc::SocketState(0, 0)));
-        assert_eq!(parse_urc(b"+APP PDP: 0,ACTIVE"), Some(Urc::PdpActive));
-        assert_eq!(parse_urc(b"+APP PDP: ACTIVE"), Some(Urc::PdpActive));
-        assert_eq!(parse_urc(b"+APP PDP: 0,DEACTIVE"), Some(Urc::NetworkDown));
-        assert_eq!(parse_urc(b"+CIPCLOSE: 0,1,0,0,0,0,0,0,0,0"), None);
-        assert_eq!(parse_urc(b"+CIPCLOSE: 0,0"), Some(Urc::CloseDone(0)));
-        assert_eq!(parse_urc(b"+NETOPEN: 0"), Some(Urc::NetOpen(0)));
-        assert_eq!(
-            parse_urc(b"+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY"),
-            Some(Urc::NetworkDown)
-        );
-    }
-
-    #[test]
-    fn carecv_header_needs_the_comma() {
-        assert!(matches!(carecv_header(b"+CAR"), Header::NeedMore));
-        assert!(matches!(carecv_header(b"+CARECV: 14"), Header::NeedMore));
-        assert!(matches!(
-            carecv_header(b"+CARECV: 14,\r\nOK"),
-            Header::Found { len: 14, header: 12 }
-        ));
-        assert!(matches!(carecv_header(b"+CARECV: 0\r\n"), Header::No));
-        assert!(matches!(carecv_header(b"+CASTATE: 0,0\r\n"), Header::No));
-    }
-
-    #[test]
-    fn numbers() {
-        assert_eq!(parse_num(b"1460"), Some(1460));
-        assert_eq!(parse_num(b""), None);
-        assert_eq!(parse_num(b"1a"), None);
-        let mut f = Fields(b"2,0,5, 11");
-        assert_eq!(
-            (f.num(), f.num(), f.num32(), f.num32(), f.next()),
-            (Some(2), Some(0), Some(5), Some(11), None)
-        );
     }
 }

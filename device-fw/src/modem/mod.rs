@@ -1,4 +1,5 @@
-//! Modem drivers (AT socket mode): SIMCom SIM7600 (`CIP*`) and SIM7080 (`CA*`).
+//! Modem drivers (AT socket mode): SIMCom SIM7600 (`CIP*`, and its SSL client `CCH*` for
+//! `https://`) and SIM7080 (`CA*`).
 //!
 //! [`Modem`] owns the modem UART (any [`embedded_io_async`] `Read + Write`) and a
 //! [`Clock`], brings the modem up ([`Modem::bring_up`]) and then offers one TCP connection
@@ -6,8 +7,12 @@
 //! in `docs/at-dialects.md`; the emulators in `sim` answer the same way.
 //!
 //! Layers: `at` splits the byte stream into lines, skips echo, records unsolicited results
-//! wherever they arrive, counts and drops noise, and reads binary payloads with exact
-//! lengths; `sim7600` and `sim7080` turn socket operations into their dialect's commands.
+//! wherever they arrive (restarts included, also those without `RDY`), counts and drops
+//! noise, and reads binary payloads with exact lengths; `reply` tells a notice from an
+//! answer and reads fields; `bring_up` and `registration` set the modem up; `link` keeps the
+//! one connection's state behind [`Socket`]; `sim7600` and `sim7080` turn socket operations
+//! into their dialect's commands, `sim7600_tls` into the SIM7600's SSL client commands
+//! (the modem terminates TLS, so the chip carries no TLS code or buffers).
 //!
 //! # RAM
 //!
@@ -18,10 +23,10 @@
 //! | receive buffer (longest line kept whole) | 256 |
 //! | command buffer (longest command: `AT+CAOPEN=…` with a 253-byte host) | 288 |
 //! | error text of the last rejected command | 48 (+ length) |
-//! | configuration (APN up to 63 bytes, timeouts) | about 128 |
-//! | notices, counters, link state | about 64 |
+//! | configuration (APN up to 63 bytes, timeouts, the CA certificate's reference) | about 144 |
+//! | notices, counters, link state, restart and owed-reply tracking | about 96 |
 //!
-//! In all 784 bytes on a 64-bit host (less on the 32-bit ESP32, where lengths and `usize`
+//! In all 832 bytes on a 64-bit host (less on the 32-bit ESP32, where lengths and `usize`
 //! fields halve): `size_of::<Modem<U, C>>()` stays under [`DRIVER_RAM_BYTES`] (1 KiB) plus
 //! the UART and clock handles themselves (checked at compile time and by a test). The
 //! futures of the async methods add only small locals (at most a 48-byte error text) and the
@@ -39,16 +44,19 @@
 //! rather than by dropping futures; after an outside cancellation, run [`Modem::bring_up`].
 
 mod at;
+mod bring_up;
+mod link;
+mod registration;
+mod reply;
 mod sim7080;
 mod sim7600;
-
-use core::fmt::Write as _;
+mod sim7600_tls;
 
 use embedded_io_async::{ErrorKind, Read, Write};
 
-use self::at::{At, AtError, CloseKind, Fields, Take, after};
+use self::at::At;
+use self::link::{Chunk, Link};
 use crate::clock::{Clock, ms, secs};
-use crate::socket::{Socket, SocketError};
 
 /// Upper bound of the driver's own RAM (`size_of::<Modem<U, C>>()` minus the UART and clock
 /// handles). See the module docs for the breakdown.
@@ -132,7 +140,8 @@ pub struct ModemConfig {
     /// How long bring-up waits for the modem to answer `AT` (covers a cold boot until
     /// `RDY`) and, separately, for the SIM to become ready.
     pub boot_timeout_us: u64,
-    /// How long bring-up waits for network registration (`+CEREG` stat 1 or 5).
+    /// How long bring-up waits for network registration (stat 1 or 5 in `+CEREG`, or in
+    /// `+CGREG` / `+CREG` for a module on 2G/3G).
     pub register_timeout_us: u64,
     /// The modem's UART rate after power-on (the profile's `modem.baud`), which the chip's
     /// UART is set to when the driver starts.
@@ -143,6 +152,10 @@ pub struct ModemConfig {
     /// `baud` again, which sync finds); a modem that refuses it stays at `baud`. Needs
     /// [`Modem::with_uart_rate`].
     pub fast_baud: Option<u32>,
+    /// The CA certificate (PEM) that `https://` servers are checked against, stored on the
+    /// modem with `AT+CCERTDOWN` (only when the modem does not hold it yet). `None`: no
+    /// `https://` ([`crate::socket::TlsError::NoCaCert`]).
+    pub ca_cert: Option<&'static [u8]>,
 }
 
 impl ModemConfig {
@@ -168,6 +181,7 @@ impl ModemConfig {
             register_timeout_us: secs(120),
             baud: 115_200,
             fast_baud: None,
+            ca_cert: None,
         })
     }
 
@@ -197,19 +211,6 @@ pub struct ModemInfo {
     pub fast_baud_refused: bool,
 }
 
-/// The bring-up commands that only ask or set one thing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Query {
-    EchoOff,
-    /// `AT+IPR=<fast_baud>`.
-    FastRate,
-    VerboseErrors,
-    Model,
-    Signal,
-    Operator,
-    Context,
-}
-
 /// Counters since the driver was created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ModemStats {
@@ -219,7 +220,7 @@ pub struct ModemStats {
     pub urcs: u32,
     /// Bytes dropped as line noise, stale replies or unreadable lines.
     pub garbage_bytes: u32,
-    /// `RDY` lines seen: each is a modem (re)boot.
+    /// Modem (re)boots seen: `RDY`, or a restart that did not say so (see `docs/at-dialects.md`).
     pub restarts_seen: u32,
     /// Payload bytes received through read commands.
     pub payload_bytes: u64,
@@ -274,7 +275,7 @@ pub enum ModemError {
     SimLocked(heapless::String<48>),
     /// No registration in time.
     #[error(
-        "not registered on the network after {secs} s (+CEREG stat {stat}): check the antenna, coverage, the SIM's activation and the modem's band/RAT settings"
+        "not registered on the network after {secs} s (+CEREG stat {stat}, and not on 2G/3G either): check the antenna, coverage, the SIM's activation and the modem's band/RAT settings"
     )]
     NotRegistered {
         /// Last `+CEREG` stat (0 not searching, 2 searching, 4 unknown).
@@ -329,52 +330,6 @@ pub enum ModemError {
     },
 }
 
-/// Where the one TCP link stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Link {
-    /// Never brought up, or the modem was lost: [`Modem::bring_up`] is needed.
-    Down,
-    /// The packet network is gone: [`Modem::bring_up`] is needed.
-    NoNetwork,
-    /// Up, no connection.
-    Idle,
-    /// Connected, no close notice seen.
-    Open,
-    /// A close notice was seen; what the modem still holds can be read out.
-    Ending(End),
-    /// Closed and read out: reads give the end result until `close`/`connect`.
-    Ended(End),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    /// Peer closed cleanly: `Ok(0)`.
-    Eof,
-    /// Reset or closed with possible loss: `Err(Closed)`.
-    Reset,
-    /// The packet network dropped: `Err(NetworkDown)`.
-    NetworkDown,
-}
-
-impl End {
-    fn result(self) -> Result<usize, SocketError> {
-        match self {
-            End::Eof => Ok(0),
-            End::Reset => Err(SocketError::Closed),
-            End::NetworkDown => Err(SocketError::NetworkDown),
-        }
-    }
-}
-
-/// A read command's outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Chunk {
-    /// Payload bytes copied into the caller's buffer (0: the modem had nothing).
-    got: usize,
-    /// The modem may hold more (SIM7600 `<rest>` > 0, SIM7080 a full block).
-    more: bool,
-}
-
 /// AT modem driver: bring-up, then one TCP connection as a [`Socket`].
 ///
 /// See the module docs for the RAM it needs.
@@ -390,6 +345,13 @@ pub struct Modem<U, C> {
     baud: u32,
     /// The modem would not run at `cfg.fast_baud`: do not ask again.
     fast_refused: bool,
+    /// The modem was lost while it may have held the link: bring-up closes it.
+    free_link: bool,
+    /// The link is (or was last) a TLS session of the modem's SSL client, not a `CIP` link.
+    tls: bool,
+    /// The SSL client is set up (CA on the modem, context, service started) since the last
+    /// bring-up.
+    tls_ready: bool,
 }
 
 impl<U, C> core::fmt::Debug for Modem<U, C> {
@@ -414,6 +376,9 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
             set_uart_rate: None,
             baud,
             fast_refused: false,
+            free_link: false,
+            tls: false,
+            tls_ready: false,
         }
     }
 
@@ -449,605 +414,15 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
     pub fn into_inner(self) -> U {
         self.at.into_inner()
     }
-
-    /// Brings the modem up from any state (cold boot, after a restart, after the network
-    /// dropped): sync with `AT`, echo off, verbose errors, model, SIM, registration, signal,
-    /// operator, PDP context, then the dialect's packet-network attach. Any open connection
-    /// is forgotten.
-    pub async fn bring_up(&mut self) -> Result<ModemInfo, ModemError> {
-        if !apn_ok(&self.cfg.apn) {
-            return Err(ModemError::InvalidApn);
-        }
-        if matches!(self.link, Link::Open | Link::Ending(_) | Link::Ended(_)) {
-            // Free the modem's link so that the next connect can use it.
-            self.close().await;
-        }
-        self.link = Link::Down;
-        let mut restarts = 0u8;
-        loop {
-            match self.bring_up_once().await {
-                Ok(info) => {
-                    self.link = Link::Idle;
-                    self.maybe_data = false;
-                    return Ok(info);
-                }
-                Err(ModemError::Restarted { .. }) if restarts < MAX_RESTARTS => restarts += 1,
-                Err(ModemError::Restarted { .. }) => return Err(ModemError::Restarted { times: restarts + 1 }),
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    async fn bring_up_once(&mut self) -> Result<ModemInfo, ModemError> {
-        // Start from a clean slate, except that an active PDP context (SIM7080) stays
-        // active until a restart or a deactivation notice says otherwise.
-        let pdp_active = self.at.events.pdp_active;
-        self.at.events = at::Events {
-            pdp_active,
-            ..Default::default()
-        };
-        self.sync().await?;
-        // Anything before here (boot notices, RDY) belongs to the boot we synced with.
-        self.at.events.restarted = false;
-        let mut info = ModemInfo {
-            rssi: 99,
-            ..ModemInfo::default()
-        };
-        self.query(Query::EchoOff, &mut info).await?;
-        self.raise_baud(&mut info).await?;
-        info.baud = self.baud;
-        info.fast_baud_refused = self.fast_refused;
-        for step in [Query::VerboseErrors, Query::Model] {
-            self.query(step, &mut info).await?;
-        }
-        self.sim_ready().await?;
-        self.registered().await?;
-        for step in [Query::Signal, Query::Operator, Query::Context] {
-            self.query(step, &mut info).await?;
-        }
-
-        // Socket notices from before the attach are history (a `+CIPEVENT` during boot);
-        // the ones from here on count.
-        let ev = &mut self.at.events;
-        ev.network_down = false;
-        ev.closed = None;
-        ev.data_ready = false;
-        ev.open_result = None;
-        match self.cfg.dialect {
-            Dialect::Sim7600 => sim7600::attach(self).await?,
-            Dialect::Sim7080 => sim7080::attach(self).await?,
-        }
-        Ok(info)
-    }
-
-    /// One of the plain bring-up commands, recording what it answers in `info`. One
-    /// function for all of them, so the firmware carries one copy of the command's state
-    /// machine instead of one per command.
-    async fn query(&mut self, step: Query, info: &mut ModemInfo) -> Result<(), ModemError> {
-        let mut line: heapless::String<96> = heapless::String::new();
-        let name = match step {
-            Query::EchoOff => "ATE0",
-            Query::VerboseErrors => "AT+CMEE=2",
-            Query::Model => "AT+CGMM",
-            Query::Signal => "AT+CSQ",
-            Query::Operator => "AT+COPS?",
-            Query::FastRate => {
-                let _ = write!(line, "AT+IPR={}", self.cfg.fast_baud.unwrap_or(self.baud));
-                "AT+IPR"
-            }
-            Query::Context => {
-                // The APN was checked by `ModemConfig::new`: it fits and needs no quoting.
-                let _ = write!(line, "AT+CGDCONT=1,\"IP\",\"{}\"", self.cfg.apn);
-                "AT+CGDCONT"
-            }
-        };
-        if line.is_empty() {
-            let _ = line.push_str(name);
-        }
-        self.cmd(name, format_args!("{line}"), &mut |reply| match step {
-            Query::Model => {
-                let text = after(reply, b"+CGMM:").unwrap_or(reply);
-                if info.model.is_empty() && (reply.first() != Some(&b'+') || text.len() < reply.len()) {
-                    at::set_text(&mut info.model, text);
-                    Take::Yes
-                } else {
-                    Take::No
-                }
-            }
-            Query::Signal => match after(reply, b"+CSQ:") {
-                Some(rest) => {
-                    info.rssi = Fields(rest).num().and_then(|n| u8::try_from(n).ok()).unwrap_or(99);
-                    Take::Yes
-                }
-                None => Take::No,
-            },
-            Query::Operator => match after(reply, b"+COPS:") {
-                Some(rest) => {
-                    let mut q = rest.split(|&b| b == b'"');
-                    if let (Some(_), Some(name)) = (q.next(), q.next()) {
-                        at::set_text(&mut info.operator, name);
-                    }
-                    Take::Yes
-                }
-                None => Take::No,
-            },
-            Query::EchoOff | Query::VerboseErrors | Query::FastRate | Query::Context => Take::No,
-        })
-        .await
-    }
-
-    /// `AT` until `OK`, within the boot timeout; the modem ignores commands until `RDY`.
-    async fn sync(&mut self) -> Result<(), ModemError> {
-        let end = self.at.deadline(self.cfg.boot_timeout_us);
-        loop {
-            let now = self.at.now_us();
-            if now >= end {
-                return Err(ModemError::NoResponse {
-                    secs: us_to_secs(self.cfg.boot_timeout_us),
-                });
-            }
-            let attempt = end.min(now + SYNC_ATTEMPT_US);
-            match self.ping(attempt).await {
-                Ok(_) => break,
-                // Not answering: still booting, or the modem runs at the other rate (it
-                // restarted at its power-on rate, or this chip restarted while the modem
-                // kept the fast one). Ask again, at the other rate if there is one.
-                Err(AtError::Timeout) => self.try_other_rate()?,
-                // Just booted (`RDY`, so at this rate): ask again.
-                Err(AtError::Restarted) => {}
-                // Booted but not ready for commands: wait out the attempt, then ask again.
-                Err(AtError::Rejected | AtError::Protocol) => {
-                    if let Err(AtError::Uart(k)) = self.at.wait_for(attempt, |_| false).await {
-                        return Err(ModemError::Uart(k));
-                    }
-                }
-                Err(AtError::Uart(k)) => return Err(ModemError::Uart(k)),
-                Err(AtError::CommandTooLong) => unreachable!("`AT` fits"),
-            }
-        }
-        let settle = self.at.deadline(SYNC_SETTLE_US);
-        match self.at.wait_for(settle, |_| false).await {
-            Err(AtError::Uart(k)) => Err(ModemError::Uart(k)),
-            Err(AtError::Restarted) => Err(ModemError::Restarted { times: 1 }),
-            _ => Ok(()),
-        }
-    }
-
-    /// Switches the chip's UART between the power-on and the fast rate (sync's search).
-    fn try_other_rate(&mut self) -> Result<(), ModemError> {
-        match (self.set_uart_rate, self.cfg.fast_baud) {
-            (Some(_), Some(fast)) if fast != self.cfg.baud => {
-                let other = if self.baud == fast { self.cfg.baud } else { fast };
-                self.set_rate(other)
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn set_rate(&mut self, baud: u32) -> Result<(), ModemError> {
-        if let Some(set) = self.set_uart_rate {
-            if !set(self.at.uart_mut(), baud) {
-                return Err(ModemError::UartRate { baud });
-            }
-            self.baud = baud;
-        }
-        Ok(())
-    }
-
-    /// One `AT`, its `OK` awaited until `until`.
-    async fn ping(&mut self, until: u64) -> Result<(), AtError> {
-        self.at.send(format_args!("AT"), until).await?;
-        self.at
-            .finish(until, at::Probe::Lines, &mut [], &mut 0, &mut |_| Take::No)
-            .await
-            .map(|_| ())
-    }
-
-    /// `AT` until `OK`, a few short tries: does the modem answer at the current rate?
-    async fn answers(&mut self) -> Result<bool, ModemError> {
-        for _ in 0..BAUD_CHECKS {
-            let until = self.at.deadline(BAUD_CHECK_US);
-            match self.ping(until).await {
-                Ok(()) => return Ok(true),
-                Err(AtError::Uart(k)) => return Err(ModemError::Uart(k)),
-                Err(_) => {}
-            }
-        }
-        Ok(false)
-    }
-
-    /// Raises the link to [`ModemConfig::fast_baud`]: `AT+IPR=<fast>` (the `OK` comes at
-    /// the old rate, then the modem switches), retune the chip, check with `AT` (the first
-    /// may fall into the modem's own retuning; [`Modem::answers`] asks again). A modem that
-    /// refuses, or says `OK` and does not switch, is left at the power-on rate.
-    async fn raise_baud(&mut self, info: &mut ModemInfo) -> Result<(), ModemError> {
-        let (Some(_), Some(fast)) = (self.set_uart_rate, self.cfg.fast_baud) else {
-            return Ok(());
-        };
-        if self.fast_refused || self.baud == fast {
-            return Ok(());
-        }
-        let base = self.baud;
-        let mut raised = false;
-        match self.query(Query::FastRate, info).await {
-            Ok(()) => {
-                self.set_rate(fast)?;
-                raised = self.answers().await?;
-                if !raised {
-                    // It said OK but does not answer at the new rate: back to where it did.
-                    self.set_rate(base)?;
-                    if !self.answers().await? {
-                        return Err(ModemError::BaudSwitch { fast, base });
-                    }
-                }
-            }
-            Err(ModemError::CommandFailed { .. }) => {}
-            Err(e) => return Err(e),
-        }
-        self.fast_refused = !raised;
-        self.quiet(SYNC_SETTLE_US).await
-    }
-
-    /// Reads (and drops) whatever comes for `us`: the time a modem takes to retune, or a
-    /// late `OK` to a repeated `AT` that must not be taken for the next command's answer.
-    async fn quiet(&mut self, us: u64) -> Result<(), ModemError> {
-        let until = self.at.deadline(us);
-        match self.at.wait_for(until, |_| false).await {
-            Err(AtError::Uart(k)) => Err(ModemError::Uart(k)),
-            _ => Ok(()),
-        }
-    }
-
-    /// `AT+CPIN?` until `READY`; `SIM busy` (early in boot) is retried.
-    async fn sim_ready(&mut self) -> Result<(), ModemError> {
-        let end = self.at.deadline(self.cfg.boot_timeout_us);
-        loop {
-            let mut state: heapless::String<48> = heapless::String::new();
-            let st = &mut state;
-            let res = self
-                .at
-                .command(
-                    format_args!("AT+CPIN?"),
-                    self.cfg.command_timeout_us,
-                    &mut |line| match after(line, b"+CPIN:") {
-                        Some(rest) => {
-                            at::set_text(st, rest);
-                            Take::Yes
-                        }
-                        None => Take::No,
-                    },
-                )
-                .await;
-            let last = match res {
-                Ok(()) if state == "READY" => return Ok(()),
-                Ok(()) if state.is_empty() => return Err(self.protocol("AT+CPIN?")),
-                Ok(()) => return Err(ModemError::SimLocked(state)),
-                Err(AtError::Rejected) => self.at.err_text.clone(),
-                Err(e) => return Err(self.at_error("AT+CPIN?", e)),
-            };
-            if self.at.now_us() >= end {
-                return Err(ModemError::SimNotReady {
-                    reply: last,
-                    secs: us_to_secs(self.cfg.boot_timeout_us),
-                });
-            }
-            // `SIM busy`: the modem announces `+CPIN: READY` when done.
-            self.at.events.sim_ready = false;
-            let wake = end.min(self.at.now_us() + POLL_US);
-            self.idle(wake, |ev| ev.sim_ready).await?;
-        }
-    }
-
-    /// `AT+CEREG?` until registered (home or roaming).
-    async fn registered(&mut self) -> Result<(), ModemError> {
-        let end = self.at.deadline(self.cfg.register_timeout_us);
-        loop {
-            let mut stat = None;
-            self.cmd(
-                "AT+CEREG?",
-                format_args!("AT+CEREG?"),
-                &mut |line| match after(line, b"+CEREG:") {
-                    Some(rest) => {
-                        let mut f = Fields(rest);
-                        let first = f.num();
-                        // `+CEREG: <n>,<stat>[,…]` (query form).
-                        stat = f.num().or(first).and_then(|s| u8::try_from(s).ok());
-                        Take::Yes
-                    }
-                    None => Take::No,
-                },
-            )
-            .await?;
-            match stat {
-                Some(1 | 5) => return Ok(()),
-                Some(3) => return Err(ModemError::RegistrationDenied),
-                None => return Err(self.protocol("AT+CEREG?")),
-                Some(s) if self.at.now_us() >= end => {
-                    return Err(ModemError::NotRegistered {
-                        stat: s,
-                        secs: us_to_secs(self.cfg.register_timeout_us),
-                    });
-                }
-                Some(_) => {}
-            }
-            let wake = end.min(self.at.now_us() + POLL_US);
-            self.idle(wake, |_| false).await?;
-        }
-    }
-
-    /// Waits (recording notices) until `done` or `until`; only a restart or UART failure
-    /// is an error.
-    async fn idle(&mut self, until: u64, done: fn(&at::Events) -> bool) -> Result<(), ModemError> {
-        match self.at.wait_for(until, done).await {
-            Ok(()) | Err(AtError::Timeout) => Ok(()),
-            Err(e) => Err(self.at_error("(waiting)", e)),
-        }
-    }
-
-    /// One bring-up command with the ordinary deadline.
-    async fn cmd(
-        &mut self,
-        name: &'static str,
-        args: core::fmt::Arguments<'_>,
-        on_info: &mut dyn FnMut(&[u8]) -> Take,
-    ) -> Result<(), ModemError> {
-        match self.at.command(args, self.cfg.command_timeout_us, on_info).await {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.at_error(name, e)),
-        }
-    }
-
-    fn at_error(&self, command: &'static str, e: AtError) -> ModemError {
-        match e {
-            AtError::Timeout => ModemError::Timeout {
-                command,
-                ms: self.cfg.command_timeout_us / 1000,
-            },
-            AtError::Restarted => ModemError::Restarted { times: 1 },
-            AtError::Uart(k) => ModemError::Uart(k),
-            AtError::Rejected => ModemError::CommandFailed {
-                command,
-                reply: self.at.err_text.clone(),
-            },
-            AtError::CommandTooLong | AtError::Protocol => self.protocol(command),
-        }
-    }
-
-    fn protocol(&self, command: &'static str) -> ModemError {
-        ModemError::Protocol {
-            command,
-            dialect: self.cfg.dialect.name(),
-        }
-    }
-
-    /// Folds the notices seen so far into the link state.
-    fn absorb(&mut self) {
-        let ev = &mut self.at.events;
-        if ev.restarted {
-            self.link = Link::Down;
-            self.maybe_data = false;
-            return;
-        }
-        if core::mem::take(&mut ev.network_down) {
-            self.link = match self.link {
-                Link::Open | Link::Ending(_) => Link::Ending(End::NetworkDown),
-                Link::Ended(_) | Link::Idle => Link::NoNetwork,
-                other => other,
-            };
-        }
-        if let Some(kind) = ev.closed.take()
-            && self.link == Link::Open
-        {
-            self.link = Link::Ending(match kind {
-                CloseKind::PeerFin => End::Eof,
-                CloseKind::Reset => End::Reset,
-            });
-        }
-    }
-
-    /// Maps an AT failure during a socket operation; the modem is lost unless it refused.
-    fn lost(&mut self, e: AtError) -> SocketError {
-        match e {
-            AtError::Protocol => SocketError::Protocol,
-            AtError::CommandTooLong => SocketError::ConnectFailed(CONNECT_BAD_HOST),
-            AtError::Rejected => SocketError::Protocol,
-            AtError::Timeout | AtError::Restarted | AtError::Uart(_) => {
-                self.link = Link::Down;
-                self.maybe_data = false;
-                SocketError::ModemLost
-            }
-        }
-    }
-
-    /// The error for an operation that needs a working modem and network.
-    fn unusable(&self) -> Option<SocketError> {
-        match self.link {
-            Link::Down => Some(SocketError::ModemLost),
-            Link::NoNetwork | Link::Ending(End::NetworkDown) | Link::Ended(End::NetworkDown) => {
-                Some(SocketError::NetworkDown)
-            }
-            _ => None,
-        }
-    }
 }
 
-impl<U: Read + Write, C: Clock> Socket for Modem<U, C> {
-    async fn connect(&mut self, host: &str, port: u16) -> Result<(), SocketError> {
-        self.absorb();
-        if let Some(e) = self.unusable() {
-            return Err(e);
-        }
-        if self.link != Link::Idle {
-            self.close().await;
-            if let Some(e) = self.unusable() {
-                return Err(e);
-            }
-        }
-        if host.is_empty() || host.len() > MAX_HOST || !host.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'"') {
-            return Err(SocketError::ConnectFailed(CONNECT_BAD_HOST));
-        }
-        let ev = &mut self.at.events;
-        ev.data_ready = false;
-        ev.closed = None;
-        ev.open_result = None;
-        ev.close_done = false;
-        let res = match self.cfg.dialect {
-            Dialect::Sim7600 => sim7600::open(self, host, port).await,
-            Dialect::Sim7080 => sim7080::open(self, host, port).await,
-        };
-        self.absorb();
-        if res.is_ok() {
-            if let Some(e) = self.unusable() {
-                return Err(e);
-            }
-            if self.link == Link::Idle {
-                self.link = Link::Open;
-            }
-            // Ask once before relying on the data notice.
-            self.maybe_data = true;
-        }
-        res
-    }
-
-    async fn write_all(&mut self, data: &[u8]) -> Result<(), SocketError> {
-        self.absorb();
-        if let Some(e) = self.unusable() {
-            return Err(e);
-        }
-        match self.link {
-            Link::Open => {}
-            Link::Idle => return Err(SocketError::NotConnected),
-            _ => return Err(SocketError::Closed),
-        }
-        for chunk in data.chunks(self.cfg.dialect.max_send()) {
-            let res = match self.cfg.dialect {
-                Dialect::Sim7600 => sim7600::send(self, chunk).await,
-                Dialect::Sim7080 => sim7080::send(self, chunk).await,
-            };
-            self.absorb();
-            res?;
-        }
-        Ok(())
-    }
-
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, SocketError> {
-        self.absorb();
-        match self.link {
-            Link::Down => return Err(SocketError::ModemLost),
-            Link::NoNetwork => return Err(SocketError::NetworkDown),
-            Link::Idle => return Err(SocketError::NotConnected),
-            Link::Ended(end) => return end.result(),
-            Link::Open | Link::Ending(_) => {}
-        }
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let deadline = self.at.deadline(self.cfg.read_timeout_us);
-        let mut empty_polls = 0u8;
-        loop {
-            let ending = matches!(self.link, Link::Ending(_));
-            if self.maybe_data || ending {
-                let n = buf.len().min(self.cfg.effective_read_block());
-                self.at.events.data_ready = false;
-                let res = match self.cfg.dialect {
-                    Dialect::Sim7600 => sim7600::read(self, buf, n).await,
-                    Dialect::Sim7080 => sim7080::read(self, buf, n).await,
-                };
-                let chunk = match res {
-                    Ok(chunk) => chunk,
-                    // Refused (`+IP ERROR: No data`, link already gone): nothing to read.
-                    Err(AtError::Rejected) => Chunk { got: 0, more: false },
-                    Err(e) => {
-                        let err = self.lost(e);
-                        self.absorb();
-                        return Err(err);
-                    }
-                };
-                self.maybe_data = chunk.more || self.at.events.data_ready;
-                self.absorb();
-                if self.link == Link::Down {
-                    return Err(SocketError::ModemLost);
-                }
-                if chunk.got > 0 {
-                    return Ok(chunk.got);
-                }
-                if let (true, Link::Ending(end)) = (ending, self.link) {
-                    // Asked after the close notice and nothing was left.
-                    self.link = Link::Ended(end);
-                    self.maybe_data = false;
-                    return end.result();
-                }
-                empty_polls += 1;
-                if empty_polls >= MAX_EMPTY_POLLS {
-                    // The modem keeps announcing data it does not hand out: stop asking
-                    // and wait for a fresh notice (or the deadline).
-                    self.maybe_data = false;
-                    self.at.events.data_ready = false;
-                } else if self.maybe_data || matches!(self.link, Link::Ending(_)) {
-                    continue;
-                }
-            }
-            let waited = self
-                .at
-                .wait_for(deadline, |ev| ev.data_ready || ev.closed.is_some() || ev.network_down)
-                .await;
-            match waited {
-                Ok(()) => {
-                    if self.at.events.data_ready {
-                        self.maybe_data = true;
-                    }
-                    self.absorb();
-                }
-                Err(AtError::Timeout) => {
-                    // In case a data notice was lost, ask first next time.
-                    self.maybe_data = true;
-                    return Err(SocketError::Timeout);
-                }
-                Err(e) => {
-                    let err = self.lost(e);
-                    self.absorb();
-                    return Err(err);
-                }
-            }
-        }
-    }
-
-    async fn close(&mut self) {
-        self.absorb();
-        match self.link {
-            Link::Open | Link::Ending(End::Eof | End::Reset) | Link::Ended(End::Eof | End::Reset) => {
-                let was_open = self.link == Link::Open;
-                let res = match self.cfg.dialect {
-                    Dialect::Sim7600 => sim7600::close(self, was_open).await,
-                    Dialect::Sim7080 => sim7080::close(self, was_open).await,
-                };
-                if let Err(e) = res {
-                    self.lost(e);
-                }
-                self.absorb();
-                self.link = match self.link {
-                    Link::Down | Link::NoNetwork => self.link,
-                    Link::Ending(End::NetworkDown) | Link::Ended(End::NetworkDown) => Link::NoNetwork,
-                    _ => Link::Idle,
-                };
-            }
-            Link::Ending(End::NetworkDown) | Link::Ended(End::NetworkDown) => self.link = Link::NoNetwork,
-            Link::Down | Link::NoNetwork | Link::Idle => {}
-        }
-        self.maybe_data = false;
-        let ev = &mut self.at.events;
-        ev.closed = None;
-        ev.data_ready = false;
-    }
-
-    fn is_connected(&self) -> bool {
-        self.link == Link::Open
-    }
-
-    /// A modem that rebooted or lost its packet network is brought up from scratch: sync,
-    /// echo off, SIM, registration, attach.
-    async fn recover(&mut self) -> Result<(), SocketError> {
-        self.bring_up().await.map(|_| ()).map_err(|_| SocketError::ModemLost)
+/// The error for a connect that timed out, given the result the modem sent late (while the
+/// driver closed the attempt): its code if it failed, else [`SocketError::Timeout`] (a late
+/// success was closed).
+fn late_result(open_result: Option<u16>) -> crate::socket::SocketError {
+    match open_result {
+        Some(code) if code != 0 => crate::socket::SocketError::ConnectFailed(code),
+        _ => crate::socket::SocketError::Timeout,
     }
 }
 

@@ -8,8 +8,9 @@
 
 use embedded_io_async::{Read, Write};
 
-use super::at::{AtError, Fields, Final, Probe, Take, after};
-use super::{CONNECT_NO_CODE, Chunk, Modem, ModemError, sim7600};
+use super::at::{AtError, Final, Probe, Take};
+use super::reply::{Fields, after, set_text};
+use super::{CONNECT_NO_CODE, Chunk, Modem, ModemError};
 use crate::clock::Clock;
 use crate::socket::SocketError;
 
@@ -23,7 +24,7 @@ pub(super) async fn attach<U: Read + Write, C: Clock>(m: &mut Modem<U, C>) -> Re
                 Ok(()) if m.at.events.pdp_active => Ok(()),
                 Ok(()) => {
                     let mut reply = heapless::String::new();
-                    super::at::set_text(&mut reply, b"+APP PDP: 0,DEACTIVE");
+                    set_text(&mut reply, b"+APP PDP: 0,DEACTIVE");
                     Err(ModemError::CommandFailed {
                         command: "AT+CNACT=0,1",
                         reply,
@@ -92,6 +93,13 @@ pub(super) async fn open<U: Read + Write, C: Clock>(
             let code = m.at.events.open_result.filter(|&c| c != 0).unwrap_or(CONNECT_NO_CODE);
             return Err(SocketError::ConnectFailed(code));
         }
+        // Seen after a 75 s stall: the modem is still connecting, and answers one command
+        // at a time, so the close queues behind the connect and its late
+        // `+CAOPEN: 0,<result>` and `OK` come first. That `OK` is owed, not the close's.
+        Err(AtError::Timeout) => {
+            m.at.owed = m.at.owed.saturating_add(1);
+            return close_after_timeout(m).await;
+        }
         Err(e) => return Err(m.lost(e)),
     }
     if m.at.events.open_result.is_none() {
@@ -103,12 +111,7 @@ pub(super) async fn open<U: Read + Write, C: Clock>(
             .await
         {
             Ok(()) => {}
-            Err(AtError::Timeout) => {
-                if let Err(e) = close(m, true).await {
-                    return Err(m.lost(e));
-                }
-                return Err(SocketError::Timeout);
-            }
+            Err(AtError::Timeout) => return close_after_timeout(m).await,
             Err(e) => return Err(m.lost(e)),
         }
     }
@@ -119,16 +122,19 @@ pub(super) async fn open<U: Read + Write, C: Clock>(
     }
 }
 
-/// Sends one chunk (at most 1460 bytes).
-pub(super) async fn send<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, chunk: &[u8]) -> Result<(), SocketError> {
-    match send_at(m, chunk).await {
-        Ok(()) => Ok(()),
-        Err(AtError::Rejected) => Err(sim7600::send_refused(m)),
+/// Closes connection 0 after a connect that timed out, waiting as long again for the modem to
+/// get to the close. The modem's late result, when it came meanwhile, is the error: a
+/// connect that failed late says why (`+CAOPEN: 0,2`), one that succeeded late was closed.
+async fn close_after_timeout<U: Read + Write, C: Clock>(m: &mut Modem<U, C>) -> Result<(), SocketError> {
+    let t = m.cfg.connect_timeout_us;
+    match m.at.command(format_args!("AT+CACLOSE=0"), t, &mut |_| Take::No).await {
+        Ok(()) | Err(AtError::Rejected) => Err(super::late_result(m.at.events.open_result)),
         Err(e) => Err(m.lost(e)),
     }
 }
 
-async fn send_at<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, chunk: &[u8]) -> Result<(), AtError> {
+/// Sends one chunk (at most 1460 bytes).
+pub(super) async fn send<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, chunk: &[u8]) -> Result<(), AtError> {
     let t = m.cfg.command_timeout_us;
     let deadline = m.at.deadline(t);
     m.at.send(format_args!("AT+CASEND=0,{}", chunk.len()), deadline).await?;

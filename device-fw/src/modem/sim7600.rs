@@ -9,7 +9,8 @@
 
 use embedded_io_async::{Read, Write};
 
-use super::at::{AtError, CloseKind, Fields, Final, Probe, Take, after};
+use super::at::{AtError, CloseKind, Final, Probe, Take};
+use super::reply::{Fields, after};
 use super::{CONNECT_NO_CODE, Chunk, Modem, ModemError};
 use crate::clock::Clock;
 use crate::socket::SocketError;
@@ -105,26 +106,19 @@ pub(super) async fn open<U: Read + Write, C: Clock>(
             None => Err(SocketError::NetworkDown),
         },
         Err(AtError::Timeout) => {
-            // Stop the attempt so the link is free for the next one.
+            // Stop the attempt so the link is free for the next one; a result that comes
+            // with the close is the modem's answer after all.
             if let Err(e) = close(m, true).await {
                 return Err(m.lost(e));
             }
-            Err(SocketError::Timeout)
+            Err(super::late_result(m.at.events.open_result))
         }
         Err(e) => Err(m.lost(e)),
     }
 }
 
 /// Sends one chunk (at most 1460 bytes).
-pub(super) async fn send<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, chunk: &[u8]) -> Result<(), SocketError> {
-    match send_at(m, chunk).await {
-        Ok(()) => Ok(()),
-        Err(AtError::Rejected) => Err(send_refused(m)),
-        Err(e) => Err(m.lost(e)),
-    }
-}
-
-async fn send_at<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, chunk: &[u8]) -> Result<(), AtError> {
+pub(super) async fn send<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, chunk: &[u8]) -> Result<(), AtError> {
     let t = m.cfg.command_timeout_us;
     let deadline = m.at.deadline(t);
     m.at.send(format_args!("AT+CIPSEND=0,{}", chunk.len()), deadline)
@@ -144,7 +138,7 @@ async fn send_at<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, chunk: &[u8]) -
 }
 
 /// A refused send: `+CIPERROR: 4` (or a network notice) means the network is gone,
-/// anything else that the link is.
+/// anything else that the link is. Both dialects.
 pub(super) fn send_refused<U, C>(m: &mut Modem<U, C>) -> SocketError {
     let ev = &mut m.at.events;
     if ev.network_down || m.at.err_text.as_bytes().starts_with(b"+CIPERROR: 4") {

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use super::planner::{ChunkPlanner, ChunkPolicy};
 use super::slot::{SECTOR, SlotError, SlotWriter};
 use crate::clock::Clock;
-use crate::http::{HttpClient, HttpError, Url};
+use crate::http::{HttpClient, HttpError, Target};
 use crate::socket::{Socket, SocketError};
 
 /// The largest block one modem read returns (SIM7600 `CIPRXGET`, SIM7080 `CARECV`): the
@@ -245,7 +245,7 @@ where
     E: EventSink,
     K: Checkpoint<F>,
 {
-    let url = Url::parse(target.url).map_err(DownloadError::BadUrl)?;
+    let url = Target::parse(target.url).map_err(DownloadError::BadUrl)?;
     let mut planner = ChunkPlanner::new(cfg.policy, cfg.uart_bytes_per_sec / 10 * 8);
     let mut total = target.size;
     // Only the signed size may widen an erase: a server's Content-Length could be anything.
@@ -409,7 +409,9 @@ where
                 });
             }
             events.event(OtaEvent::Backoff { us: backoff_us }).await;
-            clock.sleep_us(backoff_us).await;
+            if !http.socket().listen(backoff_us).await {
+                clock.sleep_us(backoff_us).await;
+            }
             backoff_us = (backoff_us * 2).min(cfg.backoff_max_us);
         }
         report.resumes += 1;

@@ -477,6 +477,13 @@ fn random_faults(args: &Args) -> bool {
     let virtual_s: f64 = results.iter().map(|r| r.virtual_s).sum();
     let faults: u64 = results.iter().map(|r| r.faults).sum();
     let uart_bytes_lost: u64 = results.iter().map(|r| r.uart_bytes_lost).sum();
+    let idle_uart_bytes_lost: u64 = results.iter().map(|r| r.idle_uart_bytes_lost).sum();
+    let lossy: Vec<u64> = results
+        .iter()
+        .filter(|r| r.uart_bytes_lost > 0)
+        .filter_map(|r| r.seed)
+        .collect();
+    let retried = results.iter().filter(|r| r.attempts > 1).count();
     for r in &failing {
         if args.json {
             println!("{}", serde_json::to_string(r).expect("json"));
@@ -497,16 +504,17 @@ fn random_faults(args: &Args) -> bool {
                 "scenario": "random-faults", "seeds": results.len(), "updated": updated, "corrupt": corrupt,
                 "failed_seeds": failing.iter().filter_map(|r| r.seed).collect::<Vec<_>>(),
                 "faults": faults, "resumes": resumes, "nat_drops": nat_drops, "virtual_s": virtual_s,
-                "uart_bytes_lost": uart_bytes_lost,
+                "uart_bytes_lost": uart_bytes_lost, "lossy_seeds": lossy,
+                "idle_uart_bytes_lost": idle_uart_bytes_lost, "retried_by_the_app": retried,
                 "wall_s": wall.elapsed().as_secs_f64(),
             })
         );
     } else {
         println!(
-            "random-faults: {} seeds, {updated} updated, {corrupt} corrupt, {} failed; {faults} faults injected, {resumes} resumes, {nat_drops} NAT expiries, {uart_bytes_lost} UART bytes lost, {virtual_s:.0} s of virtual time",
+            "random-faults: {} seeds, {updated} updated ({retried} after the app's next attempt), {corrupt} corrupt, {} failed; {faults} faults injected, {resumes} resumes, {nat_drops} NAT expiries, {uart_bytes_lost} UART bytes lost in downloads (seeds {lossy:?}), {idle_uart_bytes_lost} while idle between attempts, {virtual_s:.0} s of virtual time",
             results.len(),
             failing.len() - corrupt
         );
     }
-    failing.is_empty()
+    failing.is_empty() && lossy.is_empty()
 }

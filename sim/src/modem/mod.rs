@@ -32,6 +32,13 @@
 //! between a read reply's header and its data, never between a `>` prompt and the end of
 //! the payload the host sends after it.
 //!
+//! # Firmware quirks
+//!
+//! What real modems do beyond the contract can be switched on (`quirks`, and the settings in
+//! [`ModemEmulatorConfig`]): a notice at a chosen point of a chosen command's answer, a
+//! restart that prints no `RDY`, a connect answered after a long stall, commands that answer
+//! plain `ERROR`, registration on 2G/3G only, echo that `ATE0` leaves on.
+//!
 //! # What is not emulated
 //!
 //! Direct-push receive (SIM7600 without `AT+CIPRXGET=1`: `CIPOPEN` then fails with
@@ -39,6 +46,9 @@
 //! command is taken up, not while its characters arrive.
 
 mod at;
+mod common;
+mod config;
+mod quirks;
 mod registration;
 mod sim7080;
 mod sim7600;
@@ -55,8 +65,11 @@ use crate::net::Network;
 use crate::time;
 use crate::uart::UartEnd;
 
-use at::{Command, Form, line};
+use at::{Command, line};
 use socket::{Request, Socket};
+
+pub use config::{IPR_RATES, IprBehaviour, ModemEmulatorConfig, RegisteredOn, default_command_latency};
+pub use quirks::{BootOutput, ReplyPoint};
 
 /// Which AT dialect the emulator speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -100,120 +113,6 @@ impl Dialect {
             Dialect::Sim7080 => format!("+CASTATE: {link},0"),
         }
     }
-}
-
-/// How the emulated modem behaves. Start from [`ModemEmulatorConfig::new`].
-#[derive(Debug, Clone)]
-pub struct ModemEmulatorConfig {
-    pub dialect: Dialect,
-    /// Processing time of each command, paid after the previous answer is completely
-    /// written (and after the echo). Default: [`default_command_latency`].
-    pub command_latency: Duration,
-    /// The socket receive buffer the host reads from, bytes. When it is full the modem
-    /// takes nothing more from the connection, whose window (the network's
-    /// `modem_rx_buffer`) then fills before the origin stalls: with both set to the same
-    /// value, up to twice this many bytes are on the modem side of the network.
-    pub rx_buffer: usize,
-    /// Power-on or reset to `RDY`; commands before `RDY` get no reply at all.
-    pub boot_time: Duration,
-    /// SIM7600: `SMS DONE` and `PB DONE` come this long after `RDY` (the SIM7080 sends its
-    /// `SMS Ready` with the other boot lines and ignores this).
-    pub late_urc_delay: Duration,
-    /// Most payload bytes one `CIPRXGET=2` / `CARECV` delivers; larger requests are clamped.
-    pub max_read: usize,
-    /// Operator name in `+COPS:`.
-    pub operator: String,
-    /// `+CSQ:` signal, 0..=31 (99 unknown).
-    pub rssi: u8,
-    /// What `AT+IPR=<rate>` does.
-    pub ipr: IprBehaviour,
-}
-
-/// How the modem takes `AT+IPR=<rate>` (set the UART rate until the next restart).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IprBehaviour {
-    /// `OK` at the old rate, then the new rate (a rate from [`IPR_RATES`]; others `ERROR`).
-    #[default]
-    Switches,
-    /// `ERROR`: firmware that does not take the command or the rate.
-    Refuses,
-    /// `OK`, but the rate stays (a module that needs a save and a restart first).
-    Ignores,
-}
-
-/// The rates `AT+IPR` takes (the SIM7600 manual's list; the SIM7080's manual lists the same
-/// up to 921600 and more above it).
-pub const IPR_RATES: [u64; 14] = [
-    300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115_200, 230_400, 460_800, 921_600, 3_000_000,
-];
-
-impl ModemEmulatorConfig {
-    /// Defaults for a dialect. Boot times are not in the captured logs for the SIM7600 and
-    /// are settings: SIM7600 `RDY` after 12 s and `SMS DONE`/`PB DONE` 10 s later; SIM7080
-    /// `RDY` after 2 s (the SIM7080G capture in the transcript index: the first `AT` after
-    /// power-on is unanswered, `OK` comes about 2 s after power-on).
-    pub fn new(dialect: Dialect) -> Self {
-        let (boot_time, late_urc_delay) = match dialect {
-            Dialect::Sim7600 => (Duration::from_secs(12), Duration::from_secs(10)),
-            Dialect::Sim7080 => (Duration::from_secs(2), Duration::ZERO),
-        };
-        ModemEmulatorConfig {
-            dialect,
-            command_latency: default_command_latency(),
-            rx_buffer: 512 * 1024,
-            boot_time,
-            late_urc_delay,
-            max_read: 1460,
-            operator: "otactl sim".into(),
-            rssi: 20,
-            ipr: IprBehaviour::Switches,
-        }
-    }
-}
-
-impl Default for ModemEmulatorConfig {
-    fn default() -> Self {
-        Self::new(Dialect::Sim7600)
-    }
-}
-
-/// Bytes read by the seed device before its socket died.
-const SEED_BYTES_READ: f64 = 129_867.0;
-/// Seconds the seed device took to read them.
-const SEED_SECONDS: f64 = 58.87;
-/// TinyGSM's receive FIFO (`TINY_GSM_RX_BUFFER`): the size of each `CIPRXGET=2` read.
-const SEED_READ: usize = 64;
-/// The seed device's UART.
-const SEED_BAUD: f64 = 115_200.0;
-/// 8N1: start bit, 8 data bits, stop bit.
-const BITS_PER_BYTE: f64 = 10.0;
-/// ESP32 flash as Arduino `Update` drives it: one 4 KiB sector erase, then 16 page programs.
-const SECTOR_BYTES: f64 = 4096.0;
-const SECTOR_ERASE_S: f64 = 0.045;
-const PAGE_PROGRAM_S: f64 = 0.0004;
-const PAGES_PER_SECTOR: f64 = 16.0;
-
-/// The per-command latency of a SIM7600, derived from the seed field failure.
-///
-/// The seed device read 129,867 bytes in 58.87 s with TinyGSM's 64-byte
-/// `AT+CIPRXGET=2,0,64` reads at 115200 baud (8N1), writing each byte to flash as Arduino
-/// `Update` does. One read cycle is the command on the wire, the modem's processing, the
-/// reply on the wire and the flash work for its 64 bytes; all but the processing are known:
-///
-/// | | |
-/// |---|---|
-/// | one read cycle | 64 / (129,867 / 58.87) s = 29.012 ms |
-/// | command `AT+CIPRXGET=2,0,64\r` (echo off) | 19 B × 10 / 115200 = 1.649 ms |
-/// | reply `\r\n+CIPRXGET: 2,0,64,<6 digits>\r\n` + 64 B + `\r\nOK\r\n` | 98 B × 10 / 115200 = 8.507 ms |
-/// | flash: (45 ms erase + 16 × 0.4 ms program) per 4 KiB, × 64 / 4096 | 0.803 ms |
-/// | **modem processing per command** | **18.05 ms** |
-pub fn default_command_latency() -> Duration {
-    let cycle = SEED_READ as f64 / (SEED_BYTES_READ / SEED_SECONDS);
-    let command = "AT+CIPRXGET=2,0,64\r".len();
-    let reply = "\r\n+CIPRXGET: 2,0,64,123456\r\n".len() + SEED_READ + "\r\nOK\r\n".len();
-    let wire = (command + reply) as f64 * BITS_PER_BYTE / SEED_BAUD;
-    let flash = (SECTOR_ERASE_S + PAGES_PER_SECTOR * PAGE_PROGRAM_S) * SEED_READ as f64 / SECTOR_BYTES;
-    Duration::from_secs_f64(cycle - wire - flash)
 }
 
 /// Counters a scenario reports.
@@ -320,6 +219,9 @@ pub fn spawn_modem(cfg: ModemEmulatorConfig, uart: UartEnd, net: Network) -> Mod
             apn: String::new(),
             links: (0..links).map(|_| None).collect(),
             next_socket_id: 1,
+            in_reply: Vec::new(),
+            boot_output: BootOutput::Lines,
+            stall: None,
             out: VecDeque::new(),
             stats: ModemEmuStats::default(),
         }),
@@ -377,6 +279,12 @@ struct Core {
     next_socket_id: u64,
     out: VecDeque<Unsolicited>,
     stats: ModemEmuStats,
+    /// Notices waiting for the answer to a given command.
+    in_reply: Vec<quirks::InReply>,
+    /// What the next boot prints.
+    boot_output: BootOutput,
+    /// The next connect's stall.
+    stall: Option<quirks::Stall>,
 }
 
 impl Core {
@@ -448,6 +356,7 @@ async fn run_modem(sh: Arc<Shared>, mut uart: UartEnd) {
             sh: &sh,
             uart: &mut uart,
             inbuf: Vec::new(),
+            in_reply: None,
         };
         let rebooted = tokio::select! {
             biased;
@@ -469,6 +378,8 @@ struct Session<'a> {
     uart: &'a mut UartEnd,
     /// Received bytes not yet taken up as a command.
     inbuf: Vec<u8>,
+    /// The notice injected into the answer to the command in flight.
+    in_reply: Option<quirks::InReply>,
 }
 
 impl Session<'_> {
@@ -539,10 +450,7 @@ impl Session<'_> {
                 }
             });
         }
-        // Lines injected during the boot wait behind the boot lines.
-        for l in boot.iter().rev() {
-            core.out.push_front(Unsolicited::Line((*l).to_string()));
-        }
+        core.queue_boot(&boot);
         drop(core);
         sh.wake.notify_one();
         Ok(())
@@ -570,17 +478,38 @@ impl Session<'_> {
         let echo = {
             let mut core = self.sh.lock();
             core.stats.commands += 1;
+            self.in_reply = core.take_in_reply(&text);
             core.echo
         };
+        self.injected(ReplyPoint::BeforeEcho).await?;
         if echo {
             let mut e = text.clone();
             e.push(b'\r');
             self.write(&e).await?;
         }
+        self.injected(ReplyPoint::AfterEcho).await?;
         self.pause(self.sh.cfg.command_latency).await?;
-        let Some(cmd) = Command::parse(&text) else {
+        self.answer(&text).await?;
+        // A point the answer did not have (no final after a prompt): it still happens.
+        if let Some(inj) = self.in_reply.take() {
+            self.inject(inj.what).await?;
+        }
+        Ok(())
+    }
+
+    async fn answer(&mut self, text: &[u8]) -> Result<(), Stop> {
+        let Some(cmd) = Command::parse(text) else {
             return self.reply(vec![at::error()]).await;
         };
+        if self
+            .sh
+            .cfg
+            .plain_error
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&cmd.name))
+        {
+            return self.reply(vec![at::error()]).await;
+        }
         if self.common(&cmd).await? {
             return Ok(());
         }
@@ -594,85 +523,25 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Commands both dialects answer alike. `Ok(false)`: not one of them.
-    async fn common(&mut self, cmd: &Command) -> Result<bool, Stop> {
-        let cfg = &self.sh.cfg;
-        let reply = match (cmd.name.as_str(), &cmd.form) {
-            ("", Form::Exec) => vec![at::ok()],
-            ("E", Form::Set(_)) => match cmd.num(0) {
-                Some(v @ 0..=1) => {
-                    self.sh.lock().echo = v == 1;
-                    vec![at::ok()]
-                }
-                _ => vec![at::error()],
-            },
-            ("+CMEE", Form::Set(_)) => match cmd.num(0) {
-                Some(v @ 0..=2) => {
-                    self.sh.lock().cmee = v as u8;
-                    vec![at::ok()]
-                }
-                _ => vec![at::error()],
-            },
-            ("+CMEE", Form::Read) => vec![line(&format!("+CMEE: {}", self.sh.lock().cmee)), at::ok()],
-            ("+CGMM" | "+GMM", Form::Exec) => vec![line(cfg.dialect.model()), at::ok()],
-            ("+CPIN", Form::Read) => vec![line("+CPIN: READY"), at::ok()],
-            ("+CSQ", Form::Exec) => vec![line(&format!("+CSQ: {},99", cfg.rssi)), at::ok()],
-            ("+CEREG", Form::Read) => {
-                let core = self.sh.lock();
-                vec![
-                    line(&format!("+CEREG: {},{}", core.cereg_mode, core.reg_stat)),
-                    at::ok(),
-                ]
+    /// Writes the injected notice if it goes at `point`.
+    async fn injected(&mut self, point: ReplyPoint) -> Result<(), Stop> {
+        if self.in_reply.as_ref().is_some_and(|i| i.at == point)
+            && let Some(inj) = self.in_reply.take()
+        {
+            self.inject(inj.what).await?;
+        }
+        Ok(())
+    }
+
+    async fn inject(&mut self, what: quirks::Injected) -> Result<(), Stop> {
+        match what {
+            quirks::Injected::Line(text) => self.write(&line(&text)).await,
+            quirks::Injected::Restart(output) => {
+                let stop = self.reboot();
+                self.sh.lock().boot_output = output;
+                Err(stop)
             }
-            ("+CEREG", Form::Set(_)) => match cmd.num(0) {
-                Some(v @ 0..=1) => {
-                    self.sh.lock().cereg_mode = v as u8;
-                    vec![at::ok()]
-                }
-                _ => vec![at::error()],
-            },
-            ("+CGREG", Form::Read) => vec![line(&format!("+CGREG: 0,{}", self.sh.lock().reg_stat)), at::ok()],
-            ("+CREG", Form::Read) => vec![line(&format!("+CREG: 0,{}", self.sh.lock().reg_stat)), at::ok()],
-            ("+CGATT", Form::Read) => {
-                let attached = self.sh.lock().registered();
-                vec![line(&format!("+CGATT: {}", u8::from(attached))), at::ok()]
-            }
-            // Not registered: no operator, only the mode (3GPP TS 27.007 §7.3).
-            ("+COPS", Form::Read) if !self.sh.lock().registered() => vec![line("+COPS: 0"), at::ok()],
-            ("+COPS", Form::Read) => vec![line(&format!("+COPS: 0,0,\"{}\",7", cfg.operator)), at::ok()],
-            ("+CGDCONT", Form::Set(args)) if args.len() >= 3 && cmd.num(0).is_some() => {
-                self.sh.lock().apn = cmd.text(2).unwrap_or_default().to_string();
-                vec![at::ok()]
-            }
-            ("+CGDCONT", Form::Read) => {
-                let apn = self.sh.lock().apn.clone();
-                vec![line(&format!("+CGDCONT: 1,\"IP\",\"{apn}\"")), at::ok()]
-            }
-            ("+IPR", Form::Read) => vec![line(&format!("+IPR: {}", self.sh.lock().baud)), at::ok()],
-            ("+IPR", Form::Set(args)) if args.len() == 1 => match (cfg.ipr, cmd.num(0)) {
-                (IprBehaviour::Switches, Some(rate)) if IPR_RATES.contains(&rate) => {
-                    // The OK goes out at the old rate; then the UART retunes.
-                    self.reply(vec![at::ok()]).await?;
-                    self.uart.set_baud(rate as u32);
-                    self.sh.lock().baud = rate as u32;
-                    return Ok(true);
-                }
-                (IprBehaviour::Ignores, Some(_)) => vec![at::ok()],
-                _ => vec![at::error()],
-            },
-            ("+CFUN", Form::Read) => vec![line("+CFUN: 1"), at::ok()],
-            ("+CFUN", Form::Set(args)) => match (cmd.num(0), cmd.num(1), args.len()) {
-                (Some(1), _, 1) => vec![at::ok()],
-                (Some(1), Some(1), 2) => {
-                    self.reply(vec![at::ok()]).await?;
-                    return Err(self.reboot());
-                }
-                _ => vec![at::error()],
-            },
-            _ => return Ok(false),
-        };
-        self.reply(reply).await?;
-        Ok(true)
+        }
     }
 
     /// Reboots from a command (after its `OK` went out).
@@ -689,13 +558,17 @@ impl Session<'_> {
     /// Writes a reply, one piece after another; queued unsolicited output may go out
     /// between the pieces (each piece is a whole line, or a read header with its data).
     async fn reply(&mut self, pieces: Vec<Vec<u8>>) -> Result<(), Stop> {
+        let last = pieces.len().saturating_sub(1);
         for (i, piece) in pieces.iter().enumerate() {
             if i > 0 {
                 self.flush().await?;
             }
+            if i == last {
+                self.injected(ReplyPoint::BeforeFinal).await?;
+            }
             self.write(piece).await?;
         }
-        Ok(())
+        self.injected(ReplyPoint::AfterFinal).await
     }
 
     /// Writes all queued unsolicited output (once booted).
@@ -805,29 +678,5 @@ impl Session<'_> {
         core.stats.reads += 1;
         core.stats.bytes_read += n as u64;
         Some((data, rest))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn command_latency_from_the_seed_figures() {
-        // By hand: 64 B / (129867 B / 58.87 s) = 29.0118 ms per read cycle;
-        // wire (19 + 98) B × 10 / 115200 = 10.1563 ms; flash 51.4 ms × 64 / 4096 = 0.8031 ms;
-        // 29.0118 − 10.1563 − 0.8031 = 18.0524 ms.
-        let ms = default_command_latency().as_secs_f64() * 1e3;
-        assert!((ms - 18.05).abs() < 0.5, "derived latency {ms} ms");
-        assert!((ms - 18.0524).abs() < 0.001, "derived latency {ms} ms");
-    }
-
-    #[test]
-    fn defaults_follow_the_dialect() {
-        let a = ModemEmulatorConfig::new(Dialect::Sim7600);
-        let b = ModemEmulatorConfig::new(Dialect::Sim7080);
-        assert_eq!(a.max_read, 1460);
-        assert!(a.boot_time > b.boot_time);
-        assert_eq!(a.command_latency, default_command_latency());
     }
 }

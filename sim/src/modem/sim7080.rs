@@ -156,6 +156,15 @@ async fn caopen(s: &mut Session<'_>, cmd: &Command) -> Result<(), Stop> {
         Some(None) => return s.reply(result(21)).await,
         Some(Some(id)) => id,
     };
+    let stall = s.sh.lock().stall.take();
+    if let Some(stall) = stall {
+        // Commands sent meanwhile wait: the answer is still being worked on.
+        s.pause(stall.delay).await?;
+        if let Some(code) = stall.result {
+            s.sh.forget(cid, id);
+            return s.reply(result(code)).await;
+        }
+    }
     let net = s.sh.net.clone();
     let connected = s.wait_for(async move { net.connect(&host, port).await }).await?;
     match connected {

@@ -207,7 +207,21 @@ async fn cipopen(s: &mut Session<'_>, cmd: &Command) -> Result<(), Stop> {
     };
     s.reply(vec![at::ok()]).await?;
     let sh = s.sh.clone();
+    let stall = sh.lock().stall.take();
     tokio::spawn(async move {
+        if let Some(stall) = stall {
+            crate::time::sleep(stall.delay).await;
+            let mut core = sh.lock();
+            // Closed meanwhile (`CIPCLOSE` stops the attempt): nothing more happens.
+            if core.socket(link, id).is_none() {
+                return;
+            }
+            if let Some(code) = stall.result {
+                core.links[link] = None;
+                sh.queue(&mut core, super::Unsolicited::Line(format!("+CIPOPEN: {link},{code}")));
+                return;
+            }
+        }
         match sh.net.connect(&host, port).await {
             Ok(conn) => {
                 if let Some((conn, requests)) = sh.attach(link, id, conn) {

@@ -52,9 +52,12 @@ pub const XTAL_HZ: u32 = 40_000_000;
 /// it bounds the receive buffer.
 pub const MAX_RAM_BLOCK: usize = 0x1800;
 
-/// A frame bigger than this is dropped by the SLIP receiver: a MEM_DATA header, its data
-/// header and a full RAM block.
+/// The ROM's receive buffer: a MEM_DATA header, its data header and a full RAM block. The
+/// ROM refuses a bigger frame; the SLIP receiver drops anything past the stub's buffer.
 pub const MAX_FRAME: usize = super::protocol::HEADER + 16 + MAX_RAM_BLOCK;
+
+/// The flasher stub's receive buffer: a `*_DATA` header and its 16 KiB block.
+pub const MAX_STUB_FRAME: usize = super::protocol::HEADER + 16 + super::stub::MAX_STUB_BLOCK;
 
 const ESP32_EFUSE: u32 = 0x3FF5_A000;
 const C3_EFUSE: u32 = 0x6000_8800;
@@ -92,7 +95,8 @@ impl RomChip {
         }
     }
 
-    /// Every ROM from the ESP32 on ends a response with 4 status bytes (§1.3).
+    /// Every ROM from the ESP32 on ends a response with 4 status bytes (§1.3); the flasher
+    /// stub sends 2 on every chip ([`super::protocol::STUB_STATUS_LEN`]).
     pub fn status_len(self) -> usize {
         4
     }

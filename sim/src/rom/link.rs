@@ -4,14 +4,21 @@
 //! both directions, and the rate follows CHANGE_BAUDRATE, so a host tool's transfer time
 //! against the emulator is the time it would take against a chip. Without it the stream
 //! runs as fast as the host can talk, for tests.
+//!
+//! The line keeps receiving while the chip works: the flasher stub acknowledges a block and
+//! then writes it while the host sends the next, so a paced transfer through the stub costs
+//! the larger of line time and flash time per block, not their sum (the ROM answers only
+//! once it has written, so there the host waits).
 
+use std::collections::VecDeque;
 use std::io;
 use std::time::Duration;
 
+use md5::{Digest, Md5};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::chip::MAX_FRAME;
-use super::loader::RomLoader;
+use super::chip::MAX_STUB_FRAME;
+use super::loader::{ReadFlash, RomLoader};
 use super::slip;
 use crate::time;
 
@@ -64,46 +71,168 @@ impl Line {
     }
 }
 
+/// The receiving side: bytes paced in at the line rate, decoded into frames.
+struct Inbox<R> {
+    rx: R,
+    decoder: slip::Decoder,
+    frames: VecDeque<Result<Vec<u8>, slip::FrameError>>,
+    line: Line,
+    buf: Vec<u8>,
+    /// When the bytes read so far have all arrived on the line, in bench nanoseconds.
+    due_ns: u64,
+    eof: bool,
+    pacing: bool,
+}
+
+impl<R: AsyncRead + Unpin> Inbox<R> {
+    /// Takes what the host sent into the decoder; the line is charged for it.
+    fn arrived(&mut self, n: usize, baud: u32) {
+        if n == 0 {
+            self.eof = true;
+            return;
+        }
+        if self.pacing {
+            // The rest of a frame a host is sending follows its start without a gap; a new
+            // frame starts no earlier than now.
+            self.due_ns = self.line.take(n, baud, self.decoder.in_frame());
+        }
+        for &b in &self.buf[..n] {
+            if let Some(frame) = self.decoder.push(b) {
+                self.frames.push_back(frame);
+            }
+        }
+    }
+
+    fn want(&self, baud: u32) -> usize {
+        if self.pacing { chunk(baud) } else { self.buf.len() }
+    }
+
+    /// The next frame, once its bytes have arrived; `None` once the host has hung up.
+    async fn next(&mut self, baud: u32) -> io::Result<Option<Result<Vec<u8>, slip::FrameError>>> {
+        loop {
+            if let Some(frame) = self.frames.pop_front() {
+                if self.pacing && self.due_ns > time::now_ns() {
+                    time::sleep_until_ns(self.due_ns).await;
+                }
+                return Ok(Some(frame));
+            }
+            if self.eof {
+                return Ok(None);
+            }
+            let want = self.want(baud);
+            let n = self.rx.read(&mut self.buf[..want]).await?;
+            self.arrived(n, baud);
+            if self.pacing && self.due_ns > time::now_ns() {
+                time::sleep_until_ns(self.due_ns).await;
+            }
+        }
+    }
+
+    /// Runs `work` while the line keeps receiving: the chip's CPU is busy, its UART is not.
+    async fn overlap(&mut self, work: impl Future<Output = ()>, baud: u32) -> io::Result<()> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            let now = time::now_ns();
+            let pacing_wait = self.pacing && self.due_ns > now;
+            let want = self.want(baud);
+            tokio::select! {
+                biased;
+                () = &mut work => return Ok(()),
+                () = time::sleep_until_ns(self.due_ns), if pacing_wait => {}
+                r = self.rx.read(&mut self.buf[..want]), if !pacing_wait && !self.eof => {
+                    self.arrived(r?, baud);
+                }
+            }
+        }
+    }
+}
+
 /// Runs `loader` on `rx`/`tx` until the host end closes (`rx` at end of file).
-pub async fn serve<R, W>(loader: &mut RomLoader, mut rx: R, mut tx: W, cfg: LinkConfig) -> io::Result<()>
+pub async fn serve<R, W>(loader: &mut RomLoader, rx: R, mut tx: W, cfg: LinkConfig) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut decoder = slip::Decoder::new(MAX_FRAME);
-    let mut rx_line = Line::default();
+    // Sized for the stub's receive buffer; the ROM refuses frames past its own.
+    let mut inbox = Inbox {
+        rx,
+        decoder: slip::Decoder::new(MAX_STUB_FRAME),
+        frames: VecDeque::new(),
+        line: Line::default(),
+        buf: vec![0u8; 4096],
+        due_ns: 0,
+        eof: false,
+        pacing: cfg.pacing,
+    };
     let mut tx_line = Line::default();
-    let mut buf = vec![0u8; 4096];
-    loop {
-        let want = if cfg.pacing { chunk(loader.baud()) } else { buf.len() };
-        // The rest of a frame a host is sending follows its start without a gap; a new
-        // frame starts no earlier than now.
-        let contiguous = decoder.in_frame();
-        let n = rx.read(&mut buf[..want]).await?;
-        if n == 0 {
-            return Ok(());
+    while let Some(frame) = inbox.next(loader.baud()).await? {
+        // Replies go out at the rate in force when the command arrived; CHANGE_BAUDRATE
+        // switches only after its own reply.
+        let baud = loader.baud();
+        let handled = loader.handle(frame).await;
+        let mut wire = Vec::new();
+        for reply in &handled.replies {
+            slip::encode_into(reply, &mut wire);
         }
-        if cfg.pacing {
-            time::sleep_until_ns(rx_line.take(n, loader.baud(), contiguous)).await;
+        wire.extend_from_slice(&handled.text);
+        send(&mut tx, &wire, baud, &mut tx_line, cfg).await?;
+        if handled.baud.is_some() {
+            // The host switches too and throws away what it had buffered.
+            inbox.line = Line::default();
         }
-        for &b in &buf[..n] {
-            let Some(frame) = decoder.push(b) else { continue };
-            // Replies go out at the rate in force when the command arrived; CHANGE_BAUDRATE
-            // switches only after its own reply.
+        if loader.has_work() {
             let baud = loader.baud();
-            let handled = loader.handle(frame).await;
-            let mut wire = Vec::new();
-            for reply in &handled.replies {
-                slip::encode_into(reply, &mut wire);
-            }
-            wire.extend_from_slice(&handled.text);
-            send(&mut tx, &wire, baud, &mut tx_line, cfg).await?;
-            if handled.baud.is_some() {
-                // The host switches too and throws away what it had buffered.
-                rx_line = Line::default();
-            }
+            inbox.overlap(loader.after_reply(), baud).await?;
+        }
+        if let Some(read) = handled.read_flash {
+            read_flash(loader, &mut inbox, &mut tx, read, &mut tx_line, cfg).await?;
         }
     }
+    Ok(())
+}
+
+/// The stub's READ_FLASH after its reply: data frames of `packet` bytes, never more than
+/// `in_flight` unacknowledged (each acknowledgement a 4-byte frame with the bytes the host
+/// has), then the MD5 of what was sent as a 16-byte frame. Any other frame from the host
+/// ends the data early, as on the stub.
+async fn read_flash<R, W>(
+    loader: &mut RomLoader,
+    inbox: &mut Inbox<R>,
+    tx: &mut W,
+    read: ReadFlash,
+    tx_line: &mut Line,
+    cfg: LinkConfig,
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let baud = loader.baud();
+    let mut md5 = Md5::new();
+    let (mut sent, mut acked, mut frames_sent, mut frames_acked) = (0u32, 0u32, 0u32, 0u32);
+    while sent < read.len || acked < read.len {
+        if sent < read.len && frames_sent - frames_acked < read.in_flight {
+            let n = (read.len - sent).min(read.packet);
+            let Ok(data) = loader.read_flash_packet(read.offset + sent, n).await else {
+                // The stub gives up without its digest; the host times out.
+                return Ok(());
+            };
+            md5.update(&data);
+            send(tx, &slip::encode(&data), baud, tx_line, cfg).await?;
+            sent += n;
+            frames_sent += 1;
+            continue;
+        }
+        match inbox.next(baud).await? {
+            None => return Ok(()),
+            Some(Ok(ack)) if ack.len() == 4 => {
+                acked = u32::from_le_bytes([ack[0], ack[1], ack[2], ack[3]]);
+                frames_acked += 1;
+            }
+            Some(_) => break,
+        }
+    }
+    send(tx, &slip::encode(&md5.finalize()), baud, tx_line, cfg).await
 }
 
 async fn send<W: AsyncWrite + Unpin>(

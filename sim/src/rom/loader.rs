@@ -7,18 +7,26 @@
 //! a region that was not erased) it answers with an error a tool can see. The error codes
 //! are the ROM's (ESP-FORMATS.md §1.8); which one each check uses is listed in
 //! docs/rom-loader.md.
+//!
+//! Once a host has uploaded code to RAM and asked the ROM to jump to it, the loader answers
+//! as the flasher stub does when it runs (its greeting, then its commands: [`super::stub`]);
+//! nothing uploaded is executed. A reboot request brings the ROM back.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use embedded_storage_async::nor_flash::{NorFlash, ReadNorFlash};
 use md5::{Digest, Md5};
-use miniz_oxide::inflate::TINFLStatus;
-use miniz_oxide::inflate::core::{DecompressorOxide, decompress, inflate_flags};
 
-use super::chip::{MAX_RAM_BLOCK, RomChip};
-use super::protocol::{Request, Response, RomError, SYNC_PAYLOAD, SYNC_VALUE, checksum, op};
+use super::chip::{MAX_FRAME, RomChip};
+use super::inflate::Inflater;
+use super::protocol::{
+    Failure, Request, Response, RomError, STUB_GREETING, STUB_STATUS_LEN, SYNC_PAYLOAD, SYNC_VALUE, StubError,
+    checksum, op,
+};
+use super::ram::MemLoad;
 use super::slip::FrameError;
+use super::spi::SPI_CMD_USR;
 use crate::flash::{SECTOR, SimFlash};
 
 /// Receives the loader's notes for the person running it.
@@ -41,9 +49,6 @@ const MAX_REG_DELAY: Duration = Duration::from_secs(1);
 /// Distinct registers WRITE_REG remembers.
 const MAX_REGS: usize = 1 << 16;
 
-/// The inflate window the ROM's tinfl uses.
-const DICT: usize = 32 * 1024;
-
 /// What one frame produced.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Handled {
@@ -53,118 +58,86 @@ pub struct Handled {
     pub baud: Option<u32>,
     /// Plain text sent after the replies, outside any frame, as a chip prints to its UART.
     pub text: Vec<u8>,
+    /// The stub's READ_FLASH, which the link runs after the reply: data frames paced by the
+    /// host's acknowledgements, then the digest.
+    pub read_flash: Option<ReadFlash>,
+}
+
+/// A stub READ_FLASH accepted and not yet sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadFlash {
+    pub offset: u32,
+    pub len: u32,
+    /// Bytes per data frame.
+    pub packet: u32,
+    /// Data frames the stub sends before it waits for an acknowledgement.
+    pub in_flight: u32,
 }
 
 /// Counters a test or the CLI reads back.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RomStats {
     pub commands: u64,
-    /// Replies with status 1.
+    /// Replies with a failure status.
     pub errors: u64,
+    /// Times the flasher stub was started (its greeting sent).
+    pub stub_starts: u64,
     pub sectors_erased: u64,
     /// Bytes programmed into flash (after inflating).
     pub bytes_written: u64,
 }
 
 /// A FLASH_BEGIN or FLASH_DEFL_BEGIN in progress.
-struct FlashWrite {
-    next_seq: u32,
-    num_blocks: u32,
-    block_size: u32,
-    next_addr: u32,
-    inflate: Option<Box<Inflater>>,
+pub(super) struct FlashWrite {
+    pub(super) next_seq: u32,
+    pub(super) num_blocks: u32,
+    pub(super) block_size: u32,
+    pub(super) next_addr: u32,
+    pub(super) inflate: Option<Box<Inflater>>,
+    /// Stub only: bytes still to be written (the stub clips data past it), and the first
+    /// address not yet erased (it erases as the data gets there, not up front).
+    pub(super) remaining: u32,
+    pub(super) erased_to: u32,
+    pub(super) erase_end: u32,
 }
 
-/// Streaming zlib inflate into a 32 KiB window, as the ROM's tinfl runs.
-struct Inflater {
-    decomp: DecompressorOxide,
-    dict: Vec<u8>,
-    dict_ofs: usize,
-    /// Inflated bytes not yet programmed (programs are whole words).
-    pending: Vec<u8>,
-    done: bool,
-}
-
-impl Inflater {
-    fn new() -> Box<Inflater> {
-        Box::new(Inflater {
-            decomp: DecompressorOxide::new(),
-            dict: vec![0; DICT],
-            dict_ofs: 0,
-            pending: Vec::new(),
-            done: false,
-        })
-    }
-
-    /// Inflates `input` onto `pending`.
-    fn feed(&mut self, mut input: &[u8]) -> Result<(), RomError> {
-        if self.done {
-            return if input.is_empty() {
-                Ok(())
-            } else {
-                Err(RomError::Inflate)
-            };
-        }
-        let flags = inflate_flags::TINFL_FLAG_PARSE_ZLIB_HEADER
-            | inflate_flags::TINFL_FLAG_HAS_MORE_INPUT
-            | inflate_flags::TINFL_FLAG_COMPUTE_ADLER32;
-        loop {
-            let (status, used, produced) = decompress(&mut self.decomp, input, &mut self.dict, self.dict_ofs, flags);
-            input = &input[used..];
-            self.pending
-                .extend_from_slice(&self.dict[self.dict_ofs..self.dict_ofs + produced]);
-            self.dict_ofs = (self.dict_ofs + produced) & (DICT - 1);
-            match status {
-                TINFLStatus::HasMoreOutput => continue,
-                TINFLStatus::NeedsMoreInput if input.is_empty() => return Ok(()),
-                TINFLStatus::NeedsMoreInput => continue,
-                TINFLStatus::Done => {
-                    self.done = true;
-                    // Bytes after the end of the zlib stream are not part of any image.
-                    return if input.is_empty() {
-                        Ok(())
-                    } else {
-                        Err(RomError::Inflate)
-                    };
-                }
-                TINFLStatus::Adler32Mismatch => return Err(RomError::InflateAdler),
-                _ => return Err(RomError::Inflate),
-            }
-        }
-    }
-}
-
-/// A MEM_BEGIN in progress.
-struct MemLoad {
-    addr: u32,
-    size: u32,
-    num_blocks: u32,
-    block_size: u32,
-    next_seq: u32,
-    data: Vec<u8>,
+/// Work the stub does after it has sent a `*_DATA` reply (it double-buffers: the host sends
+/// the next block while this one is inflated, erased for and programmed).
+pub(super) enum StubWork {
+    /// A block to write (plain) or to inflate and write (compressed).
+    Block(Vec<u8>),
 }
 
 /// The ROM loader of one chip, with its flash.
 pub struct RomLoader {
-    chip: RomChip,
-    flash: SimFlash,
-    regs: HashMap<u32, u32>,
+    pub(super) chip: RomChip,
+    pub(super) flash: SimFlash,
+    pub(super) regs: HashMap<u32, u32>,
     /// Segments loaded with MEM_*: READ_REG reads them back, nothing runs them.
-    ram: Vec<(u32, Vec<u8>)>,
-    attached: bool,
+    pub(super) ram: Vec<(u32, Vec<u8>)>,
+    /// A MEM_BEGIN whose blocks did not all arrive: code there would not run as uploaded.
+    pub(super) ram_incomplete: bool,
+    pub(super) attached: bool,
     /// The flash size SPI_SET_PARAMS told the ROM; accesses beyond it fail as on the chip.
-    params_size: Option<u32>,
+    pub(super) params_size: Option<u32>,
     baud: u32,
-    write: Option<FlashWrite>,
-    mem: Option<MemLoad>,
+    pub(super) write: Option<FlashWrite>,
+    pub(super) mem: Option<MemLoad>,
     log: Option<Log>,
-    stats: RomStats,
+    pub(super) stats: RomStats,
+    /// The flasher stub "runs": commands are answered as the stub answers them.
+    pub(super) stub: bool,
+    pub(super) stub_work: Option<StubWork>,
+    /// A failure of the stub's deferred work, reported on the next command (which is then
+    /// not carried out), as the stub reports it.
+    pub(super) stub_error: Option<StubError>,
 }
 
 impl std::fmt::Debug for RomLoader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RomLoader")
             .field("chip", &self.chip)
+            .field("stub", &self.stub)
             .field("attached", &self.attached)
             .field("params_size", &self.params_size)
             .field("baud", &self.baud)
@@ -181,6 +154,7 @@ impl RomLoader {
             flash,
             regs: HashMap::new(),
             ram: Vec::new(),
+            ram_incomplete: false,
             attached: false,
             params_size: None,
             baud: ROM_BAUD,
@@ -188,6 +162,9 @@ impl RomLoader {
             mem: None,
             log: None,
             stats: RomStats::default(),
+            stub: false,
+            stub_work: None,
+            stub_error: None,
         }
     }
 
@@ -205,6 +182,11 @@ impl RomLoader {
         self.baud
     }
 
+    /// Whether the flasher stub is the one answering (after its upload, until a reboot).
+    pub fn in_stub(&self) -> bool {
+        self.stub
+    }
+
     pub fn stats(&self) -> RomStats {
         self.stats
     }
@@ -213,38 +195,71 @@ impl RomLoader {
         &self.flash
     }
 
-    fn note(&self, text: &str) {
+    pub(super) fn note(&self, text: &str) {
         if let Some(log) = &self.log {
             log(text);
         }
     }
 
     /// The end of the flash the ROM will touch: the chip, or less if SPI_SET_PARAMS said so.
-    fn limit(&self) -> u64 {
+    pub(super) fn limit(&self) -> u64 {
         let cap = self.flash.capacity() as u64;
         self.params_size.map_or(cap, |s| cap.min(u64::from(s)))
+    }
+
+    /// A chip reset with the boot pin held low: back in the ROM, at its rate, with nothing
+    /// configured (flash detached, registers and RAM as after power-up).
+    fn reboot(&mut self, handled: &mut Handled) {
+        self.note(if self.stub {
+            "reboot: the stub is gone, the ROM loader answers again at 115200 (the boot pin is held low)"
+        } else {
+            "reboot: back in download mode at 115200 (the boot pin is held low)"
+        });
+        let (chip, flash, log, stats) = (self.chip, self.flash.clone(), self.log.take(), self.stats);
+        *self = RomLoader::new(chip, flash);
+        self.log = log;
+        self.stats = stats;
+        if self.baud != ROM_BAUD || handled.baud.is_some() {
+            handled.baud = Some(ROM_BAUD);
+        }
     }
 
     /// Handles one frame (or one the SLIP layer had to drop).
     pub async fn handle(&mut self, frame: Result<Vec<u8>, FrameError>) -> Handled {
         self.stats.commands += 1;
         let mut handled = Handled::default();
+        let stub = self.stub;
+        let malformed: Failure = if stub {
+            StubError::BadDataLen.into()
+        } else {
+            RomError::InvalidMessage.into()
+        };
         let responses = match &frame {
-            Err(e) => vec![Response::fail(
-                e.head().get(1).copied().unwrap_or(0),
-                RomError::InvalidMessage,
-            )],
+            Err(e) => vec![Response::fail(e.head().get(1).copied().unwrap_or(0), malformed)],
+            // The ROM's receive buffer is smaller than the stub's.
+            Ok(bytes) if !stub && bytes.len() > MAX_FRAME => {
+                vec![Response::fail(bytes.get(1).copied().unwrap_or(0), malformed)]
+            }
             Ok(bytes) => match Request::parse(bytes) {
-                Err(m) => vec![Response::fail(m.command, RomError::InvalidMessage)],
+                Err(m) if stub && bytes.first() != Some(&0) => {
+                    vec![Response::fail(m.command, StubError::InvalidCommand)]
+                }
+                Err(m) => vec![Response::fail(m.command, malformed)],
+                Ok(req) if stub => self.stub_command(&req, &mut handled).await,
                 Ok(req) => self.command(&req, &mut handled).await,
             },
         };
-        let status_len = self.chip.status_len();
+        let status_len = if stub { STUB_STATUS_LEN } else { self.chip.status_len() };
         for r in responses {
             if r.error.is_some() {
                 self.stats.errors += 1;
             }
             handled.replies.push(r.encode(status_len));
+        }
+        if !stub && self.stub {
+            // The jump was taken: the stub's first words on the line are its greeting.
+            handled.replies.push(STUB_GREETING.to_vec());
+            self.stats.stub_starts += 1;
         }
         if let Some(baud) = handled.baud {
             self.baud = baud;
@@ -252,8 +267,84 @@ impl RomLoader {
         handled
     }
 
+    /// What the stub does after its reply has gone out; the link runs it while the host
+    /// sends the next frame. A failure is kept for the next command's reply.
+    pub async fn after_reply(&mut self) {
+        if let Some(work) = self.stub_work.take()
+            && let Err(e) = self.stub_after(work).await
+        {
+            self.stub_error = Some(e);
+        }
+    }
+
+    /// Whether [`RomLoader::after_reply`] has work to do.
+    pub fn has_work(&self) -> bool {
+        self.stub_work.is_some()
+    }
+
+    /// Commands both the ROM and the stub answer alike.
+    pub(super) async fn common(
+        &mut self,
+        req: &Request<'_>,
+        handled: &mut Handled,
+    ) -> Option<Result<Response, Failure>> {
+        let c = req.command;
+        let bad: Failure = if self.stub {
+            StubError::BadDataLen.into()
+        } else {
+            RomError::InvalidMessage.into()
+        };
+        Some(match c {
+            op::READ_REG => match (req.data.len(), req.word(0)) {
+                (4, Some(addr)) => Ok(Response::ok(c).with_value(self.read_reg(addr))),
+                _ => Err(bad),
+            },
+            op::WRITE_REG => self.write_reg(req).await.map(|()| Response::ok(c)).map_err(|_| bad),
+            op::SPI_SET_PARAMS => match (req.data.len(), req.word(1)) {
+                (24, Some(size)) => {
+                    self.params_size = Some(size);
+                    Ok(Response::ok(c))
+                }
+                _ => Err(bad),
+            },
+            op::CHANGE_BAUDRATE => match (req.data.len(), req.word(0), req.word(1)) {
+                (8, Some(baud), _) if !BAUD_RANGE.contains(&baud) => Err(if self.stub {
+                    StubError::BadDataLen.into()
+                } else {
+                    RomError::InvalidParameter.into()
+                }),
+                (8, Some(baud), Some(old)) => {
+                    handled.baud = Some(baud);
+                    // The stub is told the rate the host used so far; the ROM gets 0.
+                    let said = if self.stub && old != self.baud {
+                        format!(" (the host said the old rate was {old})")
+                    } else {
+                        String::new()
+                    };
+                    self.note(&format!("baud rate {} -> {baud}{said}", self.baud));
+                    Ok(Response::ok(c))
+                }
+                _ => Err(bad),
+            },
+            op::MEM_BEGIN => self.mem_begin(req).map(|()| Response::ok(c)),
+            op::MEM_DATA => self.mem_data(req).map(|()| Response::ok(c)),
+            op::MEM_END => self.mem_end(req, handled).map(|()| Response::ok(c)),
+            op::FLASH_END | op::FLASH_DEFL_END => {
+                let result = self.flash_end(req).await;
+                if result.is_ok() && req.word(0) == Some(0) {
+                    self.reboot(handled);
+                }
+                result.map(|()| Response::ok(c))
+            }
+            _ => return None,
+        })
+    }
+
     async fn command(&mut self, req: &Request<'_>, handled: &mut Handled) -> Vec<Response> {
         let c = req.command;
+        if let Some(result) = self.common(req, handled).await {
+            return vec![result.unwrap_or_else(|e| Response::fail(c, e))];
+        }
         let result = match c {
             op::SYNC => {
                 if req.data != SYNC_PAYLOAD {
@@ -263,11 +354,6 @@ impl RomLoader {
                     return vec![Response::ok(c).with_value(SYNC_VALUE); 8];
                 }
             }
-            op::READ_REG => match (req.data.len(), req.word(0)) {
-                (4, Some(addr)) => Ok(Response::ok(c).with_value(self.read_reg(addr))),
-                _ => Err(RomError::InvalidMessage),
-            },
-            op::WRITE_REG => self.write_reg(req).await.map(|()| Response::ok(c)),
             op::GET_SECURITY_INFO if self.chip.has_security_info() => {
                 if req.data.is_empty() {
                     Ok(Response::ok(c).with_data(self.chip.security_info()))
@@ -283,28 +369,8 @@ impl RomLoader {
                     Err(RomError::InvalidMessage)
                 }
             }
-            op::SPI_SET_PARAMS => match (req.data.len(), req.word(1)) {
-                (24, Some(size)) => {
-                    self.params_size = Some(size);
-                    Ok(Response::ok(c))
-                }
-                _ => Err(RomError::InvalidMessage),
-            },
-            op::CHANGE_BAUDRATE => match (req.data.len(), req.word(0)) {
-                (8, Some(baud)) if !BAUD_RANGE.contains(&baud) => Err(RomError::InvalidParameter),
-                (8, Some(baud)) => {
-                    handled.baud = Some(baud);
-                    self.note(&format!("baud rate {} -> {baud}", self.baud));
-                    Ok(Response::ok(c))
-                }
-                _ => Err(RomError::InvalidMessage),
-            },
             op::FLASH_BEGIN | op::FLASH_DEFL_BEGIN => self.flash_begin(req).await.map(|()| Response::ok(c)),
             op::FLASH_DATA | op::FLASH_DEFL_DATA => self.flash_data(req).await.map(|()| Response::ok(c)),
-            op::FLASH_END | op::FLASH_DEFL_END => self.flash_end(req).await.map(|()| Response::ok(c)),
-            op::MEM_BEGIN => self.mem_begin(req).map(|()| Response::ok(c)),
-            op::MEM_DATA => self.mem_data(req).map(|()| Response::ok(c)),
-            op::MEM_END => self.mem_end(req, handled).map(|()| Response::ok(c)),
             op::SPI_FLASH_MD5 => self.md5(req).await.map(|hex| Response::ok(c).with_data(hex)),
             op::READ_FLASH_SLOW => self.read_slow(req).await.map(|data| Response::ok(c).with_data(data)),
             // Stub-only commands, GET_SECURITY_INFO on the ESP32, and anything else.
@@ -313,7 +379,7 @@ impl RomLoader {
         vec![result.unwrap_or_else(|e| Response::fail(c, e))]
     }
 
-    fn read_reg(&self, addr: u32) -> u32 {
+    pub(super) fn read_reg(&self, addr: u32) -> u32 {
         if let Some(&v) = self.regs.get(&addr) {
             return v;
         }
@@ -357,49 +423,6 @@ impl RomLoader {
         Ok(())
     }
 
-    /// Runs the SPI user command esptool set up in the SPI1 registers (`run_spiflash_command`):
-    /// the flash answers JEDEC id, SFDP and status reads; everything else (write enable,
-    /// status writes, power-down) it takes without effect.
-    fn spi_user_command(&mut self) {
-        let spi = self.chip.spi();
-        let reg = |s: &Self, a| s.regs.get(&a).copied().unwrap_or(0);
-        let usr = reg(self, spi.usr);
-        let command = reg(self, spi.usr2) & 0xFF;
-        let miso_bits = if usr & SPI_USR_MISO != 0 {
-            (reg(self, spi.miso_dlen) & 0x3FF) + 1
-        } else {
-            0
-        };
-        let addr = if usr & SPI_USR_ADDR != 0 {
-            let len = (reg(self, spi.usr1) >> 26) + 1;
-            let raw = reg(self, spi.addr());
-            if spi.addr_msb && len < 32 {
-                raw >> (32 - len)
-            } else {
-                raw
-            }
-        } else {
-            0
-        };
-        let reply: Vec<u8> = match command {
-            0x9F => jedec_id(self.flash.capacity()).to_vec(),
-            0x5A => (0..8)
-                .map(|i| sfdp_byte(self.flash.capacity(), addr.wrapping_add(i)))
-                .collect(),
-            _ => vec![0; 8],
-        };
-        let bytes = (miso_bits as usize).div_ceil(8).min(64);
-        // MISO bits land in W0, W1, … from the low byte up.
-        for (i, chunk) in reply[..bytes.min(reply.len())].chunks(4).enumerate() {
-            let mut word = [0u8; 4];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.regs.insert(spi.w0 + 4 * i as u32, u32::from_le_bytes(word));
-        }
-        let cmd = spi.cmd();
-        let v = reg(self, cmd) & !SPI_CMD_USR;
-        self.regs.insert(cmd, v);
-    }
-
     async fn flash_begin(&mut self, req: &Request<'_>) -> Result<(), RomError> {
         let compressed = req.command == op::FLASH_DEFL_BEGIN;
         let n = req.data.len();
@@ -441,12 +464,15 @@ impl RomLoader {
             block_size,
             next_addr: offset,
             inflate: compressed.then(Inflater::new),
+            remaining: 0,
+            erased_to: erase_end as u32,
+            erase_end: erase_end as u32,
         });
         Ok(())
     }
 
     /// Checks a `*_DATA` request's header and checksum; returns its sequence number and block.
-    fn data_block<'r>(req: &'r Request<'_>, max_block: usize) -> Result<(u32, &'r [u8]), RomError> {
+    pub(super) fn data_block<'r>(req: &'r Request<'_>, max_block: usize) -> Result<(u32, &'r [u8]), RomError> {
         let (Some(len), Some(seq)) = (req.word(0), req.word(1)) else {
             return Err(RomError::InvalidMessage);
         };
@@ -508,93 +534,26 @@ impl RomLoader {
         Ok(())
     }
 
-    async fn flash_end(&mut self, req: &Request<'_>) -> Result<(), RomError> {
-        let Some(flag) = req.word(0) else {
-            return Err(RomError::InvalidMessage);
+    /// The ROM's error code, or the stub's for the same check.
+    pub(super) fn fail(&self, rom: RomError, stub: StubError) -> Failure {
+        if self.stub { stub.into() } else { rom.into() }
+    }
+
+    async fn flash_end(&mut self, req: &Request<'_>) -> Result<(), Failure> {
+        let (4, Some(flag)) = (req.data.len(), req.word(0)) else {
+            return Err(self.fail(RomError::InvalidMessage, StubError::BadDataLen));
         };
-        if req.data.len() != 4 {
-            return Err(RomError::InvalidMessage);
+        if self.stub {
+            // The stub ends only a write it has, and only once all of it has arrived.
+            match &self.write {
+                None => return Err(StubError::NotInFlashMode.into()),
+                Some(w) if w.remaining != 0 => return Err(StubError::BadDataLen.into()),
+                Some(_) => {}
+            }
         }
         self.write = None;
-        self.note(if flag == 0 {
-            "FLASH_END: reboot asked for; staying in download mode (the boot pin is held low)"
-        } else {
-            "FLASH_END: run user code asked for; staying in download mode (no CPU to run it)"
-        });
-        Ok(())
-    }
-
-    fn mem_begin(&mut self, req: &Request<'_>) -> Result<(), RomError> {
-        if req.data.len() != 16 {
-            return Err(RomError::InvalidMessage);
-        }
-        let w = |i| req.word(i).unwrap_or(0);
-        let (size, num_blocks, block_size, addr) = (w(0), w(1), w(2), w(3));
-        let Some(region) = self.chip.ram().iter().find(|r| r.contains(&addr)) else {
-            return Err(RomError::BadRamAddress);
-        };
-        if u64::from(addr) + u64::from(size) > u64::from(region.end) {
-            return Err(RomError::BadRamSize);
-        }
-        if block_size as usize > MAX_RAM_BLOCK || (num_blocks > 0 && block_size == 0) {
-            return Err(RomError::InvalidParameter);
-        }
-        self.mem = Some(MemLoad {
-            addr,
-            size,
-            num_blocks,
-            block_size,
-            next_seq: 0,
-            data: Vec::new(),
-        });
-        Ok(())
-    }
-
-    fn mem_data(&mut self, req: &Request<'_>) -> Result<(), RomError> {
-        let (seq, block) = Self::data_block(req, MAX_RAM_BLOCK)?;
-        let Some(m) = self.mem.as_mut() else {
-            return Err(RomError::InvalidMessage);
-        };
-        if block.len() > m.block_size as usize {
-            return Err(RomError::InvalidParameter);
-        }
-        if seq != m.next_seq || seq >= m.num_blocks {
-            return Err(RomError::InvalidMessage);
-        }
-        if m.data.len() + block.len() > m.size as usize {
-            return Err(RomError::BadRamSize);
-        }
-        m.data.extend_from_slice(block);
-        m.next_seq += 1;
-        Ok(())
-    }
-
-    fn mem_end(&mut self, req: &Request<'_>, handled: &mut Handled) -> Result<(), RomError> {
-        let (8, Some(no_exec), Some(entry)) = (req.data.len(), req.word(0), req.word(1)) else {
-            return Err(RomError::InvalidMessage);
-        };
-        if let Some(m) = self.mem.take() {
-            // A later load replaces what it overlaps, as it would in RAM.
-            let new = u64::from(m.addr)..u64::from(m.addr) + m.data.len() as u64;
-            self.ram.retain(|(start, bytes)| {
-                let old = u64::from(*start)..u64::from(*start) + bytes.len() as u64;
-                old.end <= new.start || new.end <= old.start
-            });
-            self.ram.push((m.addr, m.data));
-        }
-        if no_exec == 0 {
-            // A real chip would now run the uploaded code (esptool's stub, which greets with
-            // a bare `OHAI` frame). Nothing runs code here; saying so on the line, as a chip
-            // prints to its UART, makes a host waiting for the greeting fail at once
-            // instead of waiting for ever.
-            let text = format!(
-                "sim rom: MEM_END jump to {entry:#010x} not taken: this emulator runs no code, \
-                 use the flasher without its stub (esptool --no-stub)"
-            );
-            self.note(&text);
-            handled.text.extend_from_slice(b"\r\n");
-            handled.text.extend_from_slice(text.as_bytes());
-            handled.text.extend_from_slice(b"\r\n");
+        if flag != 0 {
+            self.note("FLASH_END: run user code asked for; staying in download mode (no CPU to run it)");
         }
         Ok(())
     }
@@ -647,38 +606,5 @@ impl RomLoader {
             .await
             .map_err(|_| RomError::FlashRead)?;
         Ok(out)
-    }
-}
-
-const SPI_CMD_USR: u32 = 1 << 18;
-const SPI_USR_ADDR: u32 = 1 << 30;
-const SPI_USR_MISO: u32 = 1 << 28;
-
-/// A Winbond W25Q-series JEDEC id for a chip of `size` bytes (manufacturer, type,
-/// log2 capacity), which esptool decodes into the flash size.
-fn jedec_id(size: usize) -> [u8; 3] {
-    [0xEF, 0x40, size.max(1).trailing_zeros() as u8]
-}
-
-/// A minimal JESD216 table: the "SFDP" signature, one parameter header and the basic
-/// table's density word, `0xFF` elsewhere.
-fn sfdp_byte(size: usize, addr: u32) -> u8 {
-    let density = ((size as u64 * 8).saturating_sub(1) as u32).to_le_bytes();
-    match addr {
-        0..=3 => b"SFDP"[addr as usize],
-        4 => 0x06, // minor revision
-        5 => 0x01, // major revision
-        6 => 0x00, // one parameter header
-        7 => 0xFF,
-        8 => 0x00, // basic table id
-        9 => 0x06,
-        10 => 0x01,
-        11 => 0x09, // length in words
-        12 => 0x80, // table at 0x80
-        13 | 14 => 0x00,
-        15 => 0xFF,
-        0x80..=0x83 => [0xE5, 0x20, 0xF1, 0xFF][addr as usize - 0x80],
-        0x84..=0x87 => density[addr as usize - 0x84],
-        _ => 0xFF,
     }
 }

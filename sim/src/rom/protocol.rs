@@ -1,8 +1,8 @@
 //! Request and response packets, opcodes and error codes of the ROM loader
 //! (ESP-FORMATS.md §1.2–1.5, §1.8).
 
-/// Command opcodes (§1.5). Only the ones a ROM knows are named; everything else, stub
-/// commands included, is answered as unknown.
+/// Command opcodes (§1.5): the ROM's, then the flasher stub's own (`0xD0`…), which the ROM
+/// answers as unknown.
 pub mod op {
     pub const FLASH_BEGIN: u8 = 0x02;
     pub const FLASH_DATA: u8 = 0x03;
@@ -22,7 +22,17 @@ pub mod op {
     pub const FLASH_DEFL_END: u8 = 0x12;
     pub const SPI_FLASH_MD5: u8 = 0x13;
     pub const GET_SECURITY_INFO: u8 = 0x14;
+    pub const ERASE_FLASH: u8 = 0xD0;
+    pub const ERASE_REGION: u8 = 0xD1;
+    pub const READ_FLASH: u8 = 0xD2;
+    pub const RUN_USER_CODE: u8 = 0xD3;
 }
+
+/// The frame the flasher stub sends once it runs, before it reads any command.
+pub const STUB_GREETING: &[u8] = b"OHAI";
+
+/// Status bytes after a stub's reply data (a ROM from the ESP32 on sends 4).
+pub const STUB_STATUS_LEN: usize = 2;
 
 /// The 36-byte SYNC payload: `07 07 12 20` then 32 × `55`.
 pub const SYNC_PAYLOAD: [u8; 36] = {
@@ -79,6 +89,49 @@ pub enum RomError {
     BadRamAddress = 0x0F,
 }
 
+/// The flasher stub's 16-bit response codes (esp-flasher-stub `commands.h`), sent
+/// big-endian in its two status bytes, so the first byte is non-zero on failure as hosts
+/// check it, and esptool names the code from both bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum StubError {
+    /// Wrong payload length, an unaligned erase, a READ_FLASH packet size out of range.
+    BadDataLen = 0xC000,
+    BadChecksum = 0xC100,
+    /// Unknown command, or a ROM-only one (READ_FLASH_SLOW).
+    InvalidCommand = 0xC300,
+    /// A flash operation failed: past the end of the chip, programming what was not
+    /// erased, an encrypted write (flash encryption is not emulated).
+    FailedSpiOp = 0xC400,
+    /// `*_DATA` or `*_END` without its BEGIN.
+    NotInFlashMode = 0xC600,
+    Inflate = 0xC700,
+    NotEnoughData = 0xC800,
+    /// More data than BEGIN announced, or a length field that does not match the data.
+    TooMuchData = 0xC900,
+    /// GET_SECURITY_INFO on the ESP32, whose stub cannot read it.
+    NotImplemented = 0xFF00,
+}
+
+/// Why a request failed, in the form of whoever answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    Rom(RomError),
+    Stub(StubError),
+}
+
+impl From<RomError> for Failure {
+    fn from(e: RomError) -> Self {
+        Failure::Rom(e)
+    }
+}
+
+impl From<StubError> for Failure {
+    fn from(e: StubError) -> Self {
+        Failure::Stub(e)
+    }
+}
+
 /// A request as parsed from one frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request<'a> {
@@ -120,14 +173,14 @@ impl<'a> Request<'a> {
     }
 }
 
-/// A response packet (§1.3) with a ROM's 4-byte status trailer.
+/// A response packet (§1.3), with the ROM's or the stub's status trailer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub command: u8,
     pub value: u32,
     /// Command output, before the status bytes.
     pub data: Vec<u8>,
-    pub error: Option<RomError>,
+    pub error: Option<Failure>,
 }
 
 impl Response {
@@ -140,12 +193,12 @@ impl Response {
         }
     }
 
-    pub fn fail(command: u8, error: RomError) -> Self {
+    pub fn fail(command: u8, error: impl Into<Failure>) -> Self {
         Response {
             command,
             value: 0,
             data: Vec::new(),
-            error: Some(error),
+            error: Some(error.into()),
         }
     }
 
@@ -159,13 +212,17 @@ impl Response {
         self
     }
 
-    /// The packet bytes (before SLIP framing), with `status_len` status bytes: `status,
-    /// error` and then reserved zeros.
+    /// The packet bytes (before SLIP framing), with `status_len` status bytes: the ROM's
+    /// `status, error` or the stub's big-endian code, then reserved zeros.
     pub fn encode(&self, status_len: usize) -> Vec<u8> {
         let mut status = vec![0u8; status_len.max(2)];
-        if let Some(e) = self.error {
-            status[0] = 1;
-            status[1] = e as u8;
+        match self.error {
+            None => {}
+            Some(Failure::Rom(e)) => {
+                status[0] = 1;
+                status[1] = e as u8;
+            }
+            Some(Failure::Stub(e)) => status[..2].copy_from_slice(&(e as u16).to_be_bytes()),
         }
         let size = (self.data.len() + status.len()) as u16;
         let mut out = Vec::with_capacity(HEADER + usize::from(size));

@@ -35,7 +35,11 @@ pub enum TlsSetupError {
     #[error("--tls-key {path}: {reason}")]
     Key { path: PathBuf, reason: String },
     #[error("--tls-key {key} does not go with --tls-cert {cert}: {reason}")]
-    Mismatch { cert: PathBuf, key: PathBuf, reason: String },
+    Mismatch {
+        cert: PathBuf,
+        key: PathBuf,
+        reason: String,
+    },
 }
 
 /// Reads a PEM certificate chain (leaf first) and its PEM private key (PKCS#8, PKCS#1 or

@@ -8,7 +8,7 @@ use super::{UpdateError, UpdateEvent, UpdateLayout, UpdateSink};
 use crate::esp::boot::{BootTarget, Booted, mark_invalid, mark_valid, read_otadata, slot_state};
 use crate::esp::otadata::OtaState;
 use crate::esp::slot_image::check_slot_image;
-use crate::http::{HttpClient, HttpError, Url};
+use crate::http::{HttpClient, HttpError, Target};
 use crate::socket::Socket;
 
 /// What the app runs, as the bootloader started it: the bench takes it from its boot step,
@@ -110,7 +110,7 @@ pub async fn after_boot<F: NorFlash, U: UpdateSink>(
 /// a request to the origin and an answer comes back (any HTTP status: reachability is the
 /// question, not the manifest).
 pub async fn self_test<S: Socket>(http: &mut HttpClient<S>, manifest_url: &str) -> bool {
-    let Ok(url) = Url::parse(manifest_url) else {
+    let Ok(url) = Target::parse(manifest_url) else {
         return false;
     };
     let answered = match http.get(&url, Some((0, Some(0)))).await {

@@ -21,8 +21,8 @@ use crate::esp::chip::Chip;
 use crate::esp::image::ImageError;
 use crate::esp::partition::{PartitionTable, SUBTYPE_APP_FACTORY, SUBTYPE_OTACTL_JOURNAL, TYPE_APP, TYPE_OTACTL};
 use crate::esp::slot_image::{SlotImageError, check_slot_image};
-use crate::http::{Fetched, HttpClient, HttpError, Url, Validators, resolve_reference};
-use crate::socket::Socket;
+use crate::http::{Fetched, HttpClient, HttpError, Target, Validators, resolve_reference};
+use crate::socket::{Socket, SocketError};
 use crate::wire::manifest::{MAX_ENVELOPE, Manifest, ManifestError, PayloadBuf, open};
 use embedded_storage_async::nor_flash::NorFlash;
 
@@ -183,6 +183,9 @@ impl<E> UpdateError<E> {
     /// Stable short name for console events and benchmarks: one per reason.
     pub fn code(&self) -> &'static str {
         match self {
+            // A certificate problem is named as such: retrying cannot fix it, and "unreachable"
+            // would send people looking at the network.
+            UpdateError::ManifestFetch(HttpError::Socket(SocketError::Tls(t))) => t.code(),
             UpdateError::ManifestFetch(_) => "manifest-unreachable",
             UpdateError::Manifest(m) => match m {
                 ManifestError::TooLarge { .. } => "manifest-too-large",
@@ -209,6 +212,7 @@ impl<E> UpdateError<E> {
             UpdateError::Download(d) => match d {
                 DownloadError::HashMismatch => "hash-mismatch",
                 DownloadError::SizeMismatch { .. } => "size-mismatch",
+                DownloadError::Refused(HttpError::Socket(SocketError::Tls(t))) => t.code(),
                 DownloadError::Refused(_) => "image-refused",
                 DownloadError::RetriesExhausted { .. } => "download-gave-up",
                 _ => "download-failed",
@@ -256,7 +260,7 @@ async fn fetch_manifest<S: Socket, C: Clock, E>(
     known: Option<&Validators>,
     buf: &mut [u8; MAX_ENVELOPE],
 ) -> Result<Option<usize>, UpdateError<E>> {
-    let parsed = Url::parse(url).map_err(UpdateError::ManifestFetch)?;
+    let parsed = Target::parse(url).map_err(UpdateError::ManifestFetch)?;
     let mut backoff = cfg.backoff_initial_us;
     let mut attempt = 0u8;
     loop {
@@ -296,7 +300,9 @@ async fn fetch_manifest<S: Socket, C: Clock, E>(
                 attempt += 1;
                 http.close().await;
                 let _ = http.socket().recover().await;
-                clock.sleep_us(backoff).await;
+                if !http.socket().listen(backoff).await {
+                    clock.sleep_us(backoff).await;
+                }
                 backoff = (backoff * 2).min(cfg.backoff_max_us);
             }
         }
