@@ -487,6 +487,31 @@ impl<U: Read + Write, C: Clock> At<U, C> {
         write_io(&mut self.uart, &self.clock, data, deadline).await
     }
 
+    /// A command the modem answers with its `>` prompt, then `payload`, then the final
+    /// result: how both dialects send socket data, and how a file goes onto the modem. Each
+    /// half gets `timeout_us`.
+    pub(crate) async fn send_prompted(
+        &mut self,
+        args: fmt::Arguments<'_>,
+        payload: &[u8],
+        timeout_us: u64,
+    ) -> Result<(), AtError> {
+        let deadline = self.deadline(timeout_us);
+        self.send(args, deadline).await?;
+        if self
+            .finish(deadline, Probe::Prompt, &mut [], &mut 0, &mut |_| Take::No)
+            .await?
+            != Final::Prompt
+        {
+            return Err(AtError::Protocol);
+        }
+        let deadline = self.deadline(timeout_us);
+        self.send_payload(payload, deadline).await?;
+        self.finish(deadline, Probe::Lines, &mut [], &mut 0, &mut |_| Take::No)
+            .await
+            .map(|_| ())
+    }
+
     /// Waits for the final result of the command in flight.
     ///
     /// Information lines go to `on_info` (after echo, finals and plain-text notices have

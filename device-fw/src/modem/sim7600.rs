@@ -9,7 +9,7 @@
 
 use embedded_io_async::{Read, Write};
 
-use super::at::{AtError, CloseKind, Final, Probe, Take};
+use super::at::{AtError, CloseKind, Probe, Take};
 use super::reply::{Fields, after};
 use super::{CONNECT_NO_CODE, Chunk, Modem, ModemError};
 use crate::clock::Clock;
@@ -119,22 +119,12 @@ pub(super) async fn open<U: Read + Write, C: Clock>(
 
 /// Sends one chunk (at most 1460 bytes).
 pub(super) async fn send<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, chunk: &[u8]) -> Result<(), AtError> {
-    let t = m.cfg.command_timeout_us;
-    let deadline = m.at.deadline(t);
-    m.at.send(format_args!("AT+CIPSEND=0,{}", chunk.len()), deadline)
-        .await?;
-    if m.at
-        .finish(deadline, Probe::Prompt, &mut [], &mut 0, &mut |_| Take::No)
-        .await?
-        != Final::Prompt
-    {
-        return Err(AtError::Protocol);
-    }
-    let deadline = m.at.deadline(t);
-    m.at.send_payload(chunk, deadline).await?;
-    m.at.finish(deadline, Probe::Lines, &mut [], &mut 0, &mut |_| Take::No)
-        .await
-        .map(|_| ())
+    m.at.send_prompted(
+        format_args!("AT+CIPSEND=0,{}", chunk.len()),
+        chunk,
+        m.cfg.command_timeout_us,
+    )
+    .await
 }
 
 /// A refused send: `+CIPERROR: 4` (or a network notice) means the network is gone,

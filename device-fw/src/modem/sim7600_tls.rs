@@ -19,7 +19,7 @@ use core::fmt::Write as _;
 use embedded_io_async::{Read, Write};
 use sha2::{Digest, Sha256};
 
-use super::at::{AtError, Final, Probe, Take};
+use super::at::{AtError, Probe, Take};
 use super::reply::{Fields, after};
 use super::{CONNECT_NO_CODE, Chunk, Modem};
 use crate::clock::Clock;
@@ -83,24 +83,9 @@ async fn setup<U: Read + Write, C: Clock>(m: &mut Modem<U, C>) -> Result<(), Soc
         .await;
     tls_step(m, listed)?;
     if !held {
-        let deadline = m.at.deadline(t);
-        let res = async {
-            m.at.send(format_args!("AT+CCERTDOWN=\"{name}\",{}", pem.len()), deadline)
-                .await?;
-            if m.at
-                .finish(deadline, Probe::Prompt, &mut [], &mut 0, &mut |_| Take::No)
-                .await?
-                != Final::Prompt
-            {
-                return Err(AtError::Protocol);
-            }
-            let deadline = m.at.deadline(t);
-            m.at.send_payload(pem, deadline).await?;
-            m.at.finish(deadline, Probe::Lines, &mut [], &mut 0, &mut |_| Take::No)
-                .await
-                .map(|_| ())
-        }
-        .await;
+        let res =
+            m.at.send_prompted(format_args!("AT+CCERTDOWN=\"{name}\",{}", pem.len()), pem, t)
+                .await;
         tls_step(m, res)?;
         if !stale.is_empty() {
             // The old anchor is of no use any more; a refusal only leaves a file behind.
@@ -218,22 +203,12 @@ pub(super) async fn open<U: Read + Write, C: Clock>(
 
 /// Sends one chunk of plaintext (at most 1460 bytes).
 pub(super) async fn send<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, chunk: &[u8]) -> Result<(), AtError> {
-    let t = m.cfg.command_timeout_us;
-    let deadline = m.at.deadline(t);
-    m.at.send(format_args!("AT+CCHSEND=0,{}", chunk.len()), deadline)
-        .await?;
-    if m.at
-        .finish(deadline, Probe::Prompt, &mut [], &mut 0, &mut |_| Take::No)
-        .await?
-        != Final::Prompt
-    {
-        return Err(AtError::Protocol);
-    }
-    let deadline = m.at.deadline(t);
-    m.at.send_payload(chunk, deadline).await?;
-    m.at.finish(deadline, Probe::Lines, &mut [], &mut 0, &mut |_| Take::No)
-        .await
-        .map(|_| ())
+    m.at.send_prompted(
+        format_args!("AT+CCHSEND=0,{}", chunk.len()),
+        chunk,
+        m.cfg.command_timeout_us,
+    )
+    .await
 }
 
 /// One `AT+CCHRECV=0,<n>` into `buf`. The data and the closing `+CCHRECV: 0,<err>` come
