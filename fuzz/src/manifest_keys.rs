@@ -4,24 +4,33 @@ use device_fw::esp::chip::Chip;
 use device_fw::ota::policy::{DeviceIdentity, check_manifest};
 use device_fw::wire::manifest::{MAX_PAYLOAD, Manifest, ManifestError};
 use ed25519_dalek::SigningKey;
+use std::sync::OnceLock;
+
+// The keys are derived once: deriving one costs a scalar multiplication (the device's
+// dalek has no precomputed tables), which made up much of an input's time.
 
 /// The key the harness signs with and the device trusts. Fixed, so that a crash found
 /// once reproduces on every machine.
 pub fn trusted_signer() -> SigningKey {
-    SigningKey::from_bytes(&[7u8; 32])
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    KEY.get_or_init(|| SigningKey::from_bytes(&[7u8; 32])).clone()
 }
 
 /// A well-formed key the device does not trust.
 pub fn stranger() -> SigningKey {
-    SigningKey::from_bytes(&[9u8; 32])
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    KEY.get_or_init(|| SigningKey::from_bytes(&[9u8; 32])).clone()
 }
 
 /// Trusted public keys: the signer's and a successor that signs nothing here.
 pub fn trusted() -> [[u8; 32]; 2] {
-    [
-        trusted_signer().verifying_key().to_bytes(),
-        SigningKey::from_bytes(&[8u8; 32]).verifying_key().to_bytes(),
-    ]
+    static KEYS: OnceLock<[[u8; 32]; 2]> = OnceLock::new();
+    *KEYS.get_or_init(|| {
+        [
+            trusted_signer().verifying_key().to_bytes(),
+            SigningKey::from_bytes(&[8u8; 32]).verifying_key().to_bytes(),
+        ]
+    })
 }
 
 /// What holds for every manifest the device accepts.
