@@ -106,6 +106,26 @@ pub struct RunSpec {
     pub tls: Option<TlsSpec>,
 }
 
+/// What TLS added to a run, from the modem's side of the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TlsCost {
+    /// Sessions set up: one per connection (the first, and one after each drop).
+    pub handshakes: u64,
+    /// Bytes the modem received beyond the plaintext: the handshakes (certificate chain
+    /// included) and every record's header and tag. Part of `airtime_overhead`.
+    pub overhead_bytes: u64,
+}
+
+impl TlsCost {
+    fn of(spec: &RunSpec, modem: &ModemHandle) -> Option<TlsCost> {
+        let stats = modem.stats();
+        spec.tls.as_ref().map(|_| TlsCost {
+            handshakes: stats.tls_handshakes,
+            overhead_bytes: stats.tls_overhead_bytes,
+        })
+    }
+}
+
 /// An `https://` run: what the origin serves and what the device trusts.
 #[derive(Debug, Clone)]
 pub struct TlsSpec {
@@ -169,6 +189,8 @@ impl RunSpec {
 /// One run's result, as the benchmark prints it.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
+    /// `https://` runs: what TLS cost through the modem.
+    pub tls: Option<TlsCost>,
     pub scenario: String,
     pub strategy: String,
     pub outcome: &'static str,
@@ -400,6 +422,7 @@ async fn run_in_runtime(spec: &RunSpec) -> RunResult {
         ratio: virtual_s / spec.uart_limit_s(),
         nat_drops: world.net.stats().nat_expiries,
         airtime_overhead: modem_received(&world.modem) as f64 / image.len() as f64,
+        tls: TlsCost::of(spec, &world.modem),
         chunks: (spec.strategy == Strategy::Otactl).then(|| chunks.get()),
         resumes: end.report.map_or(0, |r| r.resumes),
         requests: end.report.map(|r| r.requests),
@@ -431,6 +454,7 @@ impl RunResult {
     /// The result of a run of `spec` before anything happened: failed, nothing written.
     fn new(spec: &RunSpec) -> Self {
         RunResult {
+            tls: None,
             scenario: spec.scenario.clone(),
             strategy: strategy_name(spec),
             outcome: "failed",
@@ -565,7 +589,7 @@ async fn run_download<S: Socket, const STAGE: usize>(
 /// thrown away unread (a reset, a close with data pending).
 fn modem_received(modem: &ModemHandle) -> u64 {
     let stats = modem.stats();
-    stats.bytes_read + stats.discarded_bytes
+    stats.bytes_read + stats.discarded_bytes + stats.tls_overhead_bytes
 }
 
 fn strategy_name(spec: &RunSpec) -> String {
@@ -588,6 +612,9 @@ fn strategy_name(spec: &RunSpec) -> String {
             }
             if spec.flow_control {
                 name += "-rtscts";
+            }
+            if spec.tls.is_some() {
+                name += "-tls";
             }
             name
         }

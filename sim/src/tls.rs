@@ -9,6 +9,7 @@
 
 use std::io::{self, Read as _, Write as _};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls::pki_types::pem::PemObject as _;
@@ -126,10 +127,44 @@ pub enum TrustError {
     Versions,
 }
 
-/// A client that trusts only the CA certificates in `ca_pem` and speaks `versions`.
+/// The clock a client checks certificate validity against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientClock {
+    /// The machine's: a modem whose clock follows the network.
+    Network,
+    /// A modem's real-time clock after power-on with no time from the network: SIMCom
+    /// modules start at 1980-01-06 (the GPS epoch), before any certificate's validity.
+    PowerOn,
+}
+
+/// 1980-01-06T00:00:00Z.
+const POWER_ON_UNIX_S: u64 = 315_964_800;
+
+#[derive(Debug)]
+struct PowerOnClock;
+
+impl rustls::time_provider::TimeProvider for PowerOnClock {
+    fn current_time(&self) -> Option<rustls::pki_types::UnixTime> {
+        Some(rustls::pki_types::UnixTime::since_unix_epoch(
+            std::time::Duration::from_secs(POWER_ON_UNIX_S),
+        ))
+    }
+}
+
+/// A client that trusts only the CA certificates in `ca_pem` and speaks `versions`, with
+/// the machine's clock.
 pub fn client_config(
     ca_pem: &[u8],
     versions: &[&'static SupportedProtocolVersion],
+) -> Result<Arc<ClientConfig>, TrustError> {
+    client_config_at(ca_pem, versions, ClientClock::Network)
+}
+
+/// [`client_config`] checking validity against `clock`.
+pub fn client_config_at(
+    ca_pem: &[u8],
+    versions: &[&'static SupportedProtocolVersion],
+    clock: ClientClock,
 ) -> Result<Arc<ClientConfig>, TrustError> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem) {
@@ -139,12 +174,36 @@ pub fn client_config(
     if roots.is_empty() {
         return Err(TrustError::NoCertificate);
     }
-    let config = ClientConfig::builder_with_provider(provider())
+    let time: Arc<dyn rustls::time_provider::TimeProvider> = match clock {
+        ClientClock::Network => Arc::new(rustls::time_provider::DefaultTimeProvider),
+        ClientClock::PowerOn => Arc::new(PowerOnClock),
+    };
+    let config = ClientConfig::builder_with_details(provider(), time)
         .with_protocol_versions(versions)
         .map_err(|_| TrustError::Versions)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// What crossed one side's wire, for the airtime a TLS session costs over its plaintext.
+#[derive(Debug, Default)]
+pub struct TlsCounters {
+    /// TLS bytes received from the network: handshake, record headers and tags included.
+    pub wire_in: AtomicU64,
+    /// Plaintext those records carried.
+    pub plain_in: AtomicU64,
+    /// Handshakes completed.
+    pub handshakes: AtomicU64,
+}
+
+impl TlsCounters {
+    /// Bytes received beyond the plaintext: the handshake and the record overhead.
+    pub fn overhead_in(&self) -> u64 {
+        self.wire_in
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.plain_in.load(Ordering::Relaxed))
+    }
 }
 
 /// How a client handshake ended when it did not succeed.
@@ -164,6 +223,7 @@ pub async fn connect(
     config: Arc<ClientConfig>,
     host: &str,
     sni: bool,
+    counters: Arc<TlsCounters>,
 ) -> Result<Connection, HandshakeError> {
     let name = ServerName::try_from(host.to_string()).map_err(|_| HandshakeError::Closed)?;
     let mut config = (*config).clone();
@@ -179,6 +239,7 @@ pub async fn connect(
             Ok(0) | Err(_) => return Err(HandshakeError::Closed),
             Ok(n) => n,
         };
+        counters.wire_in.fetch_add(n as u64, Ordering::Relaxed);
         if let Err(e) = feed(&mut tls, &buf[..n]) {
             // The alert goes out before the connection closes, as a TLS stack sends it.
             let _ = flush(&mut tls, &net.writer).await;
@@ -189,20 +250,21 @@ pub async fn connect(
     if flush(&mut tls, &net.writer).await.is_err() {
         return Err(HandshakeError::Closed);
     }
-    Ok(relay(net, tls))
+    counters.handshakes.fetch_add(1, Ordering::Relaxed);
+    Ok(relay(net, tls, counters))
 }
 
 /// Terminates TLS on an accepted connection: the returned [`Connection`] carries the
 /// plaintext. A failed handshake resets it.
 pub fn accept(net: Connection, config: Arc<ServerConfig>) -> Option<Connection> {
     let server = rustls::ServerConnection::new(config).ok()?;
-    Some(relay(net, rustls::Connection::Server(server)))
+    Some(relay(net, rustls::Connection::Server(server), Arc::default()))
 }
 
 /// Puts `tls` between `net` and a new plaintext connection, returned.
-fn relay(net: Connection, tls: rustls::Connection) -> Connection {
+fn relay(net: Connection, tls: rustls::Connection, counters: Arc<TlsCounters>) -> Connection {
     let (outer, inner) = Connection::local_pair(PLAIN_CAPACITY);
-    tokio::spawn(run_relay(net, tls, inner));
+    tokio::spawn(run_relay(net, tls, inner, counters));
     outer
 }
 
@@ -237,7 +299,7 @@ fn plaintext(tls: &mut rustls::Connection, buf: &mut [u8]) -> io::Result<Option<
     }
 }
 
-async fn run_relay(net: Connection, mut tls: rustls::Connection, mut plain: Connection) {
+async fn run_relay(net: Connection, mut tls: rustls::Connection, mut plain: Connection, counters: Arc<TlsCounters>) {
     let Connection {
         reader: mut net_rx,
         writer: net_tx,
@@ -263,6 +325,7 @@ async fn run_relay(net: Connection, mut tls: rustls::Connection, mut plain: Conn
                     plain.shutdown();
                 }
                 Ok(n) => {
+                    counters.wire_in.fetch_add(n as u64, Ordering::Relaxed);
                     if feed(&mut tls, &wire[..n]).is_err() {
                         let _ = flush(&mut tls, &net_tx).await;
                         net_tx.control().reset();
@@ -277,6 +340,7 @@ async fn run_relay(net: Connection, mut tls: rustls::Connection, mut plain: Conn
                                 break;
                             }
                             Ok(Some(k)) => {
+                                counters.plain_in.fetch_add(k as u64, Ordering::Relaxed);
                                 if plain.write(&clear[..k]).await.is_err() {
                                     net_tx.control().reset();
                                     return;

@@ -78,3 +78,21 @@ fn a_nat_drop_over_tls_resumes_with_a_new_session() {
     assert!(r.resumes >= 1, "the first chunk outlives the mapping: {r:?}");
     assert_eq!(r.nat_drops, 1, "after one drop the chunks fit the real timeout: {r:?}");
 }
+
+#[test]
+fn seed_cgnat_over_https_costs_one_handshake_and_its_records() {
+    let plain = scenario::run(&RunSpec::seed(Strategy::Otactl));
+    let tls = scenario::run(&RunSpec {
+        tls: Some(TlsSpec::trusted()),
+        ..RunSpec::seed(Strategy::Otactl)
+    });
+    assert_eq!(tls.strategy, "otactl-tls");
+    assert_eq!((tls.outcome, tls.slot_matches), ("updated", true), "{tls:?}");
+    let cost = tls.tls.expect("a TLS run reports its cost");
+    assert_eq!(cost.handshakes, 1, "one session, kept alive: {tls:?}");
+    // The certificate chain alone is some hundreds of bytes; records add a header and tag
+    // each. Both are airtime the plain run does not have.
+    assert!(cost.overhead_bytes > 500, "{cost:?}");
+    assert!(tls.airtime_overhead > plain.airtime_overhead, "{tls:?} vs {plain:?}");
+    assert_eq!(tls.nat_drops, 0, "{tls:?}");
+}

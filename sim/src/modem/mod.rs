@@ -156,6 +156,11 @@ pub struct ModemEmuStats {
     pub urcs_sent: u64,
     /// Certificate files written to the modem's flash (`AT+CCERTDOWN`).
     pub cert_downloads: u64,
+    /// TLS sessions set up (`+CCHOPEN: <s>,0`).
+    pub tls_handshakes: u64,
+    /// TLS bytes received beyond the plaintext they carried: handshakes, record headers
+    /// and tags. Airtime the plaintext counters above do not show.
+    pub tls_overhead_bytes: u64,
     /// Modem reboots (handle, `AT+CRESET`, `AT+CFUN=1,1`).
     pub resets: u64,
     /// Bytes that had arrived in a socket buffer and were thrown away unread.
@@ -227,6 +232,8 @@ impl ModemHandle {
         let core = self.shared.lock();
         ModemEmuStats {
             cert_downloads: core.ssl.downloads,
+            tls_handshakes: self.shared.tls.handshakes.load(std::sync::atomic::Ordering::Relaxed),
+            tls_overhead_bytes: self.shared.tls.overhead_in(),
             ..core.stats
         }
     }
@@ -265,6 +272,7 @@ pub fn spawn_modem(cfg: ModemEmulatorConfig, uart: UartEnd, net: Network) -> Mod
         }),
         wake: Notify::new(),
         reboot: Notify::new(),
+        tls: Arc::default(),
     });
     tokio::spawn(run_modem(shared.clone(), uart));
     ModemHandle { shared }
@@ -292,6 +300,8 @@ struct Shared {
     wake: Notify,
     /// A reboot was requested from outside the modem task.
     reboot: Notify,
+    /// What the SSL client's sessions received on the wire.
+    tls: Arc<crate::tls::TlsCounters>,
 }
 
 #[derive(Debug)]

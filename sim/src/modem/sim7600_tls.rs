@@ -70,6 +70,9 @@ pub(super) struct SslState {
     manual_rx: bool,
     /// `CCHSTART` done.
     pub(super) started: bool,
+    /// `AT+CTZU=1`: the clock follows the network's time (NITZ). Off, the modem checks
+    /// certificates against its power-on clock (1980) and every handshake fails.
+    network_time: bool,
     /// Certificate files written (`CCERTDOWN`): flash wear a normal boot must not cause.
     pub(super) downloads: u64,
 }
@@ -104,6 +107,20 @@ pub(super) async fn execute(s: &mut Session<'_>, cmd: &Command) -> Result<bool, 
         ("+CSSLCFG", Form::Set(_)) => {
             let ok = csslcfg(s, cmd);
             s.reply(vec![if ok { at::ok() } else { at::error() }]).await?;
+        }
+        ("+CTZU", Form::Set(_)) => {
+            let ok = match (cmd.num(0), cmd.argc()) {
+                (Some(v @ 0..=1), 1) => {
+                    s.sh.lock().ssl.network_time = v == 1;
+                    true
+                }
+                _ => false,
+            };
+            s.reply(vec![if ok { at::ok() } else { at::error() }]).await?;
+        }
+        ("+CTZU", Form::Read) => {
+            let on = u8::from(s.sh.lock().ssl.network_time);
+            s.reply(vec![line(&format!("+CTZU: {on}")), at::ok()]).await?;
         }
         ("+CCERTLIST", Form::Exec) => {
             let mut reply: Vec<Vec<u8>> = {
@@ -249,7 +266,12 @@ fn csslcfg(s: &Session<'_>, cmd: &Command) -> bool {
 
 /// What a session connects with: the CA file's bytes, versions, SNI. `Err(code)`: the
 /// open fails with that `+CCHOPEN` code.
-type Trust = (Vec<u8>, Vec<&'static rustls::SupportedProtocolVersion>, bool);
+type Trust = (
+    Vec<u8>,
+    Vec<&'static rustls::SupportedProtocolVersion>,
+    bool,
+    tls::ClientClock,
+);
 
 fn trust(s: &Session<'_>, session: usize) -> Result<Trust, u8> {
     let core = s.sh.lock();
@@ -267,7 +289,11 @@ fn trust(s: &Session<'_>, session: usize) -> Result<Trust, u8> {
         // SSL 3.0 to TLS 1.1: no server worth talking to accepts them.
         _ => Vec::new(),
     };
-    Ok((pem, versions, ctx.sni))
+    let clock = match core.ssl.network_time {
+        true => tls::ClientClock::Network,
+        false => tls::ClientClock::PowerOn,
+    };
+    Ok((pem, versions, ctx.sni, clock))
 }
 
 /// `AT+CCHOPEN=<s>,"<host>",<port>[,<client_type>]`: `OK`, then `+CCHOPEN: <s>,<err>`
@@ -313,21 +339,21 @@ async fn cchopen(s: &mut Session<'_>, cmd: &Command) -> Result<(), Stop> {
                 sh.queue(&mut core, Unsolicited::Line(format!("+CCHOPEN: {session},{code}")));
             }
         };
-        let (pem, versions, sni) = match trust {
+        let (pem, versions, sni, clock) = match trust {
             Ok(t) => t,
             Err(code) => return fail(code),
         };
         let Ok(conn) = sh.net.connect(&host, port).await else {
             return fail(ERR_CONNECT);
         };
-        let config = match tls::client_config(&pem, &versions) {
+        let config = match tls::client_config_at(&pem, &versions, clock) {
             Ok(config) => config,
             Err(_) => {
                 conn.abort();
                 return fail(ERR_HANDSHAKE);
             }
         };
-        let plain = match tls::connect(conn, config, &host, sni).await {
+        let plain = match tls::connect(conn, config, &host, sni, sh.tls.clone()).await {
             Ok(plain) => plain,
             Err(HandshakeError::Tls(_)) => return fail(ERR_HANDSHAKE),
             Err(HandshakeError::Closed) => return fail(ERR_PEER_CLOSED),
