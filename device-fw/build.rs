@@ -67,7 +67,7 @@ fn main() {
     };
     let settings =
         FirmwareSettings::from_text(&text, &profile_path, chip, keys).unwrap_or_else(|e| panic!("profile {e}"));
-    for file in &settings.key_files {
+    for file in settings.key_files.iter().chain(&settings.ca_files) {
         println!("cargo:rerun-if-changed={}", file.display());
     }
     for warning in &settings.warnings {

@@ -29,6 +29,9 @@ pub enum Outcome {
     Rejected { reason: String, message: String },
     /// The download or the network failed (the release itself may be fine).
     DownloadFailed { reason: String, message: String },
+    /// The server's certificate was refused or TLS could not be set up (`tls-*` reasons):
+    /// the device will not try again until its trust anchors or the server change.
+    TlsRefused { reason: String, message: String },
     /// No outcome before the deadline.
     Timeout { phase: &'static str },
     /// The port could not be opened, or did not come back after a reset.
@@ -45,6 +48,7 @@ impl Outcome {
             Outcome::DownloadFailed { .. } => 5,
             Outcome::Timeout { .. } => 6,
             Outcome::PortError { .. } => 7,
+            Outcome::TlsRefused { .. } => 8,
         }
     }
 
@@ -230,6 +234,10 @@ impl Watcher {
                     message: message.clone(),
                 })
             }
+            Event::UpdateFailed { reason, message } if reason.starts_with("tls-") => Some(Outcome::TlsRefused {
+                reason: reason.clone(),
+                message: message.clone(),
+            }),
             Event::UpdateFailed { reason, message } => Some(Outcome::DownloadFailed {
                 reason: reason.clone(),
                 message: message.clone(),

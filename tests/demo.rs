@@ -88,3 +88,42 @@ fn demo_keep_json_names_the_directory_it_kept() {
     assert!(kept.join("bucket").is_dir(), "{} has no bucket", kept.display());
     assert!(kept.join("keys/demo.pub").is_file());
 }
+
+#[test]
+fn the_demo_over_https_updates_through_the_modems_tls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let summary = demo_json(&["--tls"], tmp.path());
+    assert_eq!(summary["outcome"], "confirmed", "{summary}");
+    assert_eq!(summary["tls"], true, "{summary}");
+    assert_eq!(
+        (summary["from"].as_str(), summary["to"].as_str()),
+        (Some("1.0.0"), Some("1.1.0"))
+    );
+    assert!(
+        summary["resumes"].as_u64().unwrap() >= 1,
+        "resume works over TLS: {summary}"
+    );
+}
+
+#[test]
+fn a_device_trusting_another_ca_refuses_the_server_and_keeps_running_its_app() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_otactl"))
+        .args(["demo", "--json", "--keep", "--tls", "--tls-wrong-ca"])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(8), "watch's TLS exit code: {stdout}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(summary["outcome"], "tls_refused", "{summary}");
+    assert_eq!(summary["from"], "1.0.0", "{summary}");
+    assert!(summary["to"].is_null(), "nothing was activated: {summary}");
+    let kept = std::path::PathBuf::from(summary["kept"].as_str().unwrap());
+    let console = std::fs::read_to_string(kept.join("console.log")).unwrap();
+    assert!(console.contains("tls-handshake-failed"), "{console}");
+    assert!(
+        !console.contains("chunk") && !console.contains("activated"),
+        "no image byte was fetched or written: {console}"
+    );
+}

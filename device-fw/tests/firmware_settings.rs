@@ -126,6 +126,13 @@ fn drift(rendered: &str, profile: &Profile, profile_name: &str, keys: &[[u8; 32]
         ),
         ("PIN_NUMBERS", format!("{pin_numbers:?}")),
     ]);
+    // The bundle's bytes come from files next to the profile; they are compared in
+    // `ca_certs_are_compiled_in_as_one_bundle_and_must_be_pem`.
+    if profile.release.ca_certs.is_empty() {
+        want.insert("CA_CERTS", "None".into());
+    } else if let Some(bundle) = got.get("CA_CERTS").filter(|b| b.starts_with("Some(")) {
+        want.insert("CA_CERTS", bundle.clone());
+    }
     let mut out = Vec::new();
     for (name, expr) in &got {
         match (name.as_str(), want.remove(name.as_str())) {
@@ -526,4 +533,61 @@ fn the_profile_rules_apply_to_a_firmware_build_too() {
         "update.check_evry",
         &["did you mean `check_every`"],
     );
+}
+
+#[test]
+fn ca_certs_are_compiled_in_as_one_bundle_and_must_be_pem() {
+    let dir = scratch("ca_certs");
+    let keys = [key_file(&dir, "a.pub", 1)];
+    let fleet = "-----BEGIN CERTIFICATE-----\nMIIBfleet\n-----END CERTIFICATE-----\n";
+    let bucket = "-----BEGIN CERTIFICATE-----\nMIIBroot\n-----END CERTIFICATE-----";
+    fs::write(dir.join("fleet.pem"), fleet).unwrap();
+    fs::write(dir.join("root.pem"), bucket).unwrap();
+    fs::write(
+        dir.join("key.pem"),
+        "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let text = |files: &str| {
+        fs::read_to_string(profiles_dir().join("esp32c6-sim7600.toml"))
+            .unwrap()
+            .replace(
+                "device_url = \"http://ota.example.com/fleet\"",
+                &format!("device_url = \"https://ota.example.com/fleet\"\nca_certs = [{files}]"),
+            )
+    };
+    let path = dir.join("c6.toml");
+    let settings = firmware(&path, &text("\"fleet.pem\", \"root.pem\""), Chip::Esp32c6, &keys).unwrap();
+    let bundle = format!("{fleet}{bucket}\n");
+    assert_eq!(settings.ca_bundle.as_deref(), Some(bundle.as_bytes()));
+    assert_eq!(settings.ca_files, [dir.join("fleet.pem"), dir.join("root.pem")]);
+    assert_eq!(
+        settings.manifest_url,
+        "https://ota.example.com/fleet/stable/manifest.json"
+    );
+    let consts = constants(&settings.render());
+    assert_eq!(consts["CA_CERTS"], format!("Some({bundle:?}.as_bytes())"));
+
+    for (file, needles) in [
+        ("key.pem", &["key.pem holds no PEM certificate"][..]),
+        ("missing.pem", &["cannot read", "missing.pem"][..]),
+    ] {
+        let e = firmware(&path, &text(&format!("{file:?}")), Chip::Esp32c6, &keys).unwrap_err();
+        let message = e.to_string();
+        assert_eq!(
+            (e.kind(), e.key()),
+            (ProfileErrorKind::BadValue, Some("release.ca_certs")),
+            "{message}"
+        );
+        assert!(needles.iter().all(|n| message.contains(n)), "{message}");
+        assert!(!e.help().is_empty(), "{message}");
+    }
+
+    let plain = firmware(
+        &profiles_dir().join("esp32c6-sim7600.toml"),
+        &text("").replace("https", "http"),
+        Chip::Esp32c6,
+        &keys,
+    );
+    assert_eq!(constants(&plain.unwrap().render())["CA_CERTS"], "None");
 }

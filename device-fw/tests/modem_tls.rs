@@ -29,6 +29,7 @@ fn context_and_start() -> Script {
         .ok(&format!("AT+CSSLCFG=\"cacert\",0,\"{name}\""))
         .ok("AT+CSSLCFG=\"enableSNI\",0,1")
         .ok("AT+CCHSET=0,1")
+        .ok("AT+CTZU=1")
         .cmd("AT+CCHSTART", "\r\nOK\r\n")
         .sleep(200_000)
         .out("\r\n+CCHSTART: 0\r\n")

@@ -325,3 +325,34 @@ fn the_shipped_profiles_commented_examples_hold_and_say_the_defaults() {
         );
     }
 }
+
+#[test]
+fn an_https_device_url_needs_ca_certs_on_a_modem_with_tls() {
+    let https = "[release]\ndevice_url = \"https://ota.example.com/fleet\"\n";
+    let p = Profile::parse(&format!("{BASE}\n{https}ca_certs = [\"fleet-ca.pem\"]\n"), "x").unwrap();
+    assert_eq!(p.release.ca_certs, ["fleet-ca.pem"]);
+    assert_eq!(
+        p.manifest_url().as_deref(),
+        Some("https://ota.example.com/fleet/stable/manifest.json")
+    );
+    let e = parse_err(&format!("{BASE}\n{https}"));
+    assert_error(
+        &e,
+        ProfileErrorKind::BadValue,
+        "release.device_url",
+        None,
+        &["https://", "release.ca_certs names no CA certificate"],
+    );
+    let e = parse_err(&format!("{BASE}\n{https}ca_certs = [\"fleet-ca.pem\"]\n").replace("\"sim7600\"", "\"sim7080\""));
+    assert_error(
+        &e,
+        ProfileErrorKind::BadValue,
+        "release.ca_certs",
+        None,
+        &["only the sim7600 driver"],
+    );
+    let e = parse_err(&format!(
+        "{BASE}\n[release]\ndevice_url = \"https://h/fleet?x=1\"\nca_certs = [\"a.pem\"]\n"
+    ));
+    assert_error(&e, ProfileErrorKind::BadValue, "release.device_url", None, &["query"]);
+}

@@ -63,6 +63,9 @@ pub struct DeviceSetup {
     /// The id the device's cohort and reports come from (the firmware derives it from the
     /// chip's MAC).
     pub device_id: String,
+    /// The CA certificate (PEM) `https://` servers are checked against, as the firmware
+    /// build compiles it in.
+    pub ca_cert: Option<&'static [u8]>,
 }
 
 impl DeviceSetup {
@@ -80,6 +83,7 @@ impl DeviceSetup {
             table,
             layout,
             device_id: BENCH_DEVICE_ID.to_owned(),
+            ca_cert: None,
         }
     }
 
@@ -91,6 +95,7 @@ impl DeviceSetup {
     pub fn modem_config(&self) -> ModemConfig {
         let mut cfg = self.profile.modem_config().expect("bench profiles have a valid APN");
         cfg.dialect = DeviceDialect::Sim7600;
+        cfg.ca_cert = self.ca_cert;
         cfg
     }
 

@@ -28,5 +28,6 @@ pub mod rom;
 pub mod rural;
 pub mod scenario;
 pub mod time;
+pub mod tls;
 pub mod trust;
 pub mod uart;

@@ -147,6 +147,38 @@ impl Connection {
     pub fn is_open(&self) -> bool {
         self.reader.state() == PipeState::Open && self.writer.control().state() == PipeState::Open
     }
+
+    /// Two ends joined inside one host, with no wire between them: the plaintext side of a
+    /// TLS layer ([`crate::tls`]), which the modem's socket or the origin's server reads
+    /// and writes as if it were the connection itself. A writer waits once `capacity`
+    /// bytes are unread, so the layer passes the reader's back-pressure on to the wire.
+    pub fn local_pair(capacity: usize) -> (Connection, Connection) {
+        let cfg = PipeConfig {
+            bytes_per_sec: None,
+            latency: Duration::ZERO,
+            batch: 1,
+            capacity,
+            blocking_write: false,
+        };
+        let (a_w, a_r) = pipe(cfg);
+        let (b_w, b_r) = pipe(cfg);
+        let link = Arc::new(Link {
+            down: a_w.control(),
+            up: b_w.control(),
+            relayed: Vec::new(),
+        });
+        let a = Connection {
+            reader: a_r,
+            writer: b_w,
+            link: link.clone(),
+        };
+        let b = Connection {
+            reader: b_r,
+            writer: a_w,
+            link,
+        };
+        (a, b)
+    }
 }
 
 #[derive(Debug)]

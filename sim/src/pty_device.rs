@@ -97,6 +97,8 @@ pub struct PtyDeviceConfig {
     /// The device's stable id (the firmware derives it from the chip's MAC): its rollout
     /// cohort and the id its reports carry.
     pub device_id: String,
+    /// The CA certificate (PEM) the device trusts for `https://`; `None`: plain HTTP only.
+    pub ca_cert: Option<&'static [u8]>,
 }
 
 impl std::fmt::Debug for PtyDeviceConfig {
@@ -134,6 +136,7 @@ impl PtyDeviceConfig {
             reenumerate: true,
             log: None,
             device_id: crate::device::BENCH_DEVICE_ID.to_owned(),
+            ca_cert: None,
             profile,
             keys,
         }
@@ -275,8 +278,8 @@ fn emulator_dialect(profile: &Profile) -> EmuDialect {
 
 /// Checks that `url` is `http://` to a host on this machine; the error says why not.
 pub fn check_loopback_url(url: &str) -> Result<(), String> {
-    let parsed = device_fw::http::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
-    loopback_addrs(parsed.host, parsed.port)
+    let parsed = device_fw::http::Target::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    loopback_addrs(parsed.url.host, parsed.url.port)
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
@@ -389,6 +392,7 @@ fn prepare_flash(cfg: &PtyDeviceConfig) -> Result<(SimFlash, DeviceSetup), PtyDe
         table,
         layout,
         device_id: cfg.device_id.clone(),
+        ca_cert: cfg.ca_cert,
     };
     Ok((flash, setup))
 }
@@ -504,9 +508,10 @@ async fn one_boot(
         spawn_modem(ModemEmulatorConfig::new(emulator_dialect(profile)), modem_uart, net);
 
         let manifest_url = cfg.manifest_url();
-        let modem = profile
+        let mut modem = profile
             .modem_config()
             .map_err(|e| PtyDeviceError::Config(format!("modem.apn: {e:?}")))?;
+        modem.ca_cert = setup.ca_cert;
         let project = view
             .booted
             .image
@@ -845,7 +850,8 @@ mod tests {
         let err = check_loopback_url("http://ota.example.com/fleet").unwrap_err();
         assert!(err.contains("refused to dial ota.example.com:80"), "{err}");
         assert!(check_loopback_url("http://10.0.0.1/fleet").is_err());
-        assert!(check_loopback_url("https://127.0.0.1/fleet").is_err());
+        assert!(check_loopback_url("https://127.0.0.1/fleet").is_ok());
+        assert!(check_loopback_url("ftp://127.0.0.1/fleet").is_err());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::flash::{FlashTiming, SimFlash};
 use crate::modem::{Dialect as EmuDialect, ModemEmulatorConfig, ModemHandle, spawn_modem};
 use crate::net::{NatConfig, NatExpiry, NetConfig, Network};
-use crate::origin::{OriginBehaviour, OriginHandle, spawn_origin};
+use crate::origin::{OriginBehaviour, OriginHandle, spawn_origin, spawn_tls_origin};
 use crate::pipe::PipeControl;
 use crate::time::{self, BenchClock};
 use crate::uart::{UartEnd, chip_uart, retune};
@@ -102,6 +102,51 @@ pub struct RunSpec {
     /// The modem's per-command latency. `None`: the emulator's default. The calibration
     /// fits it on one published figure, then predicts the others with the fitted value.
     pub command_latency: Option<Duration>,
+    /// `https://`: the origin terminates TLS and the device trusts a CA (SIM7600 `CCH*`).
+    pub tls: Option<TlsSpec>,
+}
+
+/// What TLS added to a run, from the modem's side of the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TlsCost {
+    /// Sessions set up: one per connection (the first, and one after each drop).
+    pub handshakes: u64,
+    /// Bytes the modem received beyond the plaintext: the handshakes (certificate chain
+    /// included) and every record's header and tag. Part of `airtime_overhead`.
+    pub overhead_bytes: u64,
+}
+
+impl TlsCost {
+    fn of(spec: &RunSpec, modem: &ModemHandle) -> Option<TlsCost> {
+        let stats = modem.stats();
+        spec.tls.as_ref().map(|_| TlsCost {
+            handshakes: stats.tls_handshakes,
+            overhead_bytes: stats.tls_overhead_bytes,
+        })
+    }
+}
+
+/// An `https://` run: what the origin serves and what the device trusts.
+#[derive(Debug, Clone)]
+pub struct TlsSpec {
+    /// The origin's certificate and key (rustls).
+    pub server: Arc<rustls::ServerConfig>,
+    /// The CA certificate (PEM) the device's profile carries; the modem checks the
+    /// server's chain against it alone.
+    pub device_ca: &'static [u8],
+}
+
+impl TlsSpec {
+    /// A fresh throwaway CA, a certificate for the bench origin's host, the device trusting
+    /// that CA.
+    pub fn trusted() -> TlsSpec {
+        let ca = crate::tls::TestCa::new("otactl bench CA");
+        let server = ca.issue(&[ORIGIN_HOST], crate::tls::Validity::Current);
+        TlsSpec {
+            server: server.server_config(),
+            device_ca: Box::leak(ca.cert_pem.into_bytes().into_boxed_slice()),
+        }
+    }
 }
 
 impl RunSpec {
@@ -136,6 +181,7 @@ impl RunSpec {
             trace: false,
             read_block: None,
             command_latency: None,
+            tls: None,
         }
     }
 }
@@ -143,6 +189,8 @@ impl RunSpec {
 /// One run's result, as the benchmark prints it.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
+    /// `https://` runs: what TLS cost through the modem.
+    pub tls: Option<TlsCost>,
     pub scenario: String,
     pub strategy: String,
     pub outcome: &'static str,
@@ -223,7 +271,10 @@ fn build_world(spec: &RunSpec, image: &[u8]) -> World {
     let mut net_cfg = NetConfig::lte(spec.nat);
     net_cfg.modem_rx_buffer = spec.modem_rx_buffer;
     let net = Network::new(net_cfg);
-    let origin = spawn_origin(net.listen(ORIGIN_HOST, 80), spec.origin.clone());
+    let origin = match &spec.tls {
+        Some(tls) => spawn_tls_origin(net.listen(ORIGIN_HOST, 443), spec.origin.clone(), tls.server.clone()),
+        None => spawn_origin(net.listen(ORIGIN_HOST, 80), spec.origin.clone()),
+    };
     origin.put(IMAGE_PATH, image.to_vec());
     // The chip's FIFO, lossy unless RTS/CTS are wired; the device stalls during flash work.
     let (device_uart, modem_uart) = chip_uart(spec.baud, spec.flow_control, 1024);
@@ -288,6 +339,7 @@ fn device_modem_config(spec: &RunSpec) -> ModemConfig {
     }
     modem_cfg.baud = spec.baud;
     modem_cfg.fast_baud = spec.fast_baud;
+    modem_cfg.ca_cert = spec.tls.as_ref().map(|t| t.device_ca);
     modem_cfg
 }
 
@@ -299,7 +351,8 @@ async fn run_in_runtime(spec: &RunSpec) -> RunResult {
     let image = image(spec.image_bytes, spec.image_seed);
     let sha: [u8; 32] = Sha256::digest(&image).into();
     let world = build_world(spec, &image);
-    let url = format!("http://{ORIGIN_HOST}{IMAGE_PATH}");
+    let scheme = if spec.tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{ORIGIN_HOST}{IMAGE_PATH}");
 
     let modem_cfg = device_modem_config(spec);
     let uart_rx = world.device_uart.rx_control();
@@ -369,6 +422,7 @@ async fn run_in_runtime(spec: &RunSpec) -> RunResult {
         ratio: virtual_s / spec.uart_limit_s(),
         nat_drops: world.net.stats().nat_expiries,
         airtime_overhead: modem_received(&world.modem) as f64 / image.len() as f64,
+        tls: TlsCost::of(spec, &world.modem),
         chunks: (spec.strategy == Strategy::Otactl).then(|| chunks.get()),
         resumes: end.report.map_or(0, |r| r.resumes),
         requests: end.report.map(|r| r.requests),
@@ -400,6 +454,7 @@ impl RunResult {
     /// The result of a run of `spec` before anything happened: failed, nothing written.
     fn new(spec: &RunSpec) -> Self {
         RunResult {
+            tls: None,
             scenario: spec.scenario.clone(),
             strategy: strategy_name(spec),
             outcome: "failed",
@@ -534,7 +589,7 @@ async fn run_download<S: Socket, const STAGE: usize>(
 /// thrown away unread (a reset, a close with data pending).
 fn modem_received(modem: &ModemHandle) -> u64 {
     let stats = modem.stats();
-    stats.bytes_read + stats.discarded_bytes
+    stats.bytes_read + stats.discarded_bytes + stats.tls_overhead_bytes
 }
 
 fn strategy_name(spec: &RunSpec) -> String {
@@ -557,6 +612,9 @@ fn strategy_name(spec: &RunSpec) -> String {
             }
             if spec.flow_control {
                 name += "-rtscts";
+            }
+            if spec.tls.is_some() {
+                name += "-tls";
             }
             name
         }
@@ -742,6 +800,7 @@ pub fn random_fault_spec(seed: u64) -> RunSpec {
         fast_baud: rng.random_bool(0.5).then_some(921_600),
         pacing: true,
         faults: Faults::Random { seed },
+        tls: None,
         deadline: Duration::from_secs(4 * 3600),
         trace: false,
         read_block: None,

@@ -46,6 +46,14 @@ pub struct DemoArgs {
     /// print where it is.
     #[arg(long)]
     keep: bool,
+    /// Everything over HTTPS: `otactl serve` with a certificate from a throwaway CA, the
+    /// device trusting that CA, its modem doing the TLS.
+    #[arg(long)]
+    tls: bool,
+    /// With --tls: give the device a CA that did not sign the server's certificate, to see
+    /// what a fleet with the wrong trust anchor sees (refused, the running app untouched).
+    #[arg(long, requires = "tls")]
+    tls_wrong_ca: bool,
 }
 
 /// Child processes to stop on the way out, also on Ctrl-C.
@@ -183,6 +191,17 @@ fn demo(
     say.step("a throwaway release key");
     let pair = keygen::generate(&dir.join("keys/demo")).map_err(|e| format!("{e:?}"))?;
 
+    let tls = if args.tls {
+        say.step(if args.tls_wrong_ca {
+            "a throwaway CA, a server certificate for 127.0.0.1, and another CA for the device"
+        } else {
+            "a throwaway CA and a server certificate for 127.0.0.1 (the device trusts the CA)"
+        });
+        Some(tls_files(dir, args.tls_wrong_ca)?)
+    } else {
+        None
+    };
+
     // The embedded profile, trusting the throwaway key and publishing to the temp bucket.
     let bucket = dir.join("bucket");
     std::fs::create_dir_all(&bucket).map_err(|e| e.to_string())?;
@@ -193,7 +212,13 @@ fn demo(
         )
         .replace(
             "device_url = \"http://ota.example.com/fleet\"",
-            "device_url = \"http://127.0.0.1/\"\nbucket = \"file://./bucket\"",
+            &match &tls {
+                Some(tls) => format!(
+                    "device_url = \"https://127.0.0.1/\"\nca_certs = [\"tls/{}\"]\nbucket = \"file://./bucket\"",
+                    tls.device_ca_name
+                ),
+                None => "device_url = \"http://127.0.0.1/\"\nbucket = \"file://./bucket\"".to_owned(),
+            },
         );
     let profile_path = dir.join("profile.toml");
     std::fs::write(&profile_path, &profile_text).map_err(|e| e.to_string())?;
@@ -229,10 +254,19 @@ fn demo(
         say.step(&format!("released {version} to {}", bucket.display()));
     }
 
-    say.step("serving the bucket on loopback (otactl serve)");
-    let mut serve = Command::new(&exe)
+    say.step(if args.tls {
+        "serving the bucket on loopback over HTTPS (otactl serve --tls-cert --tls-key)"
+    } else {
+        "serving the bucket on loopback (otactl serve)"
+    });
+    let mut serve = Command::new(&exe);
+    serve
         .args(["serve", "--addr", "127.0.0.1:0", "--bucket"])
-        .arg(format!("file://{}", bucket.display()))
+        .arg(format!("file://{}", bucket.display()));
+    if let Some(tls) = &tls {
+        serve.arg("--tls-cert").arg(&tls.cert).arg("--tls-key").arg(&tls.key);
+    }
+    let mut serve = serve
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -309,6 +343,7 @@ fn demo(
             Outcome::Confirmed { version } | Outcome::UpToDate { version } => Some(version.clone()),
             _ => watcher.activated.clone(),
         },
+        "tls": args.tls,
         "nat_drops": nat_drops,
         "connection_drops": watcher.drops,
         "resumes": watcher.resumes,
@@ -316,4 +351,36 @@ fn demo(
         "exit_code": outcome.exit_code(),
     });
     Ok((outcome, summary))
+}
+
+/// The demo's TLS files, under `<dir>/tls`.
+struct TlsFiles {
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    /// What the device's profile trusts (`ca_certs`, under `tls/`): the server's CA, or
+    /// (`wrong_ca`) another one.
+    device_ca_name: &'static str,
+}
+
+fn tls_files(dir: &Path, wrong_ca: bool) -> Result<TlsFiles, String> {
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls).map_err(|e| e.to_string())?;
+    let ca = sim::tls::TestCa::new("otactl demo CA");
+    let server = ca.issue(&["127.0.0.1", "localhost"], sim::tls::Validity::Current);
+    let files = TlsFiles {
+        cert: tls.join("server.pem"),
+        key: tls.join("server.key"),
+        device_ca_name: if wrong_ca { "other-ca.pem" } else { "ca.pem" },
+    };
+    let write = |path: &Path, text: &str| std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()));
+    write(&tls.join("ca.pem"), &ca.cert_pem)?;
+    write(&files.cert, &server.chain_pem)?;
+    write(&files.key, &server.key_pem)?;
+    if wrong_ca {
+        write(
+            &tls.join(files.device_ca_name),
+            &sim::tls::TestCa::new("another CA").cert_pem,
+        )?;
+    }
+    Ok(files)
 }

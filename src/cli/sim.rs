@@ -21,7 +21,7 @@ pub enum SimCommand {
     /// behind an emulated cellular link and carrier NAT, and fetches releases over real TCP
     /// from a server on this machine (loopback only). Its console appears at --link: open
     /// it with `otactl watch --port PATH` or any serial tool. Stop it with Ctrl-C.
-    Device(DeviceArgs),
+    Device(Box<DeviceArgs>),
     /// Run an ESP32 / ESP32-C3 ROM serial loader (download mode) on a pseudo-terminal.
     ///
     /// It speaks the ROM's SLIP protocol in front of an emulated NOR flash, optionally kept
@@ -103,13 +103,32 @@ pub struct DeviceArgs {
     /// derives it from the chip's MAC.
     #[arg(long, value_name = "ID", default_value = sim::device::BENCH_DEVICE_ID)]
     device_id: String,
+    /// The CA certificates (PEM) the device checks `https://` servers against, as the
+    /// firmware build compiles them in (default: the profile's release.ca_certs); the
+    /// modem emulator stores them and does real TLS.
+    #[arg(long, value_name = "PEM")]
+    ca_cert: Option<PathBuf>,
 }
 
 pub fn run_cmd(cmd: SimCommand) -> Result<()> {
     match cmd {
-        SimCommand::Device(args) => device(args),
+        SimCommand::Device(args) => device(*args),
         SimCommand::Rom(args) => super::rom::run_cmd(args),
     }
+}
+
+/// The CA file's bytes, checked to hold a certificate the modem can use; kept for the
+/// process's life, as the firmware keeps its compiled-in copy.
+fn read_ca_cert(path: &std::path::Path, from: &str) -> Result<&'static [u8]> {
+    let pem = std::fs::read(path).map_err(|e| miette!("{from} {}: cannot read it: {e}", path.display()))?;
+    sim::tls::client_config(&pem, rustls::DEFAULT_VERSIONS).map_err(|e| {
+        miette!(
+            help = "pass the PEM certificate of the CA that signed the server's certificate",
+            "{from} {}: {e}",
+            path.display()
+        )
+    })?;
+    Ok(Box::leak(pem.into_boxed_slice()))
 }
 
 fn device(args: DeviceArgs) -> Result<()> {
@@ -170,6 +189,16 @@ fn device(args: DeviceArgs) -> Result<()> {
     }
     let mut cfg = PtyDeviceConfig::new(&args.link, profile, keys);
     cfg.device_id = args.device_id;
+    if let Some(path) = &args.ca_cert {
+        cfg.ca_cert = Some(read_ca_cert(path, "--ca-cert")?);
+    } else if !cfg.profile.release.ca_certs.is_empty() {
+        let base = args.profile.parent().unwrap_or(std::path::Path::new("."));
+        let mut bundle = Vec::new();
+        for file in &cfg.profile.release.ca_certs {
+            bundle.extend_from_slice(read_ca_cert(&base.join(file), "release.ca_certs")?);
+        }
+        cfg.ca_cert = Some(Box::leak(bundle.into_boxed_slice()));
+    }
     if let Some(url) = args.bucket_url {
         check_loopback_url(&url).map_err(|e| {
             miette!(

@@ -382,6 +382,11 @@ pub fn run(args: WatchArgs) -> ExitCode {
             }
             Outcome::Rejected { reason, message } => format!("✗ rejected ({reason}): {message}"),
             Outcome::DownloadFailed { reason, message } => format!("✗ update failed ({reason}): {message}"),
+            Outcome::TlsRefused { reason, message } => {
+                format!(
+                    "✗ TLS refused ({reason}): {message}; the device's CA certificates do not vouch for this server"
+                )
+            }
             Outcome::Timeout { phase } => {
                 format!(
                     "✗ no outcome within {} (last phase: {phase})",

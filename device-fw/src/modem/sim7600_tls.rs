@@ -97,15 +97,18 @@ async fn setup<U: Read + Write, C: Clock>(m: &mut Modem<U, C>) -> Result<(), Soc
             }
         }
     }
-    // One command call for all five, so the firmware carries one copy of its state machine.
-    for step in 0..5u8 {
+    // One command call for all six, so the firmware carries one copy of its state machine.
+    // `AT+CTZU=1`: certificates are checked against the modem's clock, which only the
+    // network's time (NITZ) sets; at its power-on time (1980) every handshake fails.
+    for step in 0..6u8 {
         let mut line: heapless::String<64> = heapless::String::new();
         let _ = match step {
             0 => line.write_str("AT+CSSLCFG=\"sslversion\",0,3"),
             1 => line.write_str("AT+CSSLCFG=\"authmode\",0,1"),
             2 => write!(line, "AT+CSSLCFG=\"cacert\",0,\"{name}\""),
             3 => line.write_str("AT+CSSLCFG=\"enableSNI\",0,1"),
-            _ => line.write_str("AT+CCHSET=0,1"),
+            4 => line.write_str("AT+CCHSET=0,1"),
+            _ => line.write_str("AT+CTZU=1"),
         };
         let res = m.at.command(format_args!("{line}"), t, &mut |_| Take::No).await;
         tls_step(m, res)?;

@@ -329,6 +329,9 @@ where
             }
             Err(e) if !e.is_retryable() => {
                 return Err(match e {
+                    // A certificate does not fix itself: refused, so that no schedule
+                    // tries again as it would after a network that gave out.
+                    HttpError::Socket(SocketError::Tls(_)) => DownloadError::Refused(e),
                     HttpError::Socket(_) => DownloadError::RetriesExhausted {
                         attempts: failures,
                         offset,

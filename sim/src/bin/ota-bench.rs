@@ -376,6 +376,9 @@ fn seed_rows(size: usize) -> Vec<RunSpec> {
     fast.fast_baud = Some(921_600);
     let mut fast_rtscts = fast.clone();
     fast_rtscts.flow_control = true;
+    // The same update over https://, the modem doing the TLS (SIM7600 `AT+CCH*`).
+    let mut tls = seed(Strategy::Otactl);
+    tls.tls = Some(sim::scenario::TlsSpec::trusted());
     vec![
         naive,
         rx1460,
@@ -385,6 +388,7 @@ fn seed_rows(size: usize) -> Vec<RunSpec> {
         otactl,
         no_pacing,
         fast_rtscts,
+        tls,
         fast,
     ]
 }

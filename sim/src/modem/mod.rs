@@ -42,7 +42,8 @@
 //! # What is not emulated
 //!
 //! Direct-push receive (SIM7600 without `AT+CIPRXGET=1`: `CIPOPEN` then fails with
-//! `+CIPOPEN: <l>,4`), hex reads (`CIPRXGET=3`), UDP, TLS, SMS. Echo is written when a
+//! `+CIPOPEN: <l>,4`), hex reads (`CIPRXGET=3`), UDP, SMS, the SIM7080's SSL. The SIM7600's SSL
+//! client (`CCH*`) does real TLS: see `sim7600_tls`. Echo is written when a
 //! command is taken up, not while its characters arrive.
 
 mod at;
@@ -52,6 +53,7 @@ mod quirks;
 mod registration;
 mod sim7080;
 mod sim7600;
+mod sim7600_tls;
 mod socket;
 
 use std::collections::VecDeque;
@@ -98,8 +100,19 @@ impl Dialect {
         }
     }
 
+    /// Socket-table entries: the links, then (SIM7600) the SSL client's sessions.
+    fn sockets(self) -> usize {
+        match self {
+            Dialect::Sim7600 => self.links() + sim7600_tls::SESSIONS,
+            Dialect::Sim7080 => self.links(),
+        }
+    }
+
     /// The notice for data arriving in an empty receive buffer.
     fn data_ready_urc(self, link: usize) -> String {
+        if let Some(session) = self.ssl_session(link) {
+            return format!("+CCHEVENT: {session},RECV EVENT");
+        }
         match self {
             Dialect::Sim7600 => format!("+CIPRXGET: 1,{link}"),
             Dialect::Sim7080 => format!("+CADATAIND: {link}"),
@@ -108,9 +121,24 @@ impl Dialect {
 
     /// The notice for a connection the network closed: by the peer's FIN or by a reset.
     fn closed_urc(self, link: usize, peer_fin: bool) -> String {
+        if let Some(session) = self.ssl_session(link) {
+            // A reset: the receive failed (`<err>` 9, network error; not confirmed in a capture).
+            return match peer_fin {
+                true => format!("+CCH_PEER_CLOSED: {session}"),
+                false => format!("+CCH_RECV_CLOSED: {session},9"),
+            };
+        }
         match self {
             Dialect::Sim7600 => format!("+IPCLOSE: {link},{}", if peer_fin { 1 } else { 2 }),
             Dialect::Sim7080 => format!("+CASTATE: {link},0"),
+        }
+    }
+
+    /// The SSL session a socket-table entry belongs to (SIM7600 `CCH*`).
+    fn ssl_session(self, link: usize) -> Option<usize> {
+        match self {
+            Dialect::Sim7600 => sim7600_tls::session_of(link),
+            Dialect::Sim7080 => None,
         }
     }
 }
@@ -126,6 +154,13 @@ pub struct ModemEmuStats {
     pub bytes_read: u64,
     /// Unsolicited lines written (boot lines, notices, injected lines; not noise).
     pub urcs_sent: u64,
+    /// Certificate files written to the modem's flash (`AT+CCERTDOWN`).
+    pub cert_downloads: u64,
+    /// TLS sessions set up (`+CCHOPEN: <s>,0`).
+    pub tls_handshakes: u64,
+    /// TLS bytes received beyond the plaintext they carried: handshakes, record headers
+    /// and tags. Airtime the plaintext counters above do not show.
+    pub tls_overhead_bytes: u64,
     /// Modem reboots (handle, `AT+CRESET`, `AT+CFUN=1,1`).
     pub resets: u64,
     /// Bytes that had arrived in a socket buffer and were thrown away unread.
@@ -183,6 +218,9 @@ impl ModemHandle {
                 sh.queue(&mut core, Unsolicited::Line(sh.cfg.dialect.closed_urc(link, false)));
             }
         }
+        if std::mem::replace(&mut core.ssl.started, false) {
+            sh.queue(&mut core, Unsolicited::Line("+CCH: CCH STOP".into()));
+        }
         let notice = match sh.cfg.dialect {
             Dialect::Sim7600 => "+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY",
             Dialect::Sim7080 => "+APP PDP: 0,DEACTIVE",
@@ -191,7 +229,13 @@ impl ModemHandle {
     }
 
     pub fn stats(&self) -> ModemEmuStats {
-        self.shared.lock().stats
+        let core = self.shared.lock();
+        ModemEmuStats {
+            cert_downloads: core.ssl.downloads,
+            tls_handshakes: self.shared.tls.handshakes.load(std::sync::atomic::Ordering::Relaxed),
+            tls_overhead_bytes: self.shared.tls.overhead_in(),
+            ..core.stats
+        }
     }
 
     pub fn config(&self) -> &ModemEmulatorConfig {
@@ -202,7 +246,7 @@ impl ModemHandle {
 /// Powers the modem on: it boots (silent for `boot_time`, then `RDY` and the boot lines) and
 /// then answers on `uart` (the modem end of [`crate::uart::uart`]), connecting through `net`.
 pub fn spawn_modem(cfg: ModemEmulatorConfig, uart: UartEnd, net: Network) -> ModemHandle {
-    let links = cfg.dialect.links();
+    let links = cfg.dialect.sockets();
     let shared = Arc::new(Shared {
         cfg,
         net,
@@ -222,11 +266,13 @@ pub fn spawn_modem(cfg: ModemEmulatorConfig, uart: UartEnd, net: Network) -> Mod
             in_reply: Vec::new(),
             boot_output: BootOutput::Lines,
             stall: None,
+            ssl: sim7600_tls::SslState::default(),
             out: VecDeque::new(),
             stats: ModemEmuStats::default(),
         }),
         wake: Notify::new(),
         reboot: Notify::new(),
+        tls: Arc::default(),
     });
     tokio::spawn(run_modem(shared.clone(), uart));
     ModemHandle { shared }
@@ -254,6 +300,8 @@ struct Shared {
     wake: Notify,
     /// A reboot was requested from outside the modem task.
     reboot: Notify,
+    /// What the SSL client's sessions received on the wire.
+    tls: Arc<crate::tls::TlsCounters>,
 }
 
 #[derive(Debug)]
@@ -285,6 +333,8 @@ struct Core {
     boot_output: BootOutput,
     /// The next connect's stall.
     stall: Option<quirks::Stall>,
+    /// The SIM7600 SSL client (`CCH*`).
+    ssl: sim7600_tls::SslState,
 }
 
 impl Core {
@@ -330,6 +380,7 @@ impl Shared {
         core.cereg_mode = 0;
         core.pdp = false;
         core.manual_rx = false;
+        core.ssl.reboot();
         for slot in core.links.iter_mut() {
             if let Some(sock) = slot.take() {
                 core.stats.discarded_bytes += sock.buf.len() as u64;

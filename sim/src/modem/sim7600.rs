@@ -14,6 +14,9 @@ const MAX_SEND: u64 = 1500;
 
 /// Answers a SIM7600 command. `Ok(false)`: unknown here (the caller answers `ERROR`).
 pub(super) async fn execute(s: &mut Session<'_>, cmd: &Command) -> Result<bool, Stop> {
+    if super::sim7600_tls::execute(s, cmd).await? {
+        return Ok(true);
+    }
     match (cmd.name.as_str(), &cmd.form) {
         ("+CRESET", Form::Exec) => {
             s.reply(vec![at::ok()]).await?;
@@ -94,6 +97,7 @@ pub(super) async fn execute(s: &mut Session<'_>, cmd: &Command) -> Result<bool, 
                 let core = s.sh.lock();
                 core.links
                     .iter()
+                    .take(s.sh.cfg.dialect.links())
                     .map(|l| {
                         if l.as_ref().is_some_and(|s| s.state == SockState::Open) {
                             "1"

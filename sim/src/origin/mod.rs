@@ -169,7 +169,15 @@ impl OriginHandle {
 }
 
 /// Serves connections from `listener` until the network goes away.
-pub fn spawn_origin(mut listener: Listener, behaviour: OriginBehaviour) -> OriginHandle {
+pub fn spawn_origin(listener: Listener, behaviour: OriginBehaviour) -> OriginHandle {
+    spawn(listener, behaviour, None)
+}
+
+fn spawn(
+    mut listener: Listener,
+    behaviour: OriginBehaviour,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> OriginHandle {
     let shared = Arc::new(OriginShared {
         store: Mutex::new(Store::default()),
         behaviour: Mutex::new(behaviour),
@@ -179,8 +187,25 @@ pub fn spawn_origin(mut listener: Listener, behaviour: OriginBehaviour) -> Origi
     let handle = OriginHandle { shared: shared.clone() };
     tokio::spawn(async move {
         while let Some(conn) = listener.accept().await {
+            let conn = match &tls {
+                Some(config) => match crate::tls::accept(conn, config.clone()) {
+                    Some(plain) => plain,
+                    None => continue,
+                },
+                None => conn,
+            };
             tokio::spawn(serve_connection(conn, shared.clone()));
         }
     });
     handle
+}
+
+/// Serves HTTPS: every connection from `listener` is TLS, terminated with `tls` (rustls),
+/// and then answered exactly as [`spawn_origin`] answers plain HTTP.
+pub fn spawn_tls_origin(
+    listener: Listener,
+    behaviour: OriginBehaviour,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+) -> OriginHandle {
+    spawn(listener, behaviour, Some(tls))
 }

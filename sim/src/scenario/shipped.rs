@@ -74,6 +74,10 @@ pub async fn run(spec: &RunSpec) -> RunResult {
         return failed(spec, format!("modem bring-up failed: {bring_up:?}"));
     }
 
+    let url = match spec.tls {
+        Some(_) => manifest_url().replacen("http://", "https://", 1),
+        None => manifest_url(),
+    };
     let start = time::now();
     let mut http = HttpClient::new(modem);
     let mut cfg = otactl_config(spec);
@@ -140,7 +144,7 @@ pub async fn run(spec: &RunSpec) -> RunResult {
             &device,
             BootTarget::Ota(0),
             &setup.keys,
-            &manifest_url(),
+            &url,
             &mut events,
         ),
     )
@@ -162,6 +166,7 @@ pub async fn run(spec: &RunSpec) -> RunResult {
         ratio: virtual_s / spec.uart_limit_s(),
         nat_drops: world.net.stats().nat_expiries,
         airtime_overhead: modem_received(&world.modem) as f64 / image.len() as f64,
+        tls: super::TlsCost::of(spec, &world.modem),
         chunks: Some(chunks),
         resumes,
         requests: Some(chunks),

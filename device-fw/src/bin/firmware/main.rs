@@ -82,6 +82,7 @@ async fn main(_spawner: Spawner) -> ! {
         Ok(mut modem) => {
             modem.baud = config::BAUD;
             modem.fast_baud = config::FAST_BAUD;
+            modem.ca_cert = config::CA_CERTS;
             modem
         }
         // build.rs checked the APN with the same rule; this is only reachable if they drift.

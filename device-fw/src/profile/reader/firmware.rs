@@ -125,6 +125,11 @@ pub struct FirmwareSettings {
     pub keys: Vec<[u8; 32]>,
     /// The key files read, so that a build can be redone when one changes.
     pub key_files: Vec<PathBuf>,
+    /// `release.ca_certs` as one PEM bundle (the files one after another): what the modem
+    /// checks `https://` servers against. `None`: plain `http://` only.
+    pub ca_bundle: Option<Vec<u8>>,
+    /// The CA files read.
+    pub ca_files: Vec<PathBuf>,
     pub pins: FirmwarePins,
     /// Settings that build but deserve a look (strapping pins).
     pub warnings: Vec<String>,
@@ -211,6 +216,8 @@ impl FirmwareSettings {
             KeySource::Files(files) => (files, true),
         };
         let keys = load_keys(&doc, &origin, &key_files, from_env)?;
+        let ca_files: Vec<PathBuf> = p.release.ca_certs.iter().map(|f| base.join(f)).collect();
+        let ca_bundle = load_ca_bundle(&doc, &ca_files)?;
 
         Ok(FirmwareSettings {
             profile_name: path
@@ -232,6 +239,8 @@ impl FirmwareSettings {
             update: p.update_micros(),
             keys,
             key_files,
+            ca_bundle,
+            ca_files,
             pins,
             warnings,
         })
@@ -279,6 +288,22 @@ impl FirmwareSettings {
             let _ = writeln!(w, "    [{}],", bytes.join(", "));
         }
         let _ = writeln!(w, "];");
+        let _ = writeln!(
+            w,
+            "/// The `https://` trust anchors (PEM), stored on the modem when it lacks them."
+        );
+        match &self.ca_bundle {
+            Some(pem) => {
+                let _ = writeln!(
+                    w,
+                    "pub const CA_CERTS: Option<&[u8]> = Some({:?}.as_bytes());",
+                    String::from_utf8_lossy(pem)
+                );
+            }
+            None => {
+                let _ = writeln!(w, "pub const CA_CERTS: Option<&[u8]> = None;");
+            }
+        }
         let d = &self.download;
         let _ = writeln!(
             w,
@@ -409,6 +434,42 @@ fn firmware_pins(
 
 /// Reads the release keys a firmware trusts. `from_env`: the files came from [`KEYS_ENV`],
 /// not the profile, so messages name the variable and no place in the file.
+/// Reads `release.ca_certs`: each file must hold at least one PEM certificate (the modem
+/// parses nothing else), and only printable ASCII, as PEM is.
+fn load_ca_bundle(doc: &Doc<'_>, files: &[PathBuf]) -> Result<Option<Vec<u8>>, ProfileError> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let help = "list PEM files of CA certificates (-----BEGIN CERTIFICATE-----), relative to the profile".to_owned();
+    let mut bundle = Vec::new();
+    for file in files {
+        let pem = std::fs::read(file).map_err(|e| {
+            doc.error(
+                ProfileErrorKind::BadValue,
+                "release.ca_certs",
+                None,
+                format!("release.ca_certs: cannot read {}: {e}", file.display()),
+                help.clone(),
+            )
+        })?;
+        let text_ok = pem.iter().all(|&b| b.is_ascii_graphic() || b" \r\n\t".contains(&b));
+        if !text_ok || !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            return Err(doc.error(
+                ProfileErrorKind::BadValue,
+                "release.ca_certs",
+                None,
+                format!("release.ca_certs: {} holds no PEM certificate", file.display()),
+                help,
+            ));
+        }
+        bundle.extend_from_slice(&pem);
+        if !pem.ends_with(b"\n") {
+            bundle.push(b'\n');
+        }
+    }
+    Ok(Some(bundle))
+}
+
 fn load_keys(doc: &Doc<'_>, origin: &str, files: &[PathBuf], from_env: bool) -> Result<Vec<[u8; 32]>, ProfileError> {
     let source = if from_env {
         format!("{KEYS_ENV} (which wins over release.public_keys)")

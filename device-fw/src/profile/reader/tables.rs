@@ -241,8 +241,13 @@ impl Default for RolloutGate {
 pub struct Release {
     /// The channel devices of this setup follow (`<channel>/manifest.json`).
     pub channel: String,
-    /// The bucket's public `http://` base URL as devices reach it (no TLS over AT sockets).
+    /// The bucket's base URL as devices reach it: `http://`, or `https://` through the
+    /// modem's own TLS (then `ca_certs` names what the server is checked against).
     pub device_url: Option<String>,
+    /// CA certificates (PEM files, relative to the profile) compiled into the firmware as
+    /// one bundle: the `https://` trust anchors the modem checks servers against (a fleet's
+    /// own CA, or the public roots of its bucket's host).
+    pub ca_certs: Vec<String>,
     /// Ed25519 public keys (SPKI PEM files, relative to the profile) compiled into the
     /// firmware: the current key and, during a rotation, its successor.
     pub public_keys: Vec<String>,
@@ -260,6 +265,7 @@ impl Default for Release {
             channel: DEFAULT_CHANNEL.into(),
             device_url: None,
             public_keys: Vec::new(),
+            ca_certs: Vec::new(),
             bucket: None,
             report_url: None,
         }

@@ -104,6 +104,12 @@ impl Profile {
                 format!("release.bucket = {bucket:?} is not a bucket URL otactl knows"),
             ));
         }
+        if !self.release.ca_certs.is_empty() && self.modem.dialect != super::Dialect::Sim7600 {
+            return Err(doc.bad_value(
+                "release.ca_certs",
+                "release.ca_certs is set, but only the sim7600 driver does TLS (its AT+CCH* SSL client); use http:// with this modem".into(),
+            ));
+        }
         if self.release.public_keys.len() > MAX_KEYS {
             return Err(doc.bad_value(
                 "release.public_keys",
@@ -245,7 +251,23 @@ impl Profile {
     /// short enough for the buffers the device keeps them in.
     fn validate_device_urls(&self, doc: &Doc<'_>) -> Result<(), ProfileError> {
         if let Some(url) = &self.release.device_url {
-            if let Some(why) = device_url_problem(url, false) {
+            // `https://` is the same URL through the modem's TLS: the same rules after the
+            // scheme, and trust anchors to check the server against.
+            let https = url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+            let plain = if https {
+                format!("http://{}", &url[8..])
+            } else {
+                url.clone()
+            };
+            if https && self.release.ca_certs.is_empty() {
+                return Err(doc.bad_value(
+                    "release.device_url",
+                    format!(
+                        "release.device_url = {url:?} is https:// but release.ca_certs names no CA certificate for the modem to check the server against"
+                    ),
+                ));
+            }
+            if let Some(why) = device_url_problem(&plain, false) {
                 return Err(doc.bad_value(
                     "release.device_url",
                     format!("release.device_url = {url:?} is not a URL a device can fetch: {why}"),
