@@ -107,13 +107,32 @@ fn every_example_sketch_is_in_a_folder_of_its_own_name() {
 
 #[test]
 fn the_example_sketch_compiles_as_cpp_against_the_header() {
-    let test = "the_example_sketch_compiles_as_cpp_against_the_header";
+    let sketch = library().join("examples/CellularOta/CellularOta.ino");
+    check_sketch("the_example_sketch_compiles_as_cpp_against_the_header", &sketch);
+}
+
+#[test]
+fn the_smallest_sketch_in_the_docs_compiles_as_cpp_against_the_header() {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/embedding.md");
+    let text = std::fs::read_to_string(docs).unwrap();
+    let start = text.find("```cpp\n").expect("docs/embedding.md has a ```cpp sketch") + 7;
+    let len = text[start..].find("```").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sketch = dir.path().join("Smallest.ino");
+    std::fs::write(&sketch, &text[start..start + len]).unwrap();
+    check_sketch(
+        "the_smallest_sketch_in_the_docs_compiles_as_cpp_against_the_header",
+        &sketch,
+    );
+}
+
+/// `c++ -fsyntax-only` over `sketch` with the header and the stubs.
+fn check_sketch(test: &str, sketch: &Path) {
     if Command::new("c++").arg("--version").output().is_err() {
         sim::required_tool::missing(test, "c++ (a C++ compiler)", "apt-get install g++");
         return;
     }
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let sketch = library().join("examples/CellularOta/CellularOta.ino");
     let out = Command::new("c++")
         .args([
             "-std=gnu++17",
@@ -128,7 +147,7 @@ fn the_example_sketch_compiles_as_cpp_against_the_header() {
         .arg(crate_dir.join("tests/arduino_stubs"))
         .arg("-I")
         .arg(crate_dir.join("include"))
-        .arg(&sketch)
+        .arg(sketch)
         .output()
         .unwrap();
     assert!(

@@ -24,6 +24,7 @@
 //! use device_fw::http::{HttpClient, Target};
 //! use device_fw::modem::{Dialect, Modem, ModemConfig};
 //! use device_fw::ota::update::{BootReport, Running, UpdateEvent};
+//! use device_fw::socket::Socket;
 //! use device_fw::updater::{Settings, Updater};
 //! use embedded_io_async::{Read, Write};
 //! use embedded_storage_async::nor_flash::NorFlash;
@@ -65,7 +66,11 @@
 //!         {
 //!             return; // reset: the new app boots and confirms itself
 //!         }
-//!         clock.sleep_us(secs(60)).await;
+//!         // Listen rather than sleep: the modem's notices are read as they come, not left
+//!         // to overflow the chip's 128-byte UART FIFO.
+//!         if !http.socket().listen(secs(60)).await {
+//!             clock.sleep_us(secs(60)).await;
+//!         }
 //!     }
 //! }
 //! # fn main() {}
