@@ -313,10 +313,7 @@ impl<S: Socket> HttpClient<S> {
         body: &[u8],
     ) -> Result<u16, HttpError> {
         let url = url.into();
-        if content_type.is_empty()
-            || content_type.len() > MAX_CONTENT_TYPE_LEN
-            || !content_type.bytes().all(|b| (0x20..=0x7e).contains(&b))
-        {
+        if !content_type_ok(content_type) {
             return Err(HttpError::BadContentType);
         }
         let reuse = self.begin(&url).await?;
@@ -332,11 +329,43 @@ impl<S: Socket> HttpClient<S> {
         self.discard_body(&head).await;
         match head.status {
             status @ 200..=299 => Ok(status),
-            status if head.is_redirect() => Err(HttpError::RedirectNotFollowed(status)),
-            status @ 400..=499 => Err(HttpError::ClientError(status)),
-            status @ 500..=599 => Err(HttpError::ServerError(status)),
-            status => Err(HttpError::UnexpectedStatus(status)),
+            _ => Err(post_status_error(&head)),
         }
+    }
+
+    /// POSTs `body` like [`HttpClient::post`], but keeps the reply's body for
+    /// [`HttpClient::read_body`]: for an app's own server, whose answer says something (a
+    /// telemetry endpoint that answers "update now"). A 2xx returns its head; read the body
+    /// to its end before the next request, or [`HttpClient::close`]. Other statuses are the
+    /// errors of [`HttpClient::post`].
+    pub async fn post_for_reply<'u>(
+        &mut self,
+        url: impl Into<Target<'u>>,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<ResponseHead, HttpError> {
+        let url = url.into();
+        if !content_type_ok(content_type) {
+            return Err(HttpError::BadContentType);
+        }
+        let reuse = self.begin(&url).await?;
+        let request = Request::Post { content_type, body };
+        let head = match self.exchange(reuse, &request).await {
+            Ok(head) => head,
+            Err(e) => {
+                self.close_socket().await;
+                return Err(e);
+            }
+        };
+        if (200..=299).contains(&head.status) {
+            if head.transfer_encoded {
+                self.close_socket().await;
+                return Err(HttpError::UnsupportedTransferEncoding);
+            }
+            return Ok(self.open_body(&head, head.content_length, None).await);
+        }
+        self.discard_body(&head).await;
+        Err(post_status_error(&head))
     }
 
     /// Makes `url` the current one; returns whether the open connection can carry it (else
@@ -565,6 +594,17 @@ impl<S: Socket> HttpClient<S> {
             self.validators.finish(head.etag_seen);
             self.validators_pending = false;
         }
+        Ok(self.open_body(head, length, content_range).await)
+    }
+
+    /// Makes the body of `head` (of `length` bytes, `None`: until the connection closes) the
+    /// one [`HttpClient::read_body`] reads.
+    async fn open_body(
+        &mut self,
+        head: &RawHead,
+        length: Option<u64>,
+        content_range: Option<ContentRange>,
+    ) -> ResponseHead {
         let keep_alive = !head.http10 && !head.close && length.is_some();
         self.body = Body {
             active: true,
@@ -577,12 +617,12 @@ impl<S: Socket> HttpClient<S> {
         if length == Some(0) {
             self.finish_body().await;
         }
-        Ok(ResponseHead {
+        ResponseHead {
             status: head.status,
             content_length: length,
             content_range,
             keep_alive,
-        })
+        }
     }
 
     /// The body has been read to its end: keep the connection for the next request if it
@@ -632,5 +672,22 @@ impl<S: Socket> HttpClient<S> {
         self.end = 0;
         self.idle = true;
         true
+    }
+}
+
+/// Whether `content_type` can go into a request head as it is.
+fn content_type_ok(content_type: &str) -> bool {
+    !content_type.is_empty()
+        && content_type.len() <= MAX_CONTENT_TYPE_LEN
+        && content_type.bytes().all(|b| (0x20..=0x7e).contains(&b))
+}
+
+/// The error for a POST answered with anything but a 2xx.
+fn post_status_error(head: &RawHead) -> HttpError {
+    match head.status {
+        status if head.is_redirect() => HttpError::RedirectNotFollowed(status),
+        status @ 400..=499 => HttpError::ClientError(status),
+        status @ 500..=599 => HttpError::ServerError(status),
+        status => HttpError::UnexpectedStatus(status),
     }
 }

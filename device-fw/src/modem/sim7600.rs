@@ -128,10 +128,13 @@ pub(super) async fn send<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, chunk: 
 }
 
 /// A refused send: `+CIPERROR: 4` (or a network notice) means the network is gone,
-/// anything else that the link is. Both dialects.
+/// anything else that the link is. Both dialects. A close notice read before the refusal
+/// explains it: the peer (or a NAT) ended the link while the app was idle, and the notice
+/// waited in the UART until this send; the network is fine.
 pub(super) fn send_refused<U, C>(m: &mut Modem<U, C>) -> SocketError {
     let ev = &mut m.at.events;
-    if ev.network_down || m.at.err_text.as_bytes().starts_with(b"+CIPERROR: 4") {
+    let link_closed = ev.closed.is_some();
+    if ev.network_down || (!link_closed && m.at.err_text.as_bytes().starts_with(b"+CIPERROR: 4")) {
         ev.network_down = true;
         SocketError::NetworkDown
     } else {

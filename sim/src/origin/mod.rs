@@ -42,6 +42,10 @@ pub struct OriginBehaviour {
     pub redirects: HashMap<String, String>,
     /// Where devices POST their outcome reports; a POST anywhere else is 405.
     pub report_path: String,
+    /// The body a POST to [`OriginBehaviour::report_path`] is answered with (`200 OK`); empty:
+    /// `202 Accepted` without a body. An app's own server says things this way (a telemetry
+    /// endpoint that answers `update`).
+    pub post_reply: Vec<u8>,
 }
 
 impl Default for OriginBehaviour {
@@ -54,6 +58,7 @@ impl Default for OriginBehaviour {
             keep_alive_timeout: Duration::from_secs(5),
             redirects: HashMap::new(),
             report_path: "/reports".into(),
+            post_reply: Vec::new(),
         }
     }
 }

@@ -95,7 +95,7 @@ async fn respond(
         c.range_requests.fetch_add(1, Ordering::Relaxed);
     }
     let conn_header = if req.close { "close" } else { "keep-alive" };
-    let (fail, ignore_range, rate, redirect, report_path) = {
+    let (fail, ignore_range, rate, redirect, report_path, post_reply) = {
         let mut b = shared.behaviour.lock().expect("origin lock");
         let fail = b.fail_next > 0;
         b.fail_next = b.fail_next.saturating_sub(1);
@@ -109,6 +109,7 @@ async fn respond(
             b.rate_limit,
             b.redirects.get(&req.path).cloned(),
             b.report_path.clone(),
+            b.post_reply.clone(),
         )
     };
     if fail {
@@ -127,16 +128,24 @@ async fn respond(
         return conn.write(head.as_bytes()).await;
     }
     if req.method == "POST" {
-        let status = if req.path == report_path {
+        let (status, reply) = if req.path == report_path {
             c.reports.fetch_add(1, Ordering::Relaxed);
             shared.reports.lock().expect("origin lock").push(body);
-            "202 Accepted"
+            if post_reply.is_empty() {
+                ("202 Accepted", post_reply)
+            } else {
+                ("200 OK", post_reply)
+            }
         } else {
-            "405 Method Not Allowed\r\nAllow: GET, HEAD"
+            ("405 Method Not Allowed\r\nAllow: GET, HEAD", Vec::new())
         };
-        let head =
-            format!("HTTP/1.1 {status}\r\n{SERVER_HEADERS}Content-Length: 0\r\nConnection: {conn_header}\r\n\r\n");
-        return conn.write(head.as_bytes()).await;
+        let mut response = format!(
+            "HTTP/1.1 {status}\r\n{SERVER_HEADERS}Content-Length: {}\r\nConnection: {conn_header}\r\n\r\n",
+            reply.len()
+        )
+        .into_bytes();
+        response.extend_from_slice(&reply);
+        return conn.write(&response).await;
     }
     let object = shared
         .store

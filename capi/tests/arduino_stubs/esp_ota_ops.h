@@ -1,0 +1,22 @@
+// ESP-IDF's esp_ota_ops.h / esp_partition.h, the part the otactl example sketch uses;
+// declarations only.
+#pragma once
+#include <stdint.h>
+typedef struct {
+    void *flash_chip;
+    int type;
+    int subtype;
+    uint32_t address;
+    uint32_t size;
+    uint32_t erase_size;
+    char label[17];
+    bool encrypted;
+    bool readonly;
+} esp_partition_t;
+#ifdef __cplusplus
+extern "C" {
+#endif
+const esp_partition_t *esp_ota_get_running_partition(void);
+#ifdef __cplusplus
+}
+#endif
