@@ -133,13 +133,24 @@ pub fn life(cut_at: Option<u64>, payload: usize) -> Life {
 
 /// [`life`] with the release offered in `form`.
 pub fn life_in(form: Form, cut_at: Option<u64>, payload: usize) -> Life {
-    on_paused_runtime(life_async(form, cut_at, payload))
+    on_paused_runtime(life_async(cut_at, form.release(payload)))
 }
 
-async fn life_async(form: Form, cut_at: Option<u64>, payload: usize) -> Life {
+/// An uncut life whose new image carries `body` (e.g. a real firmware's bytes) as its
+/// payload, released in `form`: what the update of such an image costs on the field device.
+pub fn life_carrying(form: Form, body: &[u8]) -> Life {
+    let mut new = build_test_image(CHIP_ESP32, NEW_VERSION, "field-logger", body);
+    reseal_test_image(&mut new);
+    let rel = match form {
+        Form::Raw => release(new.clone(), NEW_VERSION),
+        Form::Compressed => release_compressed(new.clone(), NEW_VERSION),
+    };
+    on_paused_runtime(life_async(None, (new, rel)))
+}
+
+async fn life_async(cut_at: Option<u64>, (new, rel): (Vec<u8>, Release)) -> Life {
     let setup = DeviceSetup::field();
     let old = app_image(CHIP_ESP32, OLD_VERSION, 0, OLD_PAYLOAD, 1);
-    let (new, rel) = form.release(payload);
     let known = [Sha256::digest(&old).into(), Sha256::digest(&new).into()];
     let mut flash = setup.factory_flash(&old);
     if let Some(op) = cut_at {
