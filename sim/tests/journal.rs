@@ -687,3 +687,20 @@ async fn the_format_on_flash_is_the_documented_one_and_carries_unknown_keys() {
 fn newest_value(f: &SimFlash, key: u8) -> Option<Vec<u8>> {
     records_on_flash(f).into_iter().rev().find(|r| r.1 == key).map(|r| r.2)
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_progress_record_of_firmware_before_the_compressed_form_reads_as_raw() {
+    sim::time::use_virtual_time();
+    // Tag, slot, the reserved 0xFF, size, written, image hash, prefix hash: 75 bytes.
+    let mut raw = vec![1, SLOT_INDEX, 0xFF];
+    raw.extend_from_slice(&300_000u32.to_le_bytes());
+    raw.extend_from_slice(&8_192u32.to_le_bytes());
+    raw.extend_from_slice(&sha(b"image"));
+    raw.extend_from_slice(&sha(b"prefix"));
+    let mut f = flash();
+    store_raw(&mut f, RecordKey::PROGRESS, &raw).await;
+    let p = journal().load(&mut f).await.unwrap().progress.unwrap();
+    assert!(!p.compressed);
+    assert_eq!((p.written, p.fetched, p.image_size), (8_192, 8_192, 300_000));
+    assert_eq!(p.prefix_sha256, sha(b"prefix"));
+}
