@@ -180,7 +180,11 @@ impl<F: NorFlash, const STAGE: usize> ImageSink for InflatingWriter<F, STAGE> {
             at += n;
             input_have += n;
             if input_have >= len {
-                raw += segment_raw_len(self.raw_size, (raw / SEGMENT_RAW as u64) as u32) as u64;
+                // Past the image's end (after a short last segment too) a segment adds
+                // nothing: it is an error once taken, and nothing past the image is erased.
+                if raw < u64::from(self.raw_size) {
+                    raw += segment_raw_len(self.raw_size, (raw / SEGMENT_RAW as u64) as u32) as u64;
+                }
                 (prefix_have, input_have) = (0, 0);
             }
         }
