@@ -21,7 +21,7 @@ use std::time::SystemTime;
 
 use device_fw::profile::Profile;
 use device_fw::wire::manifest::{
-    self, MAX_ENVELOPE, MAX_PAYLOAD, Manifest, ManifestError, PayloadBuf, key_id, limits, write_hex,
+    self, Alternate, MAX_ENVELOPE, MAX_PAYLOAD, Manifest, ManifestError, PayloadBuf, key_id, limits, write_hex,
 };
 use device_fw::wire::rollout::{DeviceList, Rollout, RolloutState};
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -254,6 +254,8 @@ pub struct Facts {
     pub secure_version: u32,
     pub created: String,
     pub rollout: Option<RolloutSpec>,
+    /// The compressed form: its location and size.
+    pub compressed: Option<(String, u32)>,
 }
 
 impl Facts {
@@ -270,6 +272,7 @@ impl Facts {
             secure_version: m.secure_version,
             created: m.created.to_owned(),
             rollout: m.rollout.as_ref().map(RolloutSpec::of),
+            compressed: m.compressed.map(|c| (c.image.to_owned(), c.size)),
         }
     }
 
@@ -298,6 +301,10 @@ impl Facts {
                 state: r.state,
                 devices: DeviceList::Ids(ids),
             }),
+            compressed: self
+                .compressed
+                .as_ref()
+                .map(|(image, size)| Alternate { image, size: *size }),
         }
     }
 
@@ -493,7 +500,7 @@ pub enum ReplaceError {
     /// channel holds, if it can be read.
     Conflict {
         detail: String,
-        now: Option<Held>,
+        now: Option<Box<Held>>,
     },
     Bucket(BucketError),
 }
@@ -533,7 +540,7 @@ pub async fn replace(
             let now = bucket.read_manifest(&key).await.ok().flatten();
             Err(ReplaceError::Conflict {
                 detail,
-                now: now.map(|c| inspect(&c.bytes, trusted)),
+                now: now.map(|c| Box::new(inspect(&c.bytes, trusted))),
             })
         }
     }
@@ -605,6 +612,7 @@ mod tests {
                 sha256: "0".repeat(64),
                 secure_version: 0,
                 created: "2026-11-24T04:00:00Z".into(),
+                compressed: None,
                 rollout: Some(RolloutSpec {
                     percent: 5,
                     state: RolloutState::Paused,

@@ -23,7 +23,8 @@ use std::time::SystemTime;
 
 use device_fw::esp::chip::Chip;
 use device_fw::esp::image::ImageError as ParseError;
-use device_fw::wire::manifest::{self, Manifest, ManifestError};
+use device_fw::wire::compressed;
+use device_fw::wire::manifest::{self, Alternate, Manifest, ManifestError};
 use device_fw::wire::rollout::{DeviceList, Rollout, RolloutState};
 use miette::Diagnostic;
 
@@ -133,6 +134,10 @@ pub struct Report {
     pub device_image_url: Option<String>,
     /// `uploaded`, `uploaded-multipart`, `present`, or with a dry run `would-upload`.
     pub image_upload: Option<&'static str>,
+    /// The compressed form (`images/<sha256>.otz`): key, size, upload as for the image.
+    pub compressed_key: Option<String>,
+    pub compressed_size: Option<u64>,
+    pub compressed_upload: Option<&'static str>,
     /// The channel's manifest before this release.
     pub previous: Option<Held>,
     /// The percentage the release was published to, staged.
@@ -247,6 +252,13 @@ pub enum ReleaseError {
         )
     )]
     VersionMismatch { given: String, image: String },
+
+    #[error("the image could not be put in the compressed form: {0}")]
+    #[diagnostic(
+        code(otactl::release::compress),
+        help("this is a bug in otactl's encoder; release with an otactl that has it fixed")
+    )]
+    Compress(device_fw::wire::compressed::CompressedError),
 
     #[error("the release would not be a valid manifest: {0}")]
     #[diagnostic(
@@ -411,6 +423,12 @@ pub fn release_staged(
     } = firmware::check_image(&bytes, req, profile, progress, report)?;
     let image_key = format!("images/{sha256}.bin");
     report.image_key = Some(image_key.clone());
+    // The compressed form, beside the raw image under the same hash: devices that read the
+    // manifest's `compressed` fetch it, older ones the raw image.
+    let packed = compressed::compress(&bytes).map_err(ReleaseError::Compress)?;
+    let packed_key = format!("images/{sha256}.otz");
+    report.compressed_key = Some(packed_key.clone());
+    report.compressed_size = Some(packed.len() as u64);
     report.image_url = Some(bucket.object_url(&image_key));
     if let Some(base) = &profile.release.device_url {
         let base = base.trim_end_matches('/');
@@ -435,6 +453,7 @@ pub fn release_staged(
     // `../images/…`: the manifest lives at `<channel>/manifest.json`, and devices resolve the
     // reference against the manifest's URL, so the bucket can move without re-signing.
     let image_ref = format!("../{image_key}");
+    let packed_ref = format!("../{packed_key}");
     let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let size = u32::try_from(bytes.len()).map_err(|_| ReleaseError::TooBig {
         size: bytes.len() as u64,
@@ -457,6 +476,10 @@ pub fn release_staged(
             state: RolloutState::Active,
             devices: DeviceList::default(),
         }),
+        compressed: Some(Alternate {
+            image: &packed_ref,
+            size: packed.len() as u32,
+        }),
     };
     let envelope = channel::seal(&manifest, &signer.key, &trusted).map_err(ReleaseError::Manifest)?;
 
@@ -476,6 +499,16 @@ pub fn release_staged(
         } else {
             upload(&runtime, &bucket, &image_key, &bytes, progress)?
         });
+        // Only when the held manifest lists it (a release made before the compressed form
+        // points devices at the raw image alone).
+        if held_lists(previous.as_ref(), &packed_key) {
+            report.compressed_upload = Some(if req.dry_run {
+                let present = runtime.block_on(bucket.size_of(&packed_key))? == Some(packed.len() as u64);
+                if present { "present" } else { "would-upload" }
+            } else {
+                upload(&runtime, &bucket, &packed_key, &packed, progress)?
+            });
+        }
         progress.step(
             "publish",
             format!("channel {channel} already holds {version} with this image"),
@@ -493,6 +526,8 @@ pub fn release_staged(
     if req.dry_run {
         let present = runtime.block_on(bucket.size_of(&image_key))? == Some(bytes.len() as u64);
         report.image_upload = Some(if present { "present" } else { "would-upload" });
+        let present = runtime.block_on(bucket.size_of(&packed_key))? == Some(packed.len() as u64);
+        report.compressed_upload = Some(if present { "present" } else { "would-upload" });
         report.manifest.write = Some(if current.is_some() {
             "would-replace"
         } else {
@@ -504,6 +539,8 @@ pub fn release_staged(
     }
 
     report.image_upload = Some(upload(&runtime, &bucket, &image_key, &bytes, progress)?);
+    // Both objects are in place before the manifest that names them.
+    report.compressed_upload = Some(upload(&runtime, &bucket, &packed_key, &packed, progress)?);
     let expected = current
         .as_ref()
         .zip(previous.as_ref())
@@ -532,7 +569,7 @@ pub fn release_staged(
                 progress.step("publish", format!("a concurrent job published the same {version}"));
                 return Ok(Outcome::Unchanged);
             }
-            let winner = match now.as_ref().and_then(Held::version) {
+            let winner = match now.as_deref().and_then(Held::version) {
                 Some(v) => format!("; it now holds {v}"),
                 None => String::new(),
             };
@@ -543,6 +580,13 @@ pub fn release_staged(
             })
         }
     }
+}
+
+/// Whether the channel's held manifest names `key` as its compressed form.
+fn held_lists(held: Option<&Held>, key: &str) -> bool {
+    held.and_then(|h| h.facts.as_ref())
+        .and_then(|f| f.compressed.as_ref())
+        .is_some_and(|(image, _)| image.strip_prefix("../") == Some(key))
 }
 
 fn upload(

@@ -81,6 +81,18 @@ fn a_release_is_published_and_verifies() {
         j["objects"]["image"]["device_url"],
         format!("http://ota.test/fleet/{image_key}")
     );
+    // The compressed form beside it, listed in the manifest; it decodes to the image.
+    let packed_key = format!("images/{sha}.otz");
+    assert_eq!(j["objects"]["compressed"]["key"], packed_key.as_str());
+    assert_eq!(j["objects"]["compressed"]["upload"], "uploaded");
+    let packed = fs::read(p.path().join("dist").join(&packed_key)).unwrap();
+    assert_eq!(j["sizes"]["compressed"], packed.len());
+    assert_eq!(packed, device_fw::wire::compressed::compress(&img).unwrap());
+    let payload = support::manifest_payload(&manifest_bytes(&p).unwrap());
+    assert_eq!(payload["compressed"]["image"], format!("../{packed_key}"));
+    assert_eq!(payload["compressed"]["size"], packed.len());
+    assert_eq!(payload["image"], format!("../{image_key}"));
+    assert_eq!(payload["size"], img.len());
     assert_eq!(j["objects"]["manifest"]["key"], "stable/manifest.json");
     assert_eq!(j["objects"]["manifest"]["write"], "created");
     assert_eq!(
@@ -372,7 +384,8 @@ fn a_dry_run_writes_nothing() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(json(&out)["objects"]["manifest"]["write"], "would-replace");
     assert_eq!(manifest_bytes(&p).unwrap(), before);
-    assert_eq!(fs::read_dir(p.path().join("dist/images")).unwrap().count(), 1);
+    // The raw image and its compressed form.
+    assert_eq!(fs::read_dir(p.path().join("dist/images")).unwrap().count(), 2);
 }
 
 #[test]

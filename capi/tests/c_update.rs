@@ -342,6 +342,7 @@ fn a_release_signed_by_an_untrusted_key_is_refused_and_the_flash_is_untouched() 
         manifest: sign(&manifest_for(&image, "0.2.0", &sha_hex, &image_ref), &[&stranger]),
         image,
         image_path: path,
+        compressed: None,
     };
 
     let run = run_c(

@@ -14,7 +14,7 @@ use device_fw::ota::journal::{Journal, Progress};
 use device_fw::ota::schedule::ScheduleRecord;
 use device_fw::socket::Socket;
 use device_fw::wire::console::Event;
-use device_fw::wire::manifest::{self, MAX_ENVELOPE, MAX_PAYLOAD, Manifest};
+use device_fw::wire::manifest::{self, Alternate, MAX_ENVELOPE, MAX_PAYLOAD, Manifest};
 use device_fw::wire::rollout::{DeviceList, Rollout, RolloutState};
 use embedded_io_async::{ErrorKind, ErrorType, Read, Write};
 use otactl_fuzz::flash::{RamFlash, SECTOR};
@@ -59,6 +59,14 @@ fn manifests() -> Vec<(String, Vec<u8>)> {
         secure_version: 0,
         created: "2026-11-24T04:00:00Z",
         rollout: None,
+        compressed: None,
+    };
+    let packed = Manifest {
+        compressed: Some(Alternate {
+            image: "../images/8f14e45fceea167a5a36dedd4bea2543a1b6c4d5e6f708192a3b4c5d6e7f8091.otz",
+            size: 141_200,
+        }),
+        ..base
     };
     let staged = Manifest {
         version: "2.0.0-rc.1+build.7",
@@ -70,7 +78,7 @@ fn manifests() -> Vec<(String, Vec<u8>)> {
         ..base
     };
     let mut out = Vec::new();
-    for (name, m) in [("plain", base), ("rollout", staged)] {
+    for (name, m) in [("plain", base), ("rollout", staged), ("compressed", packed)] {
         let mut payload = [0u8; MAX_PAYLOAD];
         let n = m.encode(&mut payload).expect("seed manifest encodes");
         out.push((format!("{name}-payload"), payload[..n].to_vec()));
@@ -208,6 +216,8 @@ fn journal_image() -> Vec<u8> {
                     image_size: 233_040,
                     written: i * 3000,
                     prefix_sha256: [0x5a; 32],
+                    compressed: i % 2 == 1,
+                    fetched: i * 1800,
                 };
                 j.save_progress(&mut flash, &p).await.expect("save");
                 if i % 20 == 0 {
@@ -263,6 +273,20 @@ fn main() {
         out.put("manifest_open", &name, &bytes);
     }
     out.put("manifest_signed", "empty", b"");
+
+    // A real compressed file (code-like: repeats reach back across segments), whole and in
+    // modem-sized pieces.
+    let image: Vec<u8> = (0..20_000u32)
+        .map(|i| ((i % 1500) * 7 / 3) as u8 ^ (i / 4096) as u8)
+        .collect();
+    let packed = device_fw::wire::compressed::compress(&image).expect("seed image compresses");
+    for (name, splits) in [("whole", &[][..]), ("pieces", &[199u8, 3, 255, 0][..])] {
+        let mut seed = (image.len() as u16 - 1).to_le_bytes().to_vec();
+        seed.push(splits.len() as u8);
+        seed.extend_from_slice(splits);
+        seed.extend_from_slice(&packed);
+        out.put("compressed_image", name, &seed);
+    }
     out.put("manifest_signed", "edits", &[3, 1, 0, 7, 0, 2, 4, 1, 2, 3]);
 
     let ok = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nETag: \"5f2a-1b\"\r\nLast-Modified: Tue, 24 Nov 2026 04:00:00 GMT\r\n\r\nhello";

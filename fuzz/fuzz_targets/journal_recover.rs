@@ -71,6 +71,8 @@ fn progress(seed: u8, size: u32, written: u32) -> Progress {
         image_size: size,
         written: written.min(size),
         prefix_sha256: [seed.wrapping_mul(31); 32],
+        compressed: seed & 2 != 0,
+        fetched: written.min(size) / 2,
     }
 }
 

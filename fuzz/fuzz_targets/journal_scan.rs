@@ -34,6 +34,8 @@ fn progress(seed: u8, written: u32) -> Progress {
         image_size: 233_040,
         written: written % 233_041,
         prefix_sha256: [seed ^ 0x5a; 32],
+        compressed: seed & 2 != 0,
+        fetched: written % 233_041,
     }
 }
 

@@ -18,7 +18,8 @@ use device_fw::ota::update::{
     Activated, BootReport, Running, UpdateError, UpdateEvent, UpdateLayout, after_boot, self_test, update,
 };
 use device_fw::profile::Profile;
-use device_fw::wire::manifest::{MAX_ENVELOPE, MAX_PAYLOAD, Manifest, seal, write_hex};
+use device_fw::wire::compressed;
+use device_fw::wire::manifest::{Alternate, MAX_ENVELOPE, MAX_PAYLOAD, Manifest, seal, write_hex};
 use device_fw::wire::rollout::Rollout;
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
@@ -134,6 +135,8 @@ pub struct Release {
     pub manifest: Vec<u8>,
     pub image: Vec<u8>,
     pub image_path: String,
+    /// The compressed form's path and bytes, when the manifest lists one.
+    pub compressed: Option<(String, Vec<u8>)>,
 }
 
 /// The manifest fields for `image`, as `otactl release` would fill them.
@@ -151,6 +154,7 @@ pub fn manifest_for<'a>(image: &[u8], version: &'a str, sha_hex: &'a str, image_
         secure_version: 0,
         created: "2026-11-24T04:00:00Z",
         rollout: None,
+        compressed: None,
     }
 }
 
@@ -190,6 +194,34 @@ pub fn release_staged(image: Vec<u8>, version: &str, rollout: Option<Rollout<'_>
         manifest,
         image,
         image_path,
+        compressed: None,
+    }
+}
+
+/// A correctly signed release of `image` at `version` that also lists its compressed form
+/// ([`device_fw::wire::compressed`]), as `otactl release` publishes it.
+pub fn release_compressed(image: Vec<u8>, version: &str) -> Release {
+    let sha: [u8; 32] = Sha256::digest(&image).into();
+    let mut hex = [0u8; 64];
+    let sha_hex = write_hex(&sha, &mut hex).to_owned();
+    let image_path = image_path(&sha);
+    let image_ref = format!("..{}", &image_path["/fleet".len()..]);
+    let packed = compressed::compress(&image).expect("bench images compress");
+    let packed_path = image_path.replace(".bin", ".otz");
+    let packed_ref = format!("..{}", &packed_path["/fleet".len()..]);
+    let manifest = Manifest {
+        compressed: Some(Alternate {
+            image: &packed_ref,
+            size: packed.len() as u32,
+        }),
+        ..manifest_for(&image, version, &sha_hex, &image_ref)
+    };
+    let manifest = sign(&manifest, &[&release_key()]);
+    Release {
+        manifest,
+        image,
+        image_path,
+        compressed: Some((packed_path, packed)),
     }
 }
 
@@ -224,6 +256,9 @@ impl World {
             let origin = spawn_origin(net.listen(ORIGIN_HOST, 80), OriginBehaviour::default());
             origin.put(MANIFEST_PATH, release.manifest.clone());
             origin.put(&release.image_path, release.image.clone());
+            if let Some((path, bytes)) = &release.compressed {
+                origin.put(path, bytes.clone());
+            }
             origin
         });
         // The chip's own receive path: the 128-byte FIFO, lossy without RTS/CTS.

@@ -13,8 +13,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::device::{
-    AppRun, DeviceSetup, Release, World, boot, image_path, manifest_for, next_release_key, release, release_key,
-    run_app, seal_payload, sign,
+    AppRun, DeviceSetup, Release, World, boot, image_path, manifest_for, next_release_key, release, release_compressed,
+    release_key, run_app, seal_payload, sign,
 };
 use crate::flash::SimFlash;
 use crate::scenario::image as random_bytes;
@@ -38,6 +38,52 @@ pub fn app_image(chip_id: u16, version: &str, secure_version: u32, payload: usiz
     img[APP_DESC_OFFSET + 4..APP_DESC_OFFSET + 8].copy_from_slice(&secure_version.to_le_bytes());
     reseal_test_image(&mut img);
     img
+}
+
+/// An app image whose payload looks like code to a compressor: 1 KiB "functions" drawn from
+/// a pool of 24, each copy slightly changed, so matches reach across segments and up to the
+/// 32 KiB window, as in a real firmware image.
+pub fn compressible_app_image(chip_id: u16, version: &str, payload: usize, seed: u64) -> Vec<u8> {
+    let pool: Vec<Vec<u8>> = (0..24).map(|i| random_bytes(1024, seed * 100 + i)).collect();
+    let picks = random_bytes(payload / 1024 + 1, seed + 7);
+    let mut body = Vec::with_capacity(payload + 1024);
+    for (n, pick) in picks.iter().enumerate() {
+        let mut f = pool[usize::from(*pick) % pool.len()].clone();
+        f[n % 1024] ^= 0x5A;
+        body.extend_from_slice(&f);
+    }
+    body.truncate(payload);
+    let mut img = build_test_image(chip_id, version, "field-logger", &body);
+    reseal_test_image(&mut img);
+    img
+}
+
+/// Which form of the release a device is offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Form {
+    /// The image as it is (a manifest without `compressed`).
+    Raw,
+    /// The manifest also lists the compressed form, which the device takes.
+    Compressed,
+}
+
+impl Form {
+    /// The sweep's new image and its release in this form: random bytes for the raw form
+    /// (as before), a code-like image for the compressed one, so that its back-references
+    /// reach into the slot.
+    fn release(self, payload: usize) -> (Vec<u8>, Release) {
+        match self {
+            Form::Raw => {
+                let new = app_image(CHIP_ESP32, NEW_VERSION, 0, payload, 2);
+                (new.clone(), release(new, NEW_VERSION))
+            }
+            Form::Compressed => {
+                let new = compressible_app_image(CHIP_ESP32, NEW_VERSION, payload, 2);
+                (new.clone(), release_compressed(new, NEW_VERSION))
+            }
+        }
+    }
 }
 
 fn on_paused_runtime<T>(f: impl std::future::Future<Output = T>) -> T {
@@ -71,6 +117,9 @@ pub struct Life {
     /// Of those, 64 KiB block erases.
     pub block_erases: u64,
     pub virtual_s: f64,
+    /// Response body bytes the origin sent, manifests included: what the update cost over
+    /// the air.
+    pub body_bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -79,15 +128,30 @@ pub struct Life {
 /// of `payload` bytes and its headers), with the power cut during flash operation `cut_at`
 /// (counted from the first boot).
 pub fn life(cut_at: Option<u64>, payload: usize) -> Life {
-    on_paused_runtime(life_async(cut_at, payload))
+    life_in(Form::Raw, cut_at, payload)
 }
 
-async fn life_async(cut_at: Option<u64>, payload: usize) -> Life {
+/// [`life`] with the release offered in `form`.
+pub fn life_in(form: Form, cut_at: Option<u64>, payload: usize) -> Life {
+    on_paused_runtime(life_async(cut_at, form.release(payload)))
+}
+
+/// An uncut life whose new image carries `body` (e.g. a real firmware's bytes) as its
+/// payload, released in `form`: what the update of such an image costs on the field device.
+pub fn life_carrying(form: Form, body: &[u8]) -> Life {
+    let mut new = build_test_image(CHIP_ESP32, NEW_VERSION, "field-logger", body);
+    reseal_test_image(&mut new);
+    let rel = match form {
+        Form::Raw => release(new.clone(), NEW_VERSION),
+        Form::Compressed => release_compressed(new.clone(), NEW_VERSION),
+    };
+    on_paused_runtime(life_async(None, (new, rel)))
+}
+
+async fn life_async(cut_at: Option<u64>, (new, rel): (Vec<u8>, Release)) -> Life {
     let setup = DeviceSetup::field();
     let old = app_image(CHIP_ESP32, OLD_VERSION, 0, OLD_PAYLOAD, 1);
-    let new = app_image(CHIP_ESP32, NEW_VERSION, 0, payload, 2);
     let known = [Sha256::digest(&old).into(), Sha256::digest(&new).into()];
-    let rel = release(new, NEW_VERSION);
     let mut flash = setup.factory_flash(&old);
     if let Some(op) = cut_at {
         flash.cut_power_at(op);
@@ -103,6 +167,7 @@ async fn life_async(cut_at: Option<u64>, payload: usize) -> Life {
         flash_ops: 0,
         block_erases: 0,
         virtual_s: 0.0,
+        body_bytes: 0,
         error: None,
     };
     while life.boots < MAX_BOOTS {
@@ -135,6 +200,7 @@ async fn life_async(cut_at: Option<u64>, payload: usize) -> Life {
         };
         let run = run_app(&mut flash, &setup, &view, &mut world, &mut events).await;
         life.resumed_from_journal += resumed;
+        life.body_bytes += world.origin.as_ref().map_or(0, |o| o.stats().body_bytes_sent);
         match run {
             AppRun::PowerLost => flash.power_on(),
             AppRun::RollbackRequested | AppRun::Activated(_) => {}
@@ -170,6 +236,7 @@ async fn confirmed_on_next_boot(flash: &mut SimFlash, setup: &DeviceSetup) -> bo
 #[derive(Debug, Clone, Serialize)]
 pub struct PowerCutSummary {
     pub scenario: &'static str,
+    pub form: Form,
     pub image_bytes: usize,
     /// Flash operations (erases and programs) of an uncut update, first boot to confirm.
     pub flash_ops: u64,
@@ -188,9 +255,19 @@ pub struct PowerCutSummary {
 
 /// Sweeps a power cut over every flash operation of an update to an image of `payload`
 /// bytes (plus headers), on `jobs` threads.
-pub fn power_cut_sweep(jobs: usize, payload: usize, mut on_failure: impl FnMut(&Life)) -> (Life, PowerCutSummary) {
+pub fn power_cut_sweep(jobs: usize, payload: usize, on_failure: impl FnMut(&Life)) -> (Life, PowerCutSummary) {
+    power_cut_sweep_in(Form::Raw, jobs, payload, on_failure)
+}
+
+/// [`power_cut_sweep`] with the release offered in `form`.
+pub fn power_cut_sweep_in(
+    form: Form,
+    jobs: usize,
+    payload: usize,
+    mut on_failure: impl FnMut(&Life),
+) -> (Life, PowerCutSummary) {
     let wall = Instant::now();
-    let clean = life(None, payload);
+    let clean = life_in(form, None, payload);
     let ops = clean.flash_ops;
     let next = std::sync::atomic::AtomicU64::new(0);
     let lives = std::sync::Mutex::new(Vec::with_capacity(ops as usize));
@@ -202,7 +279,7 @@ pub fn power_cut_sweep(jobs: usize, payload: usize, mut on_failure: impl FnMut(&
                     if op >= ops {
                         break;
                     }
-                    let l = life(Some(op), payload);
+                    let l = life_in(form, Some(op), payload);
                     lives.lock().expect("results lock").push(l);
                 }
             });
@@ -212,7 +289,8 @@ pub fn power_cut_sweep(jobs: usize, payload: usize, mut on_failure: impl FnMut(&
     lives.sort_by_key(|l| l.cut_at);
     let mut summary = PowerCutSummary {
         scenario: "power-cut",
-        image_bytes: app_image(CHIP_ESP32, NEW_VERSION, 0, payload, 2).len(),
+        form,
+        image_bytes: form.release(payload).0.len(),
         flash_ops: ops,
         block_erases: clean.block_erases,
         cuts: lives.len() as u64,
@@ -282,6 +360,7 @@ fn staged(image: Vec<u8>, key: &SigningKey, edit: impl FnOnce(&mut Manifest<'_>)
             manifest: seal_payload(&payload, &[key]),
             image_path: image_path(&Sha256::digest(&image).into()),
             image,
+            compressed: None,
         },
         failed_before: None,
     }
@@ -506,5 +585,6 @@ pub fn rotated_release() -> Release {
         manifest: sign(&m, &[&next_release_key()]),
         image_path: image_path(&Sha256::digest(&img).into()),
         image: img,
+        compressed: None,
     }
 }

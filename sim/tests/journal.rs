@@ -52,6 +52,9 @@ fn progress(k: u32) -> Progress {
         image_size: 4_000_000,
         written: k * 256,
         prefix_sha256: sha(&k.to_le_bytes()),
+        // Every other save is of the compressed form, further along its file.
+        compressed: k % 2 == 1,
+        fetched: k * 100 + 8,
     }
 }
 
@@ -395,6 +398,8 @@ async fn resume_point_reverifies_the_written_prefix() {
         image_size: size,
         written,
         prefix_sha256: sha(&img[..written as usize]),
+        compressed: false,
+        fetched: written,
     };
     j.save_progress(&mut f, &saved).await.unwrap();
 
@@ -659,10 +664,12 @@ async fn the_format_on_flash_is_the_documented_one_and_carries_unknown_keys() {
     let mut version = vec![1u8];
     version.extend_from_slice(b"1.2.0");
     assert_eq!(newest(2), Some((newest_seq, version)));
-    // The progress record: tag, slot, 0xFF, size, written, image hash, prefix hash.
+    // The progress record: tag, slot, form (0xFF raw, 1 compressed), size, written, image
+    // hash, prefix hash, where the fetched file continues.
     let (_, p) = newest(1).unwrap();
     let want = progress(400);
-    assert_eq!(p.len(), 75);
+    assert_eq!(p.len(), 79);
+    assert_eq!(p[75..79], want.fetched.to_le_bytes());
     assert_eq!((p[0], p[1], p[2]), (1, SLOT_INDEX, 0xFF));
     assert_eq!(p[3..7], want.image_size.to_le_bytes());
     assert_eq!(p[7..11], want.written.to_le_bytes());
@@ -679,4 +686,21 @@ async fn the_format_on_flash_is_the_documented_one_and_carries_unknown_keys() {
 
 fn newest_value(f: &SimFlash, key: u8) -> Option<Vec<u8>> {
     records_on_flash(f).into_iter().rev().find(|r| r.1 == key).map(|r| r.2)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_progress_record_of_firmware_before_the_compressed_form_reads_as_raw() {
+    sim::time::use_virtual_time();
+    // Tag, slot, the reserved 0xFF, size, written, image hash, prefix hash: 75 bytes.
+    let mut raw = vec![1, SLOT_INDEX, 0xFF];
+    raw.extend_from_slice(&300_000u32.to_le_bytes());
+    raw.extend_from_slice(&8_192u32.to_le_bytes());
+    raw.extend_from_slice(&sha(b"image"));
+    raw.extend_from_slice(&sha(b"prefix"));
+    let mut f = flash();
+    store_raw(&mut f, RecordKey::PROGRESS, &raw).await;
+    let p = journal().load(&mut f).await.unwrap().progress.unwrap();
+    assert!(!p.compressed);
+    assert_eq!((p.written, p.fetched, p.image_size), (8_192, 8_192, 300_000));
+    assert_eq!(p.prefix_sha256, sha(b"prefix"));
 }

@@ -286,7 +286,10 @@ fn the_update_state_machine_has_a_fixed_size() {
         let fut = sim::device::attempt_update(&mut flash, &setup, &view, &mut http, &mut events);
         let bytes = std::mem::size_of_val(&fut);
         println!("update future: {bytes} bytes");
-        assert!(bytes < 16 * 1024, "{bytes}");
+        // The raw data path in 16 KiB, and the compressed form's decoder on top (its figure
+        // is tested in tests/compressed.rs).
+        let decoder = device_fw::ota::inflating::DECODER_RAM_BYTES;
+        assert!(bytes < 16 * 1024 + decoder, "{bytes} with a {decoder}-byte decoder");
         drop(fut);
     });
 }

@@ -266,6 +266,7 @@ fn to_json(r: &Report, error: Option<&release::ReleaseError>, elapsed: Duration)
         "sha256": r.sha256,
         "sizes": {
             "image": r.image_size,
+            "compressed": r.compressed_size,
             "manifest": r.manifest_size,
         },
         "source": r.source,
@@ -278,6 +279,11 @@ fn to_json(r: &Report, error: Option<&release::ReleaseError>, elapsed: Duration)
                 "url": r.image_url,
                 "device_url": r.device_image_url,
                 "upload": r.image_upload,
+            },
+            "compressed": {
+                "key": r.compressed_key,
+                "size": r.compressed_size,
+                "upload": r.compressed_upload,
             },
             "manifest": manifest,
             "history": r.manifest.history_json(),

@@ -106,6 +106,7 @@ mod tests {
                 secure_version: secure,
                 created: "2026-11-24T04:00:00Z".into(),
                 rollout: None,
+                compressed: None,
             }),
         }
     }

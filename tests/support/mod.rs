@@ -168,6 +168,18 @@ pub fn check_bucket(root: &Path, key: &[u8; 32]) -> Vec<Published> {
         let bytes = fs::read(&image).unwrap_or_else(|e| panic!("{} names {}: {e}", entry.display(), m.image));
         assert_eq!(bytes.len() as u32, m.size, "{}", image.display());
         assert_eq!(sha256_hex(&bytes), m.sha256, "{}", image.display());
+        if let Some(c) = m.compressed {
+            let path = entry.parent().unwrap().join(c.image);
+            let packed = fs::read(&path).unwrap_or_else(|e| panic!("{} names {}: {e}", entry.display(), c.image));
+            assert_eq!(packed.len() as u32, c.size, "{}", path.display());
+            // The encoder is deterministic: the form is that of exactly this image.
+            assert_eq!(
+                packed,
+                device_fw::wire::compressed::compress(&bytes).unwrap(),
+                "{}",
+                path.display()
+            );
+        }
         out.push(Published {
             channel: m.channel.to_owned(),
             version: m.version.to_owned(),
@@ -176,6 +188,13 @@ pub fn check_bucket(root: &Path, key: &[u8; 32]) -> Vec<Published> {
     }
     out.sort_by(|a, b| a.channel.cmp(&b.channel));
     out
+}
+
+/// A manifest envelope's payload as JSON, signature unchecked: for looking at its fields.
+pub fn manifest_payload(envelope: &[u8]) -> Value {
+    let mut buf = PayloadBuf::default();
+    let payload = device_fw::wire::manifest::decode_unverified(envelope, &mut buf).expect("an envelope");
+    serde_json::from_slice(payload).expect("payload JSON")
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -18,11 +18,13 @@ use embassy_futures::join::join;
 use embedded_storage_async::nor_flash::NorFlash;
 use sha2::{Digest, Sha256};
 
+use super::inflate::InflateError;
 use super::planner::{ChunkPlanner, ChunkPolicy};
 use super::slot::{SECTOR, SlotError, SlotWriter};
 use crate::clock::Clock;
 use crate::http::{HttpClient, HttpError, Target};
 use crate::socket::{Socket, SocketError};
+use crate::wire::compressed::CompressedError;
 
 /// The largest block one modem read returns (SIM7600 `CIPRXGET`, SIM7080 `CARECV`): the
 /// size of each of the engine's two receive buffers.
@@ -141,18 +143,98 @@ pub enum OtaEvent {
     Backoff { us: u64 },
 }
 
+/// A resume point: the image's first `written` bytes are programmed, their SHA-256 is
+/// `prefix_sha256`, and the fetched file continues at byte `fetched` (the same number for the
+/// raw image; a segment boundary of the compressed form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    pub written: u32,
+    pub prefix_sha256: [u8; 32],
+    pub fetched: u32,
+}
+
 /// Makes progress durable: called after the image's programmed bytes reach a sector
 /// boundary, with the SHA-256 of exactly those bytes, so that after a power cut the
 /// download resumes there once the prefix re-hashes to the same value. Called between modem
 /// reads, never during one: a journal write may erase.
 pub trait Checkpoint<F: NorFlash> {
-    async fn programmed(&mut self, flash: &mut F, written: u32, prefix_sha256: [u8; 32]) -> Result<(), F::Error>;
+    async fn programmed(&mut self, flash: &mut F, mark: Mark) -> Result<(), F::Error>;
 }
 
 /// No journal: progress lives in RAM only.
 impl<F: NorFlash> Checkpoint<F> for () {
-    async fn programmed(&mut self, _: &mut F, _: u32, _: [u8; 32]) -> Result<(), F::Error> {
+    async fn programmed(&mut self, _: &mut F, _: Mark) -> Result<(), F::Error> {
         Ok(())
+    }
+}
+
+/// Flash error type of a sink.
+pub type SinkError<W> = <<W as ImageSink>::Flash as embedded_storage_async::nor_flash::ErrorType>::Error;
+
+/// Where fetched bytes go: into the slot as they are ([`SlotWriter`]), or through a decoder
+/// ([`InflatingWriter`](super::inflating::InflatingWriter)). The engine asks for the file
+/// from [`fetched`](Self::fetched) on and hashes what the sink says is image.
+pub trait ImageSink {
+    type Flash: NorFlash;
+    /// Bytes of the fetched file taken so far: where the next request starts.
+    fn fetched(&self) -> u64;
+    /// The fetched file's size from the signed manifest.
+    fn expect_fetched_len(&mut self, len: u64);
+    /// Erases now what taking `data` would erase (see
+    /// [`DownloadConfig::erase_while_receiving`]).
+    async fn erase_ahead(&mut self, data: &[u8]) -> Result<(), DownloadError<SinkError<Self>>>;
+    /// Takes `data`, hashing the image bytes it yields into `hasher`; returns the last
+    /// resume point it passed, if any.
+    async fn take(&mut self, data: &[u8], hasher: &mut Sha256) -> Result<Option<Mark>, DownloadError<SinkError<Self>>>;
+    /// Programs what is left; returns the image length.
+    async fn finish(&mut self) -> Result<u64, DownloadError<SinkError<Self>>>;
+    fn flash(&mut self) -> &mut Self::Flash;
+}
+
+impl<F: NorFlash, const STAGE: usize> ImageSink for SlotWriter<F, STAGE> {
+    type Flash = F;
+
+    fn fetched(&self) -> u64 {
+        self.accepted()
+    }
+
+    fn expect_fetched_len(&mut self, len: u64) {
+        self.expect_image_len(len);
+    }
+
+    async fn erase_ahead(&mut self, data: &[u8]) -> Result<(), DownloadError<F::Error>> {
+        Ok(SlotWriter::erase_ahead(self, data.len()).await?)
+    }
+
+    /// Writes and hashes `data`, split at sector boundaries so that the hash at each
+    /// boundary covers exactly the bytes programmed, which is what a checkpoint records.
+    async fn take(&mut self, mut data: &[u8], hasher: &mut Sha256) -> Result<Option<Mark>, DownloadError<F::Error>> {
+        let mut mark = None;
+        while !data.is_empty() {
+            let to_boundary = SECTOR as u64 - self.accepted() % SECTOR as u64;
+            let take = data.len().min(to_boundary as usize);
+            self.write(&data[..take]).await?;
+            hasher.update(&data[..take]);
+            data = &data[take..];
+            if self.accepted().is_multiple_of(SECTOR as u64) {
+                // STAGE divides SECTOR, so nothing is staged here: all accepted bytes are
+                // programmed.
+                mark = Some(Mark {
+                    written: self.programmed(),
+                    prefix_sha256: hasher.clone().finalize().into(),
+                    fetched: self.programmed(),
+                });
+            }
+        }
+        Ok(mark)
+    }
+
+    async fn finish(&mut self) -> Result<u64, DownloadError<F::Error>> {
+        Ok(SlotWriter::finish(self).await?)
+    }
+
+    fn flash(&mut self) -> &mut F {
+        SlotWriter::flash(self)
     }
 }
 
@@ -206,6 +288,10 @@ pub enum DownloadError<E> {
     HashMismatch,
     #[error(transparent)]
     Slot(#[from] SlotError<E>),
+    #[error("{0}; the download starts over")]
+    Compressed(CompressedError),
+    #[error("compressed image does not decode: {0}; the download starts over")]
+    Inflate(InflateError<E>),
 }
 
 /// Two receive buffers: one is drained into flash while the other fills from the modem.
@@ -214,8 +300,8 @@ type Buffers = [[u8; BLOCK]; 2];
 struct Progress {
     hasher: Sha256,
     skip: u64,
-    /// A sector boundary was reached: bytes programmed and their hash, to journal.
-    checkpoint_due: Option<(u32, [u8; 32])>,
+    /// A resume point was passed: to journal.
+    checkpoint_due: Option<Mark>,
 }
 
 /// How one response pass ended.
@@ -228,29 +314,29 @@ enum PassEnd {
 /// Downloads `target` into the slot behind `slot`, from wherever the writer stands
 /// (0, or a resumed offset whose prefix the caller has hashed into `hasher`).
 #[allow(clippy::too_many_arguments)]
-pub async fn download<S, F, C, E, K, const STAGE: usize>(
+pub async fn download<S, W, C, E, K>(
     http: &mut HttpClient<S>,
-    slot: &mut SlotWriter<F, STAGE>,
+    slot: &mut W,
     clock: &C,
     cfg: &DownloadConfig,
     target: &ImageTarget<'_>,
     hasher: Sha256,
     events: &mut E,
     checkpoint: &mut K,
-) -> Result<DownloadReport, DownloadError<F::Error>>
+) -> Result<DownloadReport, DownloadError<SinkError<W>>>
 where
     S: Socket,
-    F: NorFlash,
+    W: ImageSink,
     C: Clock,
     E: EventSink,
-    K: Checkpoint<F>,
+    K: Checkpoint<W::Flash>,
 {
     let url = Target::parse(target.url).map_err(DownloadError::BadUrl)?;
     let mut planner = ChunkPlanner::new(cfg.policy, cfg.uart_bytes_per_sec / 10 * 8);
     let mut total = target.size;
     // Only the signed size may widen an erase: a server's Content-Length could be anything.
     if let Some(size) = target.size {
-        slot.expect_image_len(size);
+        slot.expect_fetched_len(size);
     }
     let mut report = DownloadReport {
         bytes: 0,
@@ -272,7 +358,7 @@ where
     let mut last_request_us: Option<u64> = None;
 
     loop {
-        let offset = slot.accepted();
+        let offset = slot.fetched();
         if let Some(total) = total
             && offset >= total
         {
@@ -306,12 +392,12 @@ where
                 }
                 let started = clock.now_us();
                 let end = stream_body(http, slot, &mut progress, &mut bufs, cfg, checkpoint).await?;
-                let moved = slot.accepted() - before;
+                let moved = slot.fetched() - before;
                 planner.record_drain(moved, clock.now_us().saturating_sub(started));
                 if let Some(total) = total {
                     events
                         .event(OtaEvent::Progress {
-                            written: slot.accepted(),
+                            written: slot.fetched(),
                             total,
                             rate_bps: planner.drain_bps(),
                             chunk: planner.next_chunk(u64::MAX),
@@ -354,7 +440,7 @@ where
         };
 
         // The pass broke: learn from it, recover what needs recovering, then resume.
-        let offset = slot.accepted();
+        let offset = slot.fetched();
         report.connection_losses += 1;
         // The connection ended under us (a close notice mid-body reads as a truncated body):
         // a NAT that forgot the mapping looks exactly like this.
@@ -459,18 +545,18 @@ fn check_head<E>(
 }
 
 /// Streams the current response body into the slot, double-buffered.
-async fn stream_body<S, F, K, const STAGE: usize>(
+async fn stream_body<S, W, K>(
     http: &mut HttpClient<S>,
-    slot: &mut SlotWriter<F, STAGE>,
+    slot: &mut W,
     progress: &mut Progress,
     bufs: &mut Buffers,
     cfg: &DownloadConfig,
     checkpoint: &mut K,
-) -> Result<PassEnd, DownloadError<F::Error>>
+) -> Result<PassEnd, DownloadError<SinkError<W>>>
 where
     S: Socket,
-    F: NorFlash,
-    K: Checkpoint<F>,
+    W: ImageSink,
+    K: Checkpoint<W::Flash>,
 {
     let [a, b] = bufs;
     let (mut fill, mut drain) = (a, b);
@@ -481,7 +567,7 @@ where
         } else if cfg.overlap_flash {
             if !cfg.erase_while_receiving {
                 // Erase now, while no modem byte is on its way.
-                slot.erase_ahead(pending.len()).await?;
+                slot.erase_ahead(&drain[pending.clone()]).await?;
             }
             // The flash work first: on the chip it completes within its first poll, before
             // the read sends its command, so the modem never answers into a held CPU.
@@ -492,9 +578,9 @@ where
             accept(slot, progress, &drain[pending.clone()]).await?;
             http.read_body(fill).await
         };
-        if let Some((written, prefix)) = progress.checkpoint_due.take() {
+        if let Some(mark) = progress.checkpoint_due.take() {
             checkpoint
-                .programmed(slot.flash(), written, prefix)
+                .programmed(slot.flash(), mark)
                 .await
                 .map_err(|e| DownloadError::Slot(SlotError::Flash(e)))?;
         }
@@ -511,23 +597,14 @@ where
     }
 }
 
-/// Writes and hashes `data`, split at sector boundaries so that the hash at each boundary
-/// covers exactly the bytes programmed, which is what a checkpoint records.
-async fn accept<F: NorFlash, const STAGE: usize>(
-    slot: &mut SlotWriter<F, STAGE>,
+/// Takes `data` into the sink, keeping the last resume point it passed.
+async fn accept<W: ImageSink>(
+    slot: &mut W,
     progress: &mut Progress,
-    mut data: &[u8],
-) -> Result<(), SlotError<F::Error>> {
-    while !data.is_empty() {
-        let to_boundary = SECTOR as u64 - slot.accepted() % SECTOR as u64;
-        let take = data.len().min(to_boundary as usize);
-        slot.write(&data[..take]).await?;
-        progress.hasher.update(&data[..take]);
-        data = &data[take..];
-        if slot.accepted().is_multiple_of(SECTOR as u64) {
-            // STAGE divides SECTOR, so nothing is staged here: all accepted bytes are programmed.
-            progress.checkpoint_due = Some((slot.programmed(), progress.hasher.clone().finalize().into()));
-        }
+    data: &[u8],
+) -> Result<(), DownloadError<SinkError<W>>> {
+    if let Some(mark) = slot.take(data, &mut progress.hasher).await? {
+        progress.checkpoint_due = Some(mark);
     }
     Ok(())
 }

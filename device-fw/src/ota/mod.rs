@@ -5,6 +5,8 @@
 //! [`engine`] drives both over the HTTP client, resuming after every kind of failure.
 
 pub mod engine;
+pub mod inflate;
+pub mod inflating;
 pub mod journal;
 pub mod planner;
 pub mod policy;
@@ -13,7 +15,9 @@ pub mod slot;
 pub mod update;
 
 pub use engine::{
-    Checkpoint, DownloadConfig, DownloadError, DownloadMode, DownloadReport, EventSink, ImageTarget, OtaEvent, download,
+    Checkpoint, DownloadConfig, DownloadError, DownloadMode, DownloadReport, EventSink, ImageSink, ImageTarget, Mark,
+    OtaEvent, download,
 };
+pub use inflating::InflatingWriter;
 pub use planner::{ChunkPlanner, ChunkPolicy};
 pub use slot::{Slot, SlotError, SlotWriter};

@@ -137,6 +137,7 @@ mod tests {
             secure_version: 2,
             created: "2026-11-24T00:00:00Z",
             rollout: None,
+            compressed: None,
         }
     }
 

@@ -68,6 +68,7 @@ impl Channel {
                 state,
                 devices: DeviceList::Json(&self.pilots_json),
             }),
+            compressed: None,
         }
     }
 

@@ -13,8 +13,14 @@ use crate::esp::otadata::crc32_le;
 const TAG_NONE: u8 = 0;
 const TAG_SOME: u8 = 1;
 
-/// tag, slot, reserved, image_size, written, image_sha256, prefix_sha256.
-const PROGRESS_LEN: usize = 1 + 1 + 1 + 4 + 4 + 32 + 32;
+/// tag, slot, form, image_size, written, image_sha256, prefix_sha256, fetched. Records
+/// before the compressed form end before `fetched` and have 0xFF as their form (raw).
+const PROGRESS_LEN: usize = 1 + 1 + 1 + 4 + 4 + 32 + 32 + 4;
+const PROGRESS_LEN_RAW_ONLY: usize = PROGRESS_LEN - 4;
+const FORM_RAW: u8 = 0xFF;
+/// The compressed form. Any other form byte reads as raw: records before the compressed
+/// form had a reserved byte there.
+const FORM_COMPRESSED: u8 = 1;
 const VERSION_RECORD_MAX: usize = 1 + VERSION_MAX;
 
 const _: () = assert!(JOURNAL_RAM_BYTES >= RECORD_HEADER + PROGRESS_LEN);
@@ -40,11 +46,12 @@ impl Value<'_> {
             Value::Progress(Some(p)) => {
                 out[0] = TAG_SOME;
                 out[1] = p.slot;
-                out[2] = 0xFF;
+                out[2] = if p.compressed { FORM_COMPRESSED } else { FORM_RAW };
                 out[3..7].copy_from_slice(&p.image_size.to_le_bytes());
                 out[7..11].copy_from_slice(&p.written.to_le_bytes());
                 out[11..43].copy_from_slice(&p.image_sha256);
                 out[43..75].copy_from_slice(&p.prefix_sha256);
+                out[75..79].copy_from_slice(&p.fetched.to_le_bytes());
                 PROGRESS_LEN
             }
             Value::Version(Some(text)) => {
@@ -69,7 +76,7 @@ pub(super) fn bad_length(value: &[u8]) -> DecodeError {
 pub(super) fn decode_progress(value: &[u8]) -> Result<Option<Progress>, DecodeError> {
     match value.first() {
         Some(&TAG_NONE) if value.len() == 1 => Ok(None),
-        Some(&TAG_SOME) if value.len() == PROGRESS_LEN => {
+        Some(&TAG_SOME) if matches!(value.len(), PROGRESS_LEN | PROGRESS_LEN_RAW_ONLY) => {
             let u32_at = |at: usize| u32::from_le_bytes([value[at], value[at + 1], value[at + 2], value[at + 3]]);
             let mut p = Progress {
                 image_sha256: [0; 32],
@@ -77,6 +84,12 @@ pub(super) fn decode_progress(value: &[u8]) -> Result<Option<Progress>, DecodeEr
                 image_size: u32_at(3),
                 written: u32_at(7),
                 prefix_sha256: [0; 32],
+                compressed: value[2] == FORM_COMPRESSED,
+                fetched: if value.len() == PROGRESS_LEN {
+                    u32_at(75)
+                } else {
+                    u32_at(7)
+                },
             };
             p.image_sha256.copy_from_slice(&value[11..43]);
             p.prefix_sha256.copy_from_slice(&value[43..75]);

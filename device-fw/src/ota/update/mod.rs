@@ -11,7 +11,8 @@ mod boot;
 use sha2::{Digest, Sha256};
 
 pub use self::boot::{BootReport, Running, after_boot, self_test};
-use super::engine::{Checkpoint, DownloadConfig, DownloadError, EventSink, ImageTarget, OtaEvent, download};
+use super::engine::{Checkpoint, DownloadConfig, DownloadError, EventSink, ImageTarget, Mark, OtaEvent, download};
+use super::inflating::{FormWriter, InflatingWriter};
 use super::journal::{Journal, JournalError, JournalState, Progress, resume_point};
 use super::policy::{DeviceIdentity, Rejection, check_manifest};
 use super::slot::{Slot, SlotWriter};
@@ -215,6 +216,7 @@ impl<E> UpdateError<E> {
                 DownloadError::Refused(HttpError::Socket(SocketError::Tls(t))) => t.code(),
                 DownloadError::Refused(_) => "image-refused",
                 DownloadError::RetriesExhausted { .. } => "download-gave-up",
+                DownloadError::Compressed(_) | DownloadError::Inflate(_) => "compressed-image-corrupt",
                 _ => "download-failed",
             },
             UpdateError::Image(i) => match i {
@@ -315,16 +317,19 @@ struct JournalCheckpoint<'j> {
     image_sha256: [u8; 32],
     slot: u8,
     image_size: u32,
+    compressed: bool,
 }
 
 impl<F: NorFlash> Checkpoint<F> for JournalCheckpoint<'_> {
-    async fn programmed(&mut self, flash: &mut F, written: u32, prefix_sha256: [u8; 32]) -> Result<(), F::Error> {
+    async fn programmed(&mut self, flash: &mut F, mark: Mark) -> Result<(), F::Error> {
         let progress = Progress {
             image_sha256: self.image_sha256,
             slot: self.slot,
             image_size: self.image_size,
-            written,
-            prefix_sha256,
+            written: mark.written,
+            prefix_sha256: mark.prefix_sha256,
+            compressed: self.compressed,
+            fetched: mark.fetched,
         };
         match self.journal.save_progress(flash, &progress).await {
             Ok(_) => Ok(()),
@@ -506,29 +511,54 @@ where
     (*verdict)?;
     let slot = layout.boot.ota[target];
     let sha256 = manifest.sha256_bytes()?;
-    let image_url = resolve_reference(manifest_url, manifest.image).map_err(UpdateError::ImageUrl)?;
 
-    // Carry on a journaled download of this same image, if its prefix still checks out.
-    let (written, hasher) = match &journal.progress {
+    // The compressed form when the release has one: fewer bytes over the air, the same
+    // signed image in the slot.
+    let (fetch_ref, fetch_size) = match manifest.compressed {
+        Some(c) => (c.image, c.size),
+        None => (manifest.image, manifest.size),
+    };
+    let compressed = manifest.compressed.is_some();
+    let image_url = resolve_reference(manifest_url, fetch_ref).map_err(UpdateError::ImageUrl)?;
+
+    // Carry on a journaled download of this same image in the same form, if its prefix
+    // still checks out.
+    let saved = journal.progress.filter(|p| p.compressed == compressed);
+    let (written, hasher) = match &saved {
         Some(p) => resume_point(flash, target as u8, slot, p, &sha256, manifest.size)
             .await
             .map_err(UpdateError::Flash)?,
         None => (0, Sha256::new()),
     };
+    let fetched = saved.filter(|_| written > 0).map_or(0, |p| p.fetched);
     if written > 0 {
         events.event(UpdateEvent::Resuming { offset: written }).await;
     }
-    let mut writer: SlotWriter<&mut F> = SlotWriter::resume(&mut *flash, slot, written);
     let mut checkpoint = JournalCheckpoint {
         journal: &layout.journal,
         image_sha256: sha256,
         slot: target as u8,
         image_size: manifest.size,
+        compressed,
     };
     let image = ImageTarget {
         url: image_url.as_str(),
-        size: Some(u64::from(manifest.size)),
+        size: Some(u64::from(fetch_size)),
         sha256: Some(sha256),
+    };
+    let mut sink = DownloadEvents(events);
+    // One writer type for both forms, so the download loop is compiled once; it lives in
+    // this future either way, the decoder's buffers beside the slot writer's.
+    let mut writer: FormWriter<&mut F> = if compressed {
+        FormWriter::Compressed(InflatingWriter::resume(
+            &mut *flash,
+            slot,
+            manifest.size,
+            written,
+            fetched,
+        ))
+    } else {
+        FormWriter::Raw(SlotWriter::resume(&mut *flash, slot, written))
     };
     let result = download(
         http,
@@ -537,16 +567,16 @@ where
         cfg,
         &image,
         hasher,
-        &mut DownloadEvents(events),
+        &mut sink,
         &mut checkpoint,
     )
     .await;
     match result {
         Ok(_) => {}
-        Err(DownloadError::HashMismatch) => {
+        Err(e @ (DownloadError::HashMismatch | DownloadError::Compressed(_) | DownloadError::Inflate(_))) => {
             // What was written is not the signed image; the next attempt starts clean.
             let _ = layout.journal.clear_progress(flash).await;
-            return Err(UpdateError::Download(DownloadError::HashMismatch));
+            return Err(UpdateError::Download(e));
         }
         Err(e) => return Err(UpdateError::Download(e)),
     }

@@ -107,6 +107,21 @@ pub struct Manifest<'a> {
     /// Who may take this release ([`super::rollout`]); `None`: every device.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout<'a>>,
+    /// The same image in the compressed form ([`super::compressed`]), which a device that
+    /// reads this member fetches instead of `image`; `size` and `sha256` stay those of the
+    /// raw image, checked after decoding. Firmware older than the member skips it and
+    /// fetches `image`, so it did not bump the schema.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compressed: Option<Alternate<'a>>,
+}
+
+/// Another form of the release's image: where it is and how many bytes it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Alternate<'a> {
+    /// Location, relative to the manifest's URL, like `image`.
+    pub image: &'a str,
+    /// Bytes of this form's file (what the server's Content-Length must say).
+    pub size: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -401,10 +416,14 @@ fn read_payload(payload: &[u8]) -> Result<(Manifest<'_>, Option<RolloutError>), 
     let mut strings = [None; STRING_FIELDS.len()];
     let mut numbers = [None; NUMBER_FIELDS.len()];
     let mut staged = None;
+    let mut compressed = None;
     let mut r = Reader::new(payload);
     r.begin_object()?;
     while let Some(key) = r.next_key()? {
-        if key == "rollout" {
+        if key == "compressed" {
+            let read = read_alternate(&mut r)?;
+            set_once(&mut compressed, "compressed", read)?;
+        } else if key == "rollout" {
             let read = rollout::read(&mut r)?;
             set_once(&mut staged, "rollout", read)?;
         } else if let Some(i) = STRING_FIELDS.iter().position(|f| *f == key) {
@@ -436,8 +455,26 @@ fn read_payload(payload: &[u8]) -> Result<(Manifest<'_>, Option<RolloutError>), 
         secure_version: number(2)?,
         created: text(7)?,
         rollout,
+        compressed,
     };
     Ok((manifest, rollout_error))
+}
+
+/// An [`Alternate`] object; members of later firmware are skipped.
+fn read_alternate<'a>(r: &mut Reader<'a>) -> Result<Alternate<'a>, JsonError> {
+    let (mut image, mut size) = (None, None);
+    r.begin_object()?;
+    while let Some(key) = r.next_key()? {
+        match key {
+            "image" => set_once(&mut image, "image", r.string()?)?,
+            "size" => set_once(&mut size, "size", r.u32()?)?,
+            _ => r.skip_value()?,
+        }
+    }
+    Ok(Alternate {
+        image: required(image, "image")?,
+        size: required(size, "size")?,
+    })
 }
 
 fn check_text(field: &'static str, value: &str, max: usize, allowed: fn(u8) -> bool) -> Result<(), ManifestError> {
@@ -532,6 +569,12 @@ impl<'a> Manifest<'a> {
             });
         }
         check_created(self.created)?;
+        if let Some(alternate) = self.compressed {
+            check_text("compressed.image", alternate.image, limits::IMAGE, url_byte)?;
+            if alternate.size == 0 {
+                return Err(ManifestError::ZeroSize);
+            }
+        }
         match self.rollout {
             Some(r) => r.validate().map_err(ManifestError::Rollout),
             None => Ok(()),

@@ -32,6 +32,7 @@ fn sample() -> Manifest<'static> {
         secure_version: 0,
         created: "2026-11-24T04:00:00Z",
         rollout: None,
+        compressed: None,
     }
 }
 
