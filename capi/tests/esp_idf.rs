@@ -22,6 +22,9 @@ fn stage(dir: &Path, manifest: &str) -> std::path::PathBuf {
     std::fs::copy(src.join("esp-idf/CMakeLists.txt"), component.join("CMakeLists.txt")).unwrap();
     std::fs::write(component.join("idf_component.yml"), manifest).unwrap();
     std::fs::copy(src.join("include/otactl.h"), component.join("include/otactl.h")).unwrap();
+    for file in ["Kconfig", "otactl_idf.c", "include/otactl_idf.h"] {
+        std::fs::copy(src.join("esp-idf").join(file), component.join(file)).unwrap();
+    }
     component
 }
 
@@ -71,7 +74,14 @@ fn compote_packs_the_component_and_refuses_a_broken_manifest() {
     let listing = Command::new("tar").arg("tzf").arg(&archive).output().unwrap();
     assert!(listing.status.success(), "{archive:?} is not a tar.gz");
     let files = String::from_utf8_lossy(&listing.stdout);
-    for want in ["idf_component.yml", "CMakeLists.txt", "include/otactl.h"] {
+    for want in [
+        "idf_component.yml",
+        "CMakeLists.txt",
+        "Kconfig",
+        "otactl_idf.c",
+        "include/otactl.h",
+        "include/otactl_idf.h",
+    ] {
         assert!(
             files.lines().any(|l| l.trim_start_matches("./") == want),
             "{want} not in:\n{files}"
