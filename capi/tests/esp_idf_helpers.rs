@@ -20,6 +20,8 @@ fn cc(args: &[&str], out: &Path) -> std::process::Output {
         .arg("-I")
         .arg(dir.join("tests/esp_idf_fakes"))
         .arg("-I")
+        .arg(dir.join("tests/arduino_stubs"))
+        .arg("-I")
         .arg(dir.join("esp-idf/include"))
         .arg("-I")
         .arg(dir.join("include"))

@@ -1,6 +1,7 @@
-// ESP-IDF's esp_ota_ops.h / esp_partition.h, the part the otactl example sketch uses;
-// declarations only.
+// ESP-IDF's esp_ota_ops.h / esp_partition.h, the part the otactl example sketch and the
+// ESP-IDF callbacks use; declarations only (the host test of the callbacks shares it).
 #pragma once
+#include <stdbool.h>
 #include <stdint.h>
 typedef struct {
     void *flash_chip;

@@ -1,5 +1,6 @@
 // ESP-IDF's esp_err.h, what otactl_idf.c uses. This directory declares the ESP-IDF v5 calls
-// of otactl_idf.c with their ESP-IDF signatures and fakes.c implements them in memory, so
+// of otactl_idf.c with their ESP-IDF signatures and fakes.c implements them in memory (esp_ota_ops.h is
+// shared with the Arduino stubs), so
 // that the helpers' logic runs on the host (capi/tests/esp_idf_helpers.rs).
 #pragma once
 typedef int esp_err_t;

@@ -312,19 +312,7 @@ impl<S: Socket> HttpClient<S> {
         content_type: &str,
         body: &[u8],
     ) -> Result<u16, HttpError> {
-        let url = url.into();
-        if !content_type_ok(content_type) {
-            return Err(HttpError::BadContentType);
-        }
-        let reuse = self.begin(&url).await?;
-        let request = Request::Post { content_type, body };
-        let head = match self.exchange(reuse, &request).await {
-            Ok(head) => head,
-            Err(e) => {
-                self.close_socket().await;
-                return Err(e);
-            }
-        };
+        let head = self.send_post(url.into(), content_type, body).await?;
         // Whatever the body says (a receipt, an error page) is not for us.
         self.discard_body(&head).await;
         match head.status {
@@ -344,19 +332,7 @@ impl<S: Socket> HttpClient<S> {
         content_type: &str,
         body: &[u8],
     ) -> Result<ResponseHead, HttpError> {
-        let url = url.into();
-        if !content_type_ok(content_type) {
-            return Err(HttpError::BadContentType);
-        }
-        let reuse = self.begin(&url).await?;
-        let request = Request::Post { content_type, body };
-        let head = match self.exchange(reuse, &request).await {
-            Ok(head) => head,
-            Err(e) => {
-                self.close_socket().await;
-                return Err(e);
-            }
-        };
+        let head = self.send_post(url.into(), content_type, body).await?;
         if (200..=299).contains(&head.status) {
             if head.transfer_encoded {
                 self.close_socket().await;
@@ -366,6 +342,22 @@ impl<S: Socket> HttpClient<S> {
         }
         self.discard_body(&head).await;
         Err(post_status_error(&head))
+    }
+
+    /// Sends a POST and reads its response head; on failure the connection is closed.
+    async fn send_post(&mut self, url: Target<'_>, content_type: &str, body: &[u8]) -> Result<RawHead, HttpError> {
+        if !content_type_ok(content_type) {
+            return Err(HttpError::BadContentType);
+        }
+        let reuse = self.begin(&url).await?;
+        let request = Request::Post { content_type, body };
+        match self.exchange(reuse, &request).await {
+            Ok(head) => Ok(head),
+            Err(e) => {
+                self.close_socket().await;
+                Err(e)
+            }
+        }
     }
 
     /// Makes `url` the current one; returns whether the open connection can carry it (else
