@@ -228,8 +228,16 @@ fn demo(
     let chip = profile.device.chip.image_chip_id();
     let mut images = Vec::new();
     for (version, seed) in [("1.0.0", 1u8), ("1.1.0", 2u8)] {
+        // Incompressible (xorshift): the compressed form is then no shorter than the raw
+        // one, so the demo's 4 s NAT still cuts the download and the resume shows.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(seed);
         let payload: Vec<u8> = (0..60 * 1024u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 ^ seed)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
             .collect();
         let image = build_test_image(chip, version, &profile.device.product, &payload);
         let path = dir.join(format!("app-{version}.bin"));
