@@ -87,6 +87,20 @@ pub fn use_virtual_time() {
     );
 }
 
+/// Runs `f` to its end on a fresh paused single-thread runtime, in virtual time: how a
+/// sweep or a test drives the bench when nothing needs real time.
+pub fn run_virtual<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("tokio runtime")
+        .block_on(async {
+            use_virtual_time();
+            f.await
+        })
+}
+
 /// Switches this thread to real time: bench time is wall time.
 pub fn use_real_time() {
     start(Scale::REAL, true);

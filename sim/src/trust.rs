@@ -86,18 +86,6 @@ impl Form {
     }
 }
 
-fn on_paused_runtime<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("tokio runtime")
-        .block_on(async {
-            time::use_virtual_time();
-            f.await
-        })
-}
-
 /// How one device life (factory image → update → confirmed) went.
 #[derive(Debug, Clone, Serialize)]
 pub struct Life {
@@ -133,7 +121,7 @@ pub fn life(cut_at: Option<u64>, payload: usize) -> Life {
 
 /// [`life`] with the release offered in `form`.
 pub fn life_in(form: Form, cut_at: Option<u64>, payload: usize) -> Life {
-    on_paused_runtime(life_async(cut_at, form.release(payload)))
+    time::run_virtual(life_async(cut_at, form.release(payload)))
 }
 
 /// An uncut life whose new image carries `body` (e.g. a real firmware's bytes) as its
@@ -145,7 +133,7 @@ pub fn life_carrying(form: Form, body: &[u8]) -> Life {
         Form::Raw => release(new.clone(), NEW_VERSION),
         Form::Compressed => release_compressed(new.clone(), NEW_VERSION),
     };
-    on_paused_runtime(life_async(None, (new, rel)))
+    time::run_virtual(life_async(None, (new, rel)))
 }
 
 async fn life_async(cut_at: Option<u64>, (new, rel): (Vec<u8>, Release)) -> Life {
@@ -516,7 +504,7 @@ pub fn hostile_cases() -> Vec<(&'static str, &'static str, CaseBuilder)> {
 
 /// Runs one hostile case on a device running [`OLD_VERSION`] (secure_version 1).
 pub fn hostile(case: &'static str, expected: &'static str, build: CaseBuilder) -> HostileResult {
-    on_paused_runtime(async move {
+    time::run_virtual(async move {
         let setup = DeviceSetup::field();
         let old = app_image(CHIP_ESP32, OLD_VERSION, 1, OLD_PAYLOAD, 1);
         let mut flash = setup.factory_flash(&old);

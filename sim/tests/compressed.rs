@@ -25,18 +25,6 @@ fn flash() -> SimFlash {
     SimFlash::new(0x20_0000, FlashTiming::ESP32_TYPICAL)
 }
 
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("runtime")
-        .block_on(async {
-            sim::time::use_virtual_time();
-            f.await
-        })
-}
-
 /// Real machine code: the first bytes of this test's own executable.
 fn real_code(len: usize) -> Vec<u8> {
     let exe = std::fs::read(std::env::current_exe().expect("own path")).expect("own executable");
@@ -93,8 +81,12 @@ fn every_image_decodes_into_the_slot_exactly_with_the_raw_hash() {
         let packed = compressed::compress(&image).expect("compresses");
         let f = flash();
         let mut w = InflatingWriter::new(f.clone(), SLOT, image.len() as u32);
-        let (_, hasher) = block_on(feed(&mut w, &packed, Sha256::new(), None)).expect(name);
-        assert_eq!(block_on(w.finish()).expect(name), image.len() as u64, "{name}");
+        let (_, hasher) = sim::time::run_virtual(feed(&mut w, &packed, Sha256::new(), None)).expect(name);
+        assert_eq!(
+            sim::time::run_virtual(w.finish()).expect(name),
+            image.len() as u64,
+            "{name}"
+        );
         assert_eq!(slot_bytes(&f, image.len()), image, "{name}");
         assert_eq!(hasher.finalize(), Sha256::digest(&image), "{name}");
         // Nothing past the image was touched.
@@ -129,7 +121,7 @@ fn a_decode_resumes_at_its_last_resume_point_with_nothing_but_the_slot() {
     for stop in [HEADER_LEN + 1, packed.len() / 3, packed.len() / 2, packed.len() - 3] {
         let f = flash();
         let mut first = InflatingWriter::new(f.clone(), SLOT, image.len() as u32);
-        let (mark, _) = block_on(feed(&mut first, &packed, Sha256::new(), Some(stop))).unwrap();
+        let (mark, _) = sim::time::run_virtual(feed(&mut first, &packed, Sha256::new(), Some(stop))).unwrap();
         // The power goes: RAM is gone, the slot and the journal's mark stay.
         drop(first);
         let (written, fetched) = mark.map_or((0, 0), |m| (m.written, m.fetched));
@@ -141,8 +133,8 @@ fn a_decode_resumes_at_its_last_resume_point_with_nothing_but_the_slot() {
         }
         let mut again = InflatingWriter::resume(f.clone(), SLOT, image.len() as u32, written, fetched);
         assert_eq!(again.fetched(), u64::from(fetched));
-        let (_, hasher) = block_on(feed(&mut again, &packed, hasher, None)).unwrap();
-        block_on(again.finish()).unwrap();
+        let (_, hasher) = sim::time::run_virtual(feed(&mut again, &packed, hasher, None)).unwrap();
+        sim::time::run_virtual(again.finish()).unwrap();
         assert_eq!(slot_bytes(&f, image.len()), image, "stop at {stop}");
         assert_eq!(hasher.finalize(), Sha256::digest(&image));
     }
@@ -195,7 +187,7 @@ fn hostile_compressed_input_is_an_error_and_never_writes_past_the_image() {
     for (name, p) in cases {
         let f = flash();
         let mut w = InflatingWriter::new(f.clone(), SLOT, image.len() as u32);
-        let result = block_on(async {
+        let result = sim::time::run_virtual(async {
             let (_, hasher) = feed(&mut w, &p, Sha256::new(), None).await?;
             w.finish().await?;
             Ok::<_, DownloadError<_>>(hasher)

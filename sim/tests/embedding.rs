@@ -40,18 +40,6 @@ impl Sensor for Ramp {
     }
 }
 
-fn virtual_time<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap()
-        .block_on(async {
-            time::use_virtual_time();
-            f.await
-        })
-}
-
 /// The world for one boot, with the app's server answering readings with `reply`.
 fn world(setup: &DeviceSetup, rel: &sim::device::Release, reply: &str) -> World {
     let world = World::new(setup, rel);
@@ -137,7 +125,7 @@ fn minutes(n: u64) -> Duration {
 
 #[test]
 fn telemetry_goes_on_the_server_starts_the_update_and_the_new_app_confirms_itself() {
-    virtual_time(async {
+    time::run_virtual(async {
         let setup = DeviceSetup::field();
         let mut flash = setup.factory_flash(&app_image(CHIP_ESP32, OLD_VERSION, 0, OLD_PAYLOAD, 1));
         let rel = release(app_image(CHIP_ESP32, NEW_VERSION, 0, NEW_PAYLOAD, 2), NEW_VERSION);
@@ -182,7 +170,7 @@ fn telemetry_goes_on_the_server_starts_the_update_and_the_new_app_confirms_itsel
 
 #[test]
 fn a_new_app_whose_readings_fail_rolls_back_and_the_old_one_keeps_posting() {
-    virtual_time(async {
+    time::run_virtual(async {
         let setup = DeviceSetup::field();
         let mut flash = setup.factory_flash(&app_image(CHIP_ESP32, OLD_VERSION, 0, OLD_PAYLOAD, 1));
         let rel = release(app_image(CHIP_ESP32, NEW_VERSION, 0, NEW_PAYLOAD, 2), NEW_VERSION);
@@ -222,7 +210,7 @@ fn a_new_app_whose_readings_fail_rolls_back_and_the_old_one_keeps_posting() {
 
 #[test]
 fn between_engine_calls_the_app_has_the_modem_for_its_own_requests() {
-    virtual_time(async {
+    time::run_virtual(async {
         let setup = DeviceSetup::field();
         let mut flash = setup.factory_flash(&app_image(CHIP_ESP32, OLD_VERSION, 0, OLD_PAYLOAD, 1));
         let rel = release(app_image(CHIP_ESP32, NEW_VERSION, 0, NEW_PAYLOAD, 2), NEW_VERSION);
@@ -295,7 +283,7 @@ fn between_engine_calls_the_app_has_the_modem_for_its_own_requests() {
 
 #[test]
 fn a_request_after_a_bare_sleep_finds_its_closed_connection_and_opens_a_new_one() {
-    virtual_time(async {
+    time::run_virtual(async {
         // The origin ends the kept-alive connection after 5 s; an app that sleeps instead
         // of listening reads that close notice only when it sends again. The refused send
         // is the closed link, not a lost network: the request goes out on a new connection.

@@ -122,18 +122,6 @@ where
     }
 }
 
-fn virtual_time<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap()
-        .block_on(async {
-            time::use_virtual_time();
-            f.await
-        })
-}
-
 fn new_release() -> Release {
     release(app_image(CHIP_ESP32, NEW_VERSION, 0, NEW_PAYLOAD, 2), NEW_VERSION)
 }
@@ -154,7 +142,7 @@ async fn unattended(flash: &mut SimFlash, setup: &DeviceSetup, world: &mut World
 
 #[test]
 fn a_device_nobody_touches_finds_the_release_updates_confirms_and_reports() {
-    virtual_time(async {
+    time::run_virtual(async {
         let setup = setup(10, true);
         let mut flash = setup.factory_flash(&app_image(CHIP_ESP32, OLD_VERSION, 0, OLD_PAYLOAD, 1));
         let rel = new_release();
@@ -208,7 +196,7 @@ fn a_device_nobody_touches_finds_the_release_updates_confirms_and_reports() {
 
 #[test]
 fn a_device_outside_the_rollout_waits_and_a_listed_one_takes_it() {
-    virtual_time(async {
+    time::run_virtual(async {
         let setup = setup(10, false);
         let image = app_image(CHIP_ESP32, NEW_VERSION, 0, NEW_PAYLOAD, 2);
         let nobody = Rollout {
@@ -245,7 +233,7 @@ fn a_device_outside_the_rollout_waits_and_a_listed_one_takes_it() {
 
 #[test]
 fn a_failed_attempt_backs_off_and_the_backoff_survives_a_reboot() {
-    virtual_time(async {
+    time::run_virtual(async {
         let setup = setup(10, true);
         let mut flash = setup.factory_flash(&app_image(CHIP_ESP32, OLD_VERSION, 0, OLD_PAYLOAD, 1));
         // The manifest names one image, the bucket holds another: every download fails
@@ -303,7 +291,7 @@ fn a_failed_attempt_backs_off_and_the_backoff_survives_a_reboot() {
 
 #[test]
 fn the_app_and_ota_defer_hold_a_scheduled_update() {
-    virtual_time(async {
+    time::run_virtual(async {
         let setup = setup(10, false);
         let mut flash = setup.factory_flash(&app_image(CHIP_ESP32, OLD_VERSION, 0, OLD_PAYLOAD, 1));
         let rel = new_release();
