@@ -21,7 +21,7 @@ use std::time::SystemTime;
 
 use device_fw::profile::Profile;
 use device_fw::wire::manifest::{
-    self, Alternate, MAX_ENVELOPE, MAX_PAYLOAD, Manifest, ManifestError, PayloadBuf, key_id, limits, write_hex,
+    self, Alternate, MAX_ENVELOPE, MAX_PAYLOAD, Manifest, ManifestError, Patch, PayloadBuf, key_id, limits, write_hex,
 };
 use device_fw::wire::rollout::{DeviceList, Rollout, RolloutState};
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -256,6 +256,8 @@ pub struct Facts {
     pub rollout: Option<RolloutSpec>,
     /// The compressed form: its location and size.
     pub compressed: Option<(String, u32)>,
+    /// The patch from an earlier release: location, size, base SHA-256, base size.
+    pub delta: Option<(String, u32, String, u32)>,
 }
 
 impl Facts {
@@ -273,6 +275,9 @@ impl Facts {
             created: m.created.to_owned(),
             rollout: m.rollout.as_ref().map(RolloutSpec::of),
             compressed: m.compressed.map(|c| (c.image.to_owned(), c.size)),
+            delta: m
+                .delta
+                .map(|d| (d.image.to_owned(), d.size, d.base_sha256.to_owned(), d.base_size)),
         }
     }
 
@@ -305,6 +310,12 @@ impl Facts {
                 .compressed
                 .as_ref()
                 .map(|(image, size)| Alternate { image, size: *size }),
+            delta: self.delta.as_ref().map(|(image, size, base_sha256, base_size)| Patch {
+                image,
+                size: *size,
+                base_sha256,
+                base_size: *base_size,
+            }),
         }
     }
 
@@ -613,6 +624,7 @@ mod tests {
                 secure_version: 0,
                 created: "2026-11-24T04:00:00Z".into(),
                 compressed: None,
+                delta: None,
                 rollout: Some(RolloutSpec {
                     percent: 5,
                     state: RolloutState::Paused,

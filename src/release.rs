@@ -23,10 +23,11 @@ use std::time::SystemTime;
 
 use device_fw::esp::chip::Chip;
 use device_fw::esp::image::ImageError as ParseError;
-use device_fw::wire::compressed;
-use device_fw::wire::manifest::{self, Alternate, Manifest, ManifestError};
+use device_fw::wire::manifest::{self, Alternate, Manifest, ManifestError, Patch};
 use device_fw::wire::rollout::{DeviceList, Rollout, RolloutState};
+use device_fw::wire::{compressed, delta};
 use miette::Diagnostic;
+use sha2::{Digest, Sha256};
 
 use crate::bucket::{Bucket, BucketError, ImageUpload};
 use crate::channel::{self, ChannelError, Expected, Held, ReplaceError};
@@ -138,6 +139,12 @@ pub struct Report {
     pub compressed_key: Option<String>,
     pub compressed_size: Option<u64>,
     pub compressed_upload: Option<&'static str>,
+    /// The patch from the channel's previous release (`images/<sha256>.from-<base>.otd`):
+    /// key, size, upload as for the image, and the version it is applied to.
+    pub delta_key: Option<String>,
+    pub delta_size: Option<u64>,
+    pub delta_upload: Option<&'static str>,
+    pub delta_base: Option<String>,
     /// The channel's manifest before this release.
     pub previous: Option<Held>,
     /// The percentage the release was published to, staged.
@@ -253,6 +260,14 @@ pub enum ReleaseError {
     )]
     VersionMismatch { given: String, image: String },
 
+    #[error("the patch from the channel's previous release could not be made: {0}")]
+    #[diagnostic(
+        code(otactl::release::delta),
+        help(
+            "this is a bug in otactl's patch encoder; report it with both images (`otactl image diff --from OLD --to NEW` shows the same error)"
+        )
+    )]
+    Delta(device_fw::wire::delta::DeltaError),
     #[error("the image could not be put in the compressed form: {0}")]
     #[diagnostic(
         code(otactl::release::compress),
@@ -449,6 +464,12 @@ pub fn release_staged(
         &channel,
         req.allow_downgrade,
     )?;
+    // A patch from the release devices run now, when the bucket still holds its image.
+    let patch = match decision {
+        Decision::Unchanged => None,
+        _ => patch_from_previous(&runtime, &bucket, previous.as_ref(), &bytes, packed.len(), progress)?,
+    };
+    let patch_ref = patch.as_ref().map(|p| format!("../{}", p.key));
 
     // `../images/…`: the manifest lives at `<channel>/manifest.json`, and devices resolve the
     // reference against the manifest's URL, so the bucket can move without re-signing.
@@ -480,7 +501,18 @@ pub fn release_staged(
             image: &packed_ref,
             size: packed.len() as u32,
         }),
+        delta: patch.as_ref().zip(patch_ref.as_deref()).map(|(p, image)| Patch {
+            image,
+            size: p.bytes.len() as u32,
+            base_sha256: &p.base_sha256,
+            base_size: p.base_size,
+        }),
     };
+    if let Some(p) = &patch {
+        report.delta_key = Some(p.key.clone());
+        report.delta_size = Some(p.bytes.len() as u64);
+        report.delta_base = Some(p.base_version.clone());
+    }
     let envelope = channel::seal(&manifest, &signer.key, &trusted).map_err(ReleaseError::Manifest)?;
 
     if decision == Decision::Unchanged {
@@ -528,6 +560,10 @@ pub fn release_staged(
         report.image_upload = Some(if present { "present" } else { "would-upload" });
         let present = runtime.block_on(bucket.size_of(&packed_key))? == Some(packed.len() as u64);
         report.compressed_upload = Some(if present { "present" } else { "would-upload" });
+        if let Some(p) = &patch {
+            let present = runtime.block_on(bucket.size_of(&p.key))? == Some(p.bytes.len() as u64);
+            report.delta_upload = Some(if present { "present" } else { "would-upload" });
+        }
         report.manifest.write = Some(if current.is_some() {
             "would-replace"
         } else {
@@ -539,8 +575,11 @@ pub fn release_staged(
     }
 
     report.image_upload = Some(upload(&runtime, &bucket, &image_key, &bytes, progress)?);
-    // Both objects are in place before the manifest that names them.
+    // Every object is in place before the manifest that names them.
     report.compressed_upload = Some(upload(&runtime, &bucket, &packed_key, &packed, progress)?);
+    if let Some(p) = &patch {
+        report.delta_upload = Some(upload(&runtime, &bucket, &p.key, &p.bytes, progress)?);
+    }
     let expected = current
         .as_ref()
         .zip(previous.as_ref())
@@ -580,6 +619,81 @@ pub fn release_staged(
             })
         }
     }
+}
+
+/// A patch to publish beside a release.
+struct PatchFile {
+    key: String,
+    bytes: Vec<u8>,
+    base_sha256: String,
+    base_size: u32,
+    base_version: String,
+}
+
+/// The patch from the channel's current release to `new`, if the manifest verified, its
+/// image is still in the bucket with the hash the manifest signed, and the patch is smaller
+/// than the compressed form (`compressed_len`); otherwise devices take the compressed form,
+/// and the step says why.
+fn patch_from_previous(
+    runtime: &tokio::runtime::Runtime,
+    bucket: &Bucket,
+    previous: Option<&Held>,
+    new: &[u8],
+    compressed_len: usize,
+    progress: &mut dyn Progress,
+) -> Result<Option<PatchFile>, ReleaseError> {
+    let Some(facts) = previous.filter(|h| h.verified).and_then(|h| h.facts.as_ref()) else {
+        return Ok(None);
+    };
+    let skip = |progress: &mut dyn Progress, why: String| {
+        progress.step("delta", format!("no patch from {}: {why}", facts.version));
+        Ok(None)
+    };
+    let Some(key) = facts.image.strip_prefix("../") else {
+        return skip(progress, format!("its image {} is not in this bucket", facts.image));
+    };
+    let base = match runtime.block_on(bucket.read_small(key, u64::from(u32::MAX)))? {
+        Some(current) => current.bytes,
+        None => return skip(progress, format!("{key} is no longer in the bucket")),
+    };
+    let base_sha256 = image::hex(&Sha256::digest(&base));
+    if base_sha256 != facts.sha256 || base.len() as u64 != u64::from(facts.size) {
+        return skip(
+            progress,
+            format!(
+                "{key} is not the image its manifest signed (SHA-256 {base_sha256}, {} bytes)",
+                base.len()
+            ),
+        );
+    }
+    let bytes = delta::diff(&base, new).map_err(ReleaseError::Delta)?;
+    if bytes.len() >= compressed_len {
+        return skip(
+            progress,
+            format!(
+                "the patch ({} bytes) is no smaller than the compressed form ({compressed_len})",
+                bytes.len()
+            ),
+        );
+    }
+    let new_sha256 = image::hex(&Sha256::digest(new));
+    let key = format!("images/{new_sha256}.from-{}.otd", &base_sha256[..16]);
+    progress.step(
+        "delta",
+        format!(
+            "{key}: {} bytes from {} ({:.1} % of the image)",
+            bytes.len(),
+            facts.version,
+            100.0 * bytes.len() as f64 / new.len() as f64
+        ),
+    );
+    Ok(Some(PatchFile {
+        key,
+        bytes,
+        base_sha256,
+        base_size: facts.size,
+        base_version: facts.version.clone(),
+    }))
 }
 
 /// Whether the channel's held manifest names `key` as its compressed form.

@@ -105,6 +105,7 @@ fn envelope(spec: &Spec, image: &[u8], keys: &[&SigningKey]) -> Vec<u8> {
         created: "2026-11-24T04:00:00Z",
         rollout: None,
         compressed: None,
+        delta: None,
     };
     let mut payload = [0u8; MAX_PAYLOAD];
     let n = manifest.encode(&mut payload).unwrap();

@@ -343,6 +343,7 @@ fn a_release_signed_by_an_untrusted_key_is_refused_and_the_flash_is_untouched() 
         image,
         image_path: path,
         compressed: None,
+        delta: None,
     };
 
     let run = run_c(

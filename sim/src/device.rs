@@ -137,6 +137,8 @@ pub struct Release {
     pub image_path: String,
     /// The compressed form's path and bytes, when the manifest lists one.
     pub compressed: Option<(String, Vec<u8>)>,
+    /// The patch's path and bytes, when the manifest lists one.
+    pub delta: Option<(String, Vec<u8>)>,
 }
 
 /// The manifest fields for `image`, as `otactl release` would fill them.
@@ -155,6 +157,7 @@ pub fn manifest_for<'a>(image: &[u8], version: &'a str, sha_hex: &'a str, image_
         created: "2026-11-24T04:00:00Z",
         rollout: None,
         compressed: None,
+        delta: None,
     }
 }
 
@@ -195,6 +198,7 @@ pub fn release_staged(image: Vec<u8>, version: &str, rollout: Option<Rollout<'_>
         image,
         image_path,
         compressed: None,
+        delta: None,
     }
 }
 
@@ -222,6 +226,7 @@ pub fn release_compressed(image: Vec<u8>, version: &str) -> Release {
         image,
         image_path,
         compressed: Some((packed_path, packed)),
+        delta: None,
     }
 }
 
@@ -256,7 +261,7 @@ impl World {
             let origin = spawn_origin(net.listen(ORIGIN_HOST, 80), OriginBehaviour::default());
             origin.put(MANIFEST_PATH, release.manifest.clone());
             origin.put(&release.image_path, release.image.clone());
-            if let Some((path, bytes)) = &release.compressed {
+            for (path, bytes) in release.compressed.iter().chain(&release.delta) {
                 origin.put(path, bytes.clone());
             }
             origin

@@ -349,6 +349,7 @@ fn staged(image: Vec<u8>, key: &SigningKey, edit: impl FnOnce(&mut Manifest<'_>)
             image_path: image_path(&Sha256::digest(&image).into()),
             image,
             compressed: None,
+            delta: None,
         },
         failed_before: None,
     }
@@ -574,5 +575,6 @@ pub fn rotated_release() -> Release {
         image_path: image_path(&Sha256::digest(&img).into()),
         image: img,
         compressed: None,
+        delta: None,
     }
 }

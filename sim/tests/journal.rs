@@ -11,6 +11,7 @@ use device_fw::ota::journal::{
     Progress, RecordKey, VERSION_MAX, resume_point,
 };
 use device_fw::ota::{Slot, SlotWriter};
+use device_fw::wire::ImageForm;
 use sha2::{Digest, Sha256};
 use sim::flash::{FlashError, FlashTiming, SimFlash};
 
@@ -52,8 +53,8 @@ fn progress(k: u32) -> Progress {
         image_size: 4_000_000,
         written: k * 256,
         prefix_sha256: sha(&k.to_le_bytes()),
-        // Every other save is of the compressed form, further along its file.
-        compressed: k % 2 == 1,
+        // Saves of each form in turn, the compressed and delta ones further along their file.
+        form: [ImageForm::Raw, ImageForm::Compressed, ImageForm::Delta][k as usize % 3],
         fetched: k * 100 + 8,
     }
 }
@@ -398,7 +399,7 @@ async fn resume_point_reverifies_the_written_prefix() {
         image_size: size,
         written,
         prefix_sha256: sha(&img[..written as usize]),
-        compressed: false,
+        form: ImageForm::Raw,
         fetched: written,
     };
     j.save_progress(&mut f, &saved).await.unwrap();
@@ -664,13 +665,18 @@ async fn the_format_on_flash_is_the_documented_one_and_carries_unknown_keys() {
     let mut version = vec![1u8];
     version.extend_from_slice(b"1.2.0");
     assert_eq!(newest(2), Some((newest_seq, version)));
-    // The progress record: tag, slot, form (0xFF raw, 1 compressed), size, written, image
-    // hash, prefix hash, where the fetched file continues.
+    // The progress record: tag, slot, form (0xFF raw, 1 compressed, 2 delta), size, written,
+    // image hash, prefix hash, where the fetched file continues.
     let (_, p) = newest(1).unwrap();
     let want = progress(400);
+    let form = match want.form {
+        ImageForm::Raw => 0xFF,
+        ImageForm::Compressed => 1,
+        ImageForm::Delta => 2,
+    };
     assert_eq!(p.len(), 79);
     assert_eq!(p[75..79], want.fetched.to_le_bytes());
-    assert_eq!((p[0], p[1], p[2]), (1, SLOT_INDEX, 0xFF));
+    assert_eq!((p[0], p[1], p[2]), (1, SLOT_INDEX, form));
     assert_eq!(p[3..7], want.image_size.to_le_bytes());
     assert_eq!(p[7..11], want.written.to_le_bytes());
     assert_eq!(
@@ -700,7 +706,7 @@ async fn a_progress_record_of_firmware_before_the_compressed_form_reads_as_raw()
     let mut f = flash();
     store_raw(&mut f, RecordKey::PROGRESS, &raw).await;
     let p = journal().load(&mut f).await.unwrap().progress.unwrap();
-    assert!(!p.compressed);
+    assert_eq!(p.form, ImageForm::Raw);
     assert_eq!((p.written, p.fetched, p.image_size), (8_192, 8_192, 300_000));
     assert_eq!(p.prefix_sha256, sha(b"prefix"));
 }

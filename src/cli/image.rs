@@ -20,11 +20,18 @@ use crate::image::{
 const MAX_ELF: u64 = 256 * 1024 * 1024;
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("target").required(true).args(["profile", "chip"])))]
+#[command(
+    group(ArgGroup::new("target").required(true).args(["profile", "chip"])),
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct ImageArgs {
+    #[command(subcommand)]
+    action: Option<ImageAction>,
+
     /// The firmware ELF the build linked.
-    #[arg(long, value_name = "FILE")]
-    elf: PathBuf,
+    #[arg(long, value_name = "FILE", required = true)]
+    elf: Option<PathBuf>,
 
     /// Device profile: gives the chip and flash size, and the OTA slot the image must fit.
     #[arg(long, value_name = "PROFILE")]
@@ -64,6 +71,13 @@ pub struct ImageArgs {
     /// Print one JSON object instead of the report.
     #[arg(long)]
     json: bool,
+}
+
+impl ImageArgs {
+    /// The ELF: clap requires `--elf` unless a subcommand is given.
+    fn elf(&self) -> &Path {
+        self.elf.as_deref().expect("clap requires --elf without a subcommand")
+    }
 }
 
 fn parse_chip(text: &str) -> Result<Chip, String> {
@@ -159,7 +173,17 @@ struct Outcome {
     limits: Vec<Limit>,
 }
 
+/// What else `otactl image` does with images.
+#[derive(Debug, clap::Subcommand)]
+pub enum ImageAction {
+    /// Make the patch that turns one app image into another (the delta form devices apply).
+    Diff(super::image_diff::DiffArgs),
+}
+
 pub fn run(args: ImageArgs) -> ExitCode {
+    if let Some(ImageAction::Diff(diff)) = args.action {
+        return super::image_diff::run(diff);
+    }
     let mut outcome = Outcome::default();
     let result = make(&args, &mut outcome);
     if args.json {
@@ -224,14 +248,14 @@ fn make(args: &ImageArgs, outcome: &mut Outcome) -> Result<(), CommandError> {
         size: args.flash_size.or(profile_size).unwrap_or_default(),
         freq: args.flash_freq.or(profile_flash.1).unwrap_or_default(),
     };
-    let out_path = args.out.clone().unwrap_or_else(|| args.elf.with_extension("bin"));
-    if same_file(&out_path, &args.elf) {
+    let out_path = args.out.clone().unwrap_or_else(|| args.elf().with_extension("bin"));
+    if same_file(&out_path, args.elf()) {
         return Err(CommandError::OutIsElf {
             path: out_path.display().to_string(),
         });
     }
 
-    let elf = read_elf(&args.elf)?;
+    let elf = read_elf(args.elf())?;
     let image = image::elf_to_app_image(&elf, chip, flash)?;
     outcome.static_ram = Some(image::static_ram(&elf, chip)?);
     let checked = outcome
@@ -303,7 +327,7 @@ fn percent(part: u64, whole: u64) -> f64 {
 fn to_json(args: &ImageArgs, o: &Outcome, error: Option<&CommandError>) -> Value {
     let mut out = json!({
         "ok": error.is_none(),
-        "elf": args.elf.display().to_string(),
+        "elf": args.elf().display().to_string(),
         "image": o.written.as_ref().map(|p| p.display().to_string()),
         "limits": o.limits.iter().map(|l| json!({
             "what": l.what,
@@ -369,7 +393,7 @@ fn print_report(args: &ImageArgs, o: &Outcome) {
     let (Some(i), Some(ram)) = (&o.image, &o.static_ram) else {
         return;
     };
-    println!("elf         {}", args.elf.display());
+    println!("elf         {}", args.elf().display());
     match &o.written {
         Some(path) => println!("image       {} ({} bytes)", path.display(), i.size()),
         None => println!("image       not written ({} bytes)", i.size()),

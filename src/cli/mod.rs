@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod flash;
 pub mod image;
+pub mod image_diff;
 pub mod keygen;
 pub mod profile;
 pub mod release;

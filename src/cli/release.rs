@@ -267,6 +267,7 @@ fn to_json(r: &Report, error: Option<&release::ReleaseError>, elapsed: Duration)
         "sizes": {
             "image": r.image_size,
             "compressed": r.compressed_size,
+            "delta": r.delta_size,
             "manifest": r.manifest_size,
         },
         "source": r.source,
@@ -284,6 +285,12 @@ fn to_json(r: &Report, error: Option<&release::ReleaseError>, elapsed: Duration)
                 "key": r.compressed_key,
                 "size": r.compressed_size,
                 "upload": r.compressed_upload,
+            },
+            "delta": {
+                "key": r.delta_key,
+                "size": r.delta_size,
+                "upload": r.delta_upload,
+                "base_version": r.delta_base,
             },
             "manifest": manifest,
             "history": r.manifest.history_json(),

@@ -107,6 +107,7 @@ mod tests {
                 created: "2026-11-24T04:00:00Z".into(),
                 rollout: None,
                 compressed: None,
+                delta: None,
             }),
         }
     }

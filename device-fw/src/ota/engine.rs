@@ -19,6 +19,7 @@ use embedded_storage_async::nor_flash::NorFlash;
 use sha2::{Digest, Sha256};
 
 use super::inflate::InflateError;
+use super::patch::PatchError;
 use super::planner::{ChunkPlanner, ChunkPolicy};
 use super::slot::{SECTOR, SlotError, SlotWriter};
 use crate::clock::Clock;
@@ -290,8 +291,10 @@ pub enum DownloadError<E> {
     Slot(#[from] SlotError<E>),
     #[error("{0}; the download starts over")]
     Compressed(CompressedError),
-    #[error("compressed image does not decode: {0}; the download starts over")]
+    #[error("compressed image or patch does not decode: {0}; the download starts over")]
     Inflate(InflateError<E>),
+    #[error("patch does not apply: {0}; the download starts over")]
+    Patch(PatchError<E>),
 }
 
 /// Two receive buffers: one is drained into flash while the other fills from the modem.

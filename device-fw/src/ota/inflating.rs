@@ -1,5 +1,8 @@
-//! Takes the compressed form of an image ([`crate::wire::compressed`]) and writes the image
-//! it decodes to into the slot, a segment (4 KiB of image) at a time.
+//! Takes the compressed form of an image ([`crate::wire::compressed`]) or a patch from the
+//! running image ([`crate::wire::delta`]) and writes the image it decodes to into the slot,
+//! a segment (4 KiB of image) at a time. Both forms are cut the same way and share this
+//! writer; they differ in their header and in what a segment inflates to (the block, or the
+//! operations that build it from the running slot, [`super::patch`]).
 //!
 //! A segment's bytes are gathered in RAM as they arrive, in whatever pieces the modem
 //! hands over; once whole, it is decoded into a 4 KiB block, with back-references into
@@ -17,31 +20,72 @@ use sha2::{Digest, Sha256};
 
 use super::engine::{DownloadError, ImageSink, Mark};
 use super::inflate::{History, InflateTables, inflate_segment};
+use super::patch::{BASE_CHUNK, apply_segment};
 use super::slot::{SECTOR, Slot, SlotWriter};
-use crate::wire::compressed::{
-    CompressedError, HEADER_LEN, MAX_SEGMENT, SEGMENT_PREFIX, SEGMENT_RAW, check_header, segment_raw_len,
-};
+use crate::wire::compressed::{self, CompressedError, SEGMENT_PREFIX, SEGMENT_RAW, check_header, segment_raw_len};
+use crate::wire::delta::{self, DeltaError};
 
-/// The decoder's buffers: a segment's input, the block it decodes to, the tables.
+/// The longest header of either form.
+const MAX_HEADER: usize = max(compressed::HEADER_LEN, delta::HEADER_LEN);
+/// The longest segment of either form.
+const MAX_INPUT: usize = max(compressed::MAX_SEGMENT, delta::MAX_SEGMENT);
+/// What a segment inflates to: the block, or the operations that build it.
+const MAX_DECODED: usize = max(SEGMENT_RAW, delta::MAX_DECODED);
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
+
+/// Which segmented form the writer takes.
+#[derive(Debug, Clone, Copy)]
+enum Form {
+    Compressed,
+    /// A patch from the image in `base` (the running slot), which the header must name.
+    Delta {
+        base: Slot,
+        expected: delta::Header,
+    },
+}
+
+impl Form {
+    const fn header_len(&self) -> usize {
+        match self {
+            Form::Compressed => compressed::HEADER_LEN,
+            Form::Delta { .. } => delta::HEADER_LEN,
+        }
+    }
+
+    const fn max_segment(&self) -> usize {
+        match self {
+            Form::Compressed => compressed::MAX_SEGMENT,
+            Form::Delta { .. } => delta::MAX_SEGMENT,
+        }
+    }
+}
+
+/// The decoder's buffers: a segment's input, what it inflates to, the tables.
 #[derive(Debug)]
 struct Decoder {
-    header: [u8; HEADER_LEN],
+    form: Form,
+    header: [u8; MAX_HEADER],
     header_have: usize,
     prefix: [u8; SEGMENT_PREFIX],
     prefix_have: usize,
-    input: [u8; MAX_SEGMENT],
+    input: [u8; MAX_INPUT],
     input_have: usize,
-    block: [u8; SEGMENT_RAW],
+    block: [u8; MAX_DECODED],
     tables: InflateTables,
 }
 
 /// Stack bytes of one back-reference copied out of flash ([`super::inflate`]).
 const COPY_BUFFER: usize = 258;
 
-/// RAM the compressed form needs beyond the raw data path (the [`SlotWriter`] and the
-/// engine's receive buffers, which both share): the segment buffer, the decoded block, the
-/// tables and the copy buffer. A test holds it to what `size_of` says.
-pub const DECODER_RAM_BYTES: usize = core::mem::size_of::<Decoder>() + COPY_BUFFER + 16;
+/// RAM the compressed and delta forms need beyond the raw data path (the [`SlotWriter`]
+/// and the engine's receive buffers, which both share): the segment buffer, the inflated
+/// segment, the tables, and the larger of the two stack buffers used one after the other
+/// (a back-reference copied out of the slot, base bytes read from the running slot). A
+/// test holds it to what `size_of` says.
+pub const DECODER_RAM_BYTES: usize = core::mem::size_of::<Decoder>() + max(COPY_BUFFER, BASE_CHUNK) + 16;
 const _: () = assert!(DECODER_RAM_BYTES <= 16 * 1024);
 
 /// Reads the image before the current block back from the slot.
@@ -77,10 +121,23 @@ impl<F: NorFlash, const STAGE: usize> InflatingWriter<F, STAGE> {
     /// `fetched` (both from a journal [`Mark`]). `written` must be a segment boundary; any
     /// other value (a foreign record) starts over.
     pub fn resume(flash: F, slot: Slot, raw_size: u32, written: u32, fetched: u32) -> Self {
+        Self::resume_form(flash, slot, Form::Compressed, raw_size, written, fetched)
+    }
+
+    /// A writer for a patch ([`crate::wire::delta`]) from the image in `base` (the running
+    /// slot, never written), whose header must say what `expected` says (from the signed
+    /// manifest); `written` and `fetched` as for [`resume`](Self::resume).
+    pub fn resume_delta(flash: F, slot: Slot, base: Slot, expected: delta::Header, written: u32, fetched: u32) -> Self {
+        let raw_size = expected.raw_size;
+        Self::resume_form(flash, slot, Form::Delta { base, expected }, raw_size, written, fetched)
+    }
+
+    fn resume_form(flash: F, slot: Slot, form: Form, raw_size: u32, written: u32, fetched: u32) -> Self {
+        let header_len = form.header_len();
         let on_boundary = written > 0
             && (written as usize).is_multiple_of(SEGMENT_RAW)
             && written <= raw_size
-            && fetched as usize >= HEADER_LEN;
+            && fetched as usize >= header_len;
         let (written, fetched) = if on_boundary { (written, fetched) } else { (0, 0) };
         let mut writer = SlotWriter::resume(flash, slot, written);
         writer.expect_image_len(u64::from(raw_size));
@@ -89,13 +146,14 @@ impl<F: NorFlash, const STAGE: usize> InflatingWriter<F, STAGE> {
             raw_size,
             fetched: u64::from(fetched),
             decoder: Decoder {
-                header: [0; HEADER_LEN],
-                header_have: if written > 0 { HEADER_LEN } else { 0 },
+                form,
+                header: [0; MAX_HEADER],
+                header_have: if written > 0 { header_len } else { 0 },
                 prefix: [0; SEGMENT_PREFIX],
                 prefix_have: 0,
-                input: [0; MAX_SEGMENT],
+                input: [0; MAX_INPUT],
                 input_have: 0,
-                block: [0; SEGMENT_RAW],
+                block: [0; MAX_DECODED],
                 tables: InflateTables::new(),
             },
         }
@@ -108,6 +166,32 @@ impl<F: NorFlash, const STAGE: usize> InflatingWriter<F, STAGE> {
 
     pub fn into_flash(self) -> F {
         self.writer.into_flash()
+    }
+
+    /// The error of this writer's form.
+    fn form_error(&self, compressed: CompressedError, delta: DeltaError) -> DownloadError<F::Error> {
+        match self.decoder.form {
+            Form::Compressed => DownloadError::Compressed(compressed),
+            Form::Delta { .. } => DownloadError::Patch(super::patch::PatchError::Delta(delta)),
+        }
+    }
+
+    /// Checks the whole header against what the signed manifest says.
+    fn check_header(&self) -> Result<(), DownloadError<F::Error>> {
+        let d = &self.decoder;
+        match d.form {
+            Form::Compressed => {
+                let header: &[u8; compressed::HEADER_LEN] =
+                    d.header[..compressed::HEADER_LEN].try_into().expect("header length");
+                check_header(header, self.raw_size).map_err(DownloadError::Compressed)
+            }
+            Form::Delta { expected, .. } => {
+                let header: &[u8; delta::HEADER_LEN] = d.header[..delta::HEADER_LEN].try_into().expect("header length");
+                delta::Header::parse(header)
+                    .and_then(|h| h.check(&expected))
+                    .map_err(|e| DownloadError::Patch(super::patch::PatchError::Delta(e)))
+            }
+        }
     }
 
     /// The segment's length once its prefix is whole.
@@ -126,18 +210,34 @@ impl<F: NorFlash, const STAGE: usize> InflatingWriter<F, STAGE> {
             flash: self.writer.flash(),
             slot,
         };
+        // The compressed form inflates to the block itself, a patch to its operations.
+        let room = match d.form {
+            Form::Compressed => expected,
+            Form::Delta { .. } => delta::MAX_DECODED,
+        };
         let n = inflate_segment(
             &d.input[..d.input_have],
-            &mut d.block[..expected],
+            &mut d.block[..room],
             &mut history,
             before,
             &mut d.tables,
         )
         .await
         .map_err(DownloadError::Inflate)?;
-        if n != expected {
-            return Err(DownloadError::Compressed(CompressedError::Truncated));
+        match d.form {
+            Form::Compressed if n != expected => return Err(DownloadError::Compressed(CompressedError::Truncated)),
+            Form::Compressed => {}
+            Form::Delta { base, expected: header } => {
+                let mut base = SlotHistory {
+                    flash: self.writer.flash(),
+                    slot: base,
+                };
+                apply_segment(&mut d.block, n, expected, before, &mut base, header.base_size)
+                    .await
+                    .map_err(DownloadError::Patch)?;
+            }
         }
+        let n = expected;
         self.writer.write(&d.block[..n]).await?;
         hasher.update(&d.block[..n]);
         d.prefix_have = 0;
@@ -165,7 +265,7 @@ impl<F: NorFlash, const STAGE: usize> ImageSink for InflatingWriter<F, STAGE> {
     /// say which.
     async fn erase_ahead(&mut self, data: &[u8]) -> Result<(), DownloadError<F::Error>> {
         let d = &self.decoder;
-        let mut at = HEADER_LEN.saturating_sub(d.header_have).min(data.len());
+        let mut at = d.form.header_len().saturating_sub(d.header_have).min(data.len());
         let (mut prefix, mut prefix_have, mut input_have) = (d.prefix, d.prefix_have, d.input_have);
         let mut raw = self.writer.accepted();
         while at < data.len() {
@@ -196,24 +296,28 @@ impl<F: NorFlash, const STAGE: usize> ImageSink for InflatingWriter<F, STAGE> {
         let mut mark = None;
         while !data.is_empty() {
             let d = &mut self.decoder;
-            let n = if d.header_have < HEADER_LEN {
-                let n = (HEADER_LEN - d.header_have).min(data.len());
+            let header_len = d.form.header_len();
+            let n = if d.header_have < header_len {
+                let n = (header_len - d.header_have).min(data.len());
                 d.header[d.header_have..d.header_have + n].copy_from_slice(&data[..n]);
                 d.header_have += n;
-                if d.header_have == HEADER_LEN {
-                    check_header(&d.header, self.raw_size).map_err(DownloadError::Compressed)?;
+                if d.header_have == header_len {
+                    self.check_header()?;
                 }
                 n
             } else if self.writer.accepted() >= u64::from(self.raw_size) {
-                return Err(DownloadError::Compressed(CompressedError::TrailingBytes));
+                return Err(self.form_error(CompressedError::TrailingBytes, DeltaError::TrailingBytes));
             } else if d.prefix_have < SEGMENT_PREFIX {
                 d.prefix[d.prefix_have] = data[0];
                 d.prefix_have += 1;
                 1
             } else {
                 let len = self.segment_len();
-                if len > MAX_SEGMENT {
-                    return Err(DownloadError::Compressed(CompressedError::SegmentTooLong { len }));
+                if len > self.decoder.form.max_segment() {
+                    return Err(self.form_error(
+                        CompressedError::SegmentTooLong { len },
+                        DeltaError::SegmentTooLong { len },
+                    ));
                 }
                 let d = &mut self.decoder;
                 let n = (len - d.input_have).min(data.len());
@@ -224,7 +328,7 @@ impl<F: NorFlash, const STAGE: usize> ImageSink for InflatingWriter<F, STAGE> {
             data = &data[n..];
             self.fetched += n as u64;
             let d = &self.decoder;
-            if d.header_have == HEADER_LEN
+            if d.header_have == d.form.header_len()
                 && d.prefix_have == SEGMENT_PREFIX
                 && d.input_have == self.segment_len()
                 && let Some(m) = self.finish_segment(hasher).await?
@@ -237,8 +341,11 @@ impl<F: NorFlash, const STAGE: usize> ImageSink for InflatingWriter<F, STAGE> {
 
     async fn finish(&mut self) -> Result<u64, DownloadError<F::Error>> {
         let d = &self.decoder;
-        if d.header_have < HEADER_LEN || d.prefix_have > 0 || self.writer.accepted() != u64::from(self.raw_size) {
-            return Err(DownloadError::Compressed(CompressedError::Truncated));
+        if d.header_have < d.form.header_len()
+            || d.prefix_have > 0
+            || self.writer.accepted() != u64::from(self.raw_size)
+        {
+            return Err(self.form_error(CompressedError::Truncated, DeltaError::Truncated));
         }
         Ok(self.writer.finish().await?)
     }

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod inflate;
 pub mod inflating;
 pub mod journal;
+pub mod patch;
 pub mod planner;
 pub mod policy;
 pub mod schedule;

@@ -138,6 +138,7 @@ mod tests {
             created: "2026-11-24T00:00:00Z",
             rollout: None,
             compressed: None,
+            delta: None,
         }
     }
 

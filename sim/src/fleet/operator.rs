@@ -69,6 +69,7 @@ impl Channel {
                 devices: DeviceList::Json(&self.pilots_json),
             }),
             compressed: None,
+            delta: None,
         }
     }
 

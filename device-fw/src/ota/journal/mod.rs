@@ -137,8 +137,8 @@ pub struct Progress {
     pub written: u32,
     /// SHA-256 of exactly the first `written` bytes, so a resume can check them.
     pub prefix_sha256: [u8; 32],
-    /// Whether the compressed form was being fetched ([`crate::wire::compressed`]).
-    pub compressed: bool,
+    /// Which form of the release was being fetched.
+    pub form: crate::wire::ImageForm,
     /// Where the fetched file continues: `written` for the raw image, the offset of the
     /// next segment in the compressed form.
     pub fetched: u32,

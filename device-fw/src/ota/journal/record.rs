@@ -9,6 +9,7 @@
 
 use super::{DecodeError, JOURNAL_RAM_BYTES, Progress, RECORD_HEADER, VERSION_MAX};
 use crate::esp::otadata::crc32_le;
+use crate::wire::ImageForm;
 
 const TAG_NONE: u8 = 0;
 const TAG_SOME: u8 = 1;
@@ -21,6 +22,8 @@ const FORM_RAW: u8 = 0xFF;
 /// The compressed form. Any other form byte reads as raw: records before the compressed
 /// form had a reserved byte there.
 const FORM_COMPRESSED: u8 = 1;
+/// A patch from the running image.
+const FORM_DELTA: u8 = 2;
 const VERSION_RECORD_MAX: usize = 1 + VERSION_MAX;
 
 const _: () = assert!(JOURNAL_RAM_BYTES >= RECORD_HEADER + PROGRESS_LEN);
@@ -46,7 +49,11 @@ impl Value<'_> {
             Value::Progress(Some(p)) => {
                 out[0] = TAG_SOME;
                 out[1] = p.slot;
-                out[2] = if p.compressed { FORM_COMPRESSED } else { FORM_RAW };
+                out[2] = match p.form {
+                    ImageForm::Raw => FORM_RAW,
+                    ImageForm::Compressed => FORM_COMPRESSED,
+                    ImageForm::Delta => FORM_DELTA,
+                };
                 out[3..7].copy_from_slice(&p.image_size.to_le_bytes());
                 out[7..11].copy_from_slice(&p.written.to_le_bytes());
                 out[11..43].copy_from_slice(&p.image_sha256);
@@ -84,7 +91,11 @@ pub(super) fn decode_progress(value: &[u8]) -> Result<Option<Progress>, DecodeEr
                 image_size: u32_at(3),
                 written: u32_at(7),
                 prefix_sha256: [0; 32],
-                compressed: value[2] == FORM_COMPRESSED,
+                form: match value[2] {
+                    FORM_COMPRESSED => ImageForm::Compressed,
+                    FORM_DELTA => ImageForm::Delta,
+                    _ => ImageForm::Raw,
+                },
                 fetched: if value.len() == PROGRESS_LEN {
                     u32_at(75)
                 } else {

@@ -24,7 +24,8 @@ use crate::esp::partition::{PartitionTable, SUBTYPE_APP_FACTORY, SUBTYPE_OTACTL_
 use crate::esp::slot_image::{SlotImageError, check_slot_image};
 use crate::http::{Fetched, HttpClient, HttpError, Target, Validators, resolve_reference};
 use crate::socket::{Socket, SocketError};
-use crate::wire::manifest::{MAX_ENVELOPE, Manifest, ManifestError, PayloadBuf, open};
+use crate::wire::manifest::{MAX_ENVELOPE, Manifest, ManifestError, Patch, PayloadBuf, open};
+use crate::wire::{ImageForm, delta};
 use embedded_storage_async::nor_flash::NorFlash;
 
 /// Where the update machinery lives in flash.
@@ -217,6 +218,7 @@ impl<E> UpdateError<E> {
                 DownloadError::Refused(_) => "image-refused",
                 DownloadError::RetriesExhausted { .. } => "download-gave-up",
                 DownloadError::Compressed(_) | DownloadError::Inflate(_) => "compressed-image-corrupt",
+                DownloadError::Patch(_) => "patch-corrupt",
                 _ => "download-failed",
             },
             UpdateError::Image(i) => match i {
@@ -317,7 +319,7 @@ struct JournalCheckpoint<'j> {
     image_sha256: [u8; 32],
     slot: u8,
     image_size: u32,
-    compressed: bool,
+    form: ImageForm,
 }
 
 impl<F: NorFlash> Checkpoint<F> for JournalCheckpoint<'_> {
@@ -328,7 +330,7 @@ impl<F: NorFlash> Checkpoint<F> for JournalCheckpoint<'_> {
             image_size: self.image_size,
             written: mark.written,
             prefix_sha256: mark.prefix_sha256,
-            compressed: self.compressed,
+            form: self.form,
             fetched: mark.fetched,
         };
         match self.journal.save_progress(flash, &progress).await {
@@ -371,6 +373,8 @@ pub struct Judged<'b> {
     pub key: usize,
     /// The `ota_N` slot it would go to.
     pub target: usize,
+    /// The slot of the running app: the base a patch is applied to.
+    pub running: Option<Slot>,
     pub journal: JournalState,
     /// `Ok` when every policy check passed.
     pub verdict: Result<(), Rejection>,
@@ -436,10 +440,15 @@ where
             })
             .await;
     }
+    let running = match running {
+        BootTarget::Ota(i) => layout.boot.ota.get(i).copied(),
+        BootTarget::Factory => layout.boot.factory,
+    };
     Ok(Some(Judged {
         manifest,
         key,
         target,
+        running,
         journal,
         verdict,
     }))
@@ -503,6 +512,7 @@ where
     let Judged {
         manifest,
         target,
+        running,
         journal,
         verdict,
         ..
@@ -512,18 +522,25 @@ where
     let slot = layout.boot.ota[target];
     let sha256 = manifest.sha256_bytes()?;
 
-    // The compressed form when the release has one: fewer bytes over the air, the same
-    // signed image in the slot.
-    let (fetch_ref, fetch_size) = match manifest.compressed {
-        Some(c) => (c.image, c.size),
-        None => (manifest.image, manifest.size),
+    // The fewest bytes over the air, the same signed image in the slot: a patch when the
+    // device runs the image it is made from, else the compressed form, else the image.
+    let base = match (manifest.delta, *running) {
+        (Some(patch), Some(running)) => running_image_is(flash, running, &patch)
+            .await
+            .map_err(UpdateError::Flash)?
+            .then_some((patch, running)),
+        _ => None,
     };
-    let compressed = manifest.compressed.is_some();
+    let (form, fetch_ref, fetch_size) = match (base, manifest.compressed) {
+        (Some((patch, _)), _) => (ImageForm::Delta, patch.image, patch.size),
+        (None, Some(c)) => (ImageForm::Compressed, c.image, c.size),
+        (None, None) => (ImageForm::Raw, manifest.image, manifest.size),
+    };
     let image_url = resolve_reference(manifest_url, fetch_ref).map_err(UpdateError::ImageUrl)?;
 
     // Carry on a journaled download of this same image in the same form, if its prefix
     // still checks out.
-    let saved = journal.progress.filter(|p| p.compressed == compressed);
+    let saved = journal.progress.filter(|p| p.form == form);
     let (written, hasher) = match &saved {
         Some(p) => resume_point(flash, target as u8, slot, p, &sha256, manifest.size)
             .await
@@ -539,7 +556,7 @@ where
         image_sha256: sha256,
         slot: target as u8,
         image_size: manifest.size,
-        compressed,
+        form,
     };
     let image = ImageTarget {
         url: image_url.as_str(),
@@ -549,16 +566,27 @@ where
     let mut sink = DownloadEvents(events);
     // One writer type for both forms, so the download loop is compiled once; it lives in
     // this future either way, the decoder's buffers beside the slot writer's.
-    let mut writer: FormWriter<&mut F> = if compressed {
-        FormWriter::Compressed(InflatingWriter::resume(
+    let mut writer: FormWriter<&mut F> = match base {
+        Some((patch, running)) => FormWriter::Compressed(InflatingWriter::resume_delta(
+            &mut *flash,
+            slot,
+            running,
+            delta::Header {
+                raw_size: manifest.size,
+                base_size: patch.base_size,
+                base_sha256: patch.base_sha256_bytes()?,
+            },
+            written,
+            fetched,
+        )),
+        None if form == ImageForm::Compressed => FormWriter::Compressed(InflatingWriter::resume(
             &mut *flash,
             slot,
             manifest.size,
             written,
             fetched,
-        ))
-    } else {
-        FormWriter::Raw(SlotWriter::resume(&mut *flash, slot, written))
+        )),
+        None => FormWriter::Raw(SlotWriter::resume(&mut *flash, slot, written)),
     };
     let result = download(
         http,
@@ -573,7 +601,12 @@ where
     .await;
     match result {
         Ok(_) => {}
-        Err(e @ (DownloadError::HashMismatch | DownloadError::Compressed(_) | DownloadError::Inflate(_))) => {
+        Err(
+            e @ (DownloadError::HashMismatch
+            | DownloadError::Compressed(_)
+            | DownloadError::Inflate(_)
+            | DownloadError::Patch(_)),
+        ) => {
             // What was written is not the signed image; the next attempt starts clean.
             let _ = layout.journal.clear_progress(flash).await;
             return Err(UpdateError::Download(e));
@@ -608,6 +641,28 @@ where
     // Manifest versions are at most 31 bytes.
     let _ = version.push_str(manifest.version);
     Ok(Activated { slot: target, version })
+}
+
+/// Whether the running slot holds the image a patch is made from: its first `base_size`
+/// bytes hash to `base_sha256`. Read only when a release offers a patch, so a check that
+/// finds nothing new costs no flash reads.
+async fn running_image_is<F: NorFlash>(flash: &mut F, running: Slot, patch: &Patch<'_>) -> Result<bool, F::Error> {
+    let Ok(want) = patch.base_sha256_bytes() else {
+        return Ok(false);
+    };
+    if patch.base_size > running.size {
+        return Ok(false);
+    }
+    let mut hasher = Sha256::new();
+    let mut buf = [0u8; 256];
+    let mut at = 0;
+    while at < patch.base_size {
+        let n = (patch.base_size - at).min(buf.len() as u32);
+        flash.read(running.offset + at, &mut buf[..n as usize]).await?;
+        hasher.update(&buf[..n as usize]);
+        at += n;
+    }
+    Ok(<[u8; 32]>::from(hasher.finalize()) == want)
 }
 
 /// The bootloader's checks on the written image, and its descriptor against the manifest.

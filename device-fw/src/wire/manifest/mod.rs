@@ -113,6 +113,30 @@ pub struct Manifest<'a> {
     /// fetches `image`, so it did not bump the schema.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compressed: Option<Alternate<'a>>,
+    /// A patch ([`super::delta`]) from the channel's previous release, which a device whose
+    /// running image has `base_sha256` fetches instead of the other forms; like
+    /// `compressed`, skipped by firmware older than the member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<Patch<'a>>,
+}
+
+/// A patch of the release's image from an earlier image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Patch<'a> {
+    /// Location, relative to the manifest's URL, like `image`.
+    pub image: &'a str,
+    /// Bytes of the patch file.
+    pub size: u32,
+    /// SHA-256 of the whole base image file, lowercase hex: the image a device must run.
+    pub base_sha256: &'a str,
+    /// Bytes of the base image file.
+    pub base_size: u32,
+}
+
+impl Patch<'_> {
+    pub fn base_sha256_bytes(&self) -> Result<[u8; 32], ManifestError> {
+        parse_hex::<32>(self.base_sha256).ok_or(ManifestError::BadSha256)
+    }
 }
 
 /// Another form of the release's image: where it is and how many bytes it has.
@@ -417,12 +441,16 @@ fn read_payload(payload: &[u8]) -> Result<(Manifest<'_>, Option<RolloutError>), 
     let mut numbers = [None; NUMBER_FIELDS.len()];
     let mut staged = None;
     let mut compressed = None;
+    let mut delta = None;
     let mut r = Reader::new(payload);
     r.begin_object()?;
     while let Some(key) = r.next_key()? {
         if key == "compressed" {
             let read = read_alternate(&mut r)?;
             set_once(&mut compressed, "compressed", read)?;
+        } else if key == "delta" {
+            let read = read_patch(&mut r)?;
+            set_once(&mut delta, "delta", read)?;
         } else if key == "rollout" {
             let read = rollout::read(&mut r)?;
             set_once(&mut staged, "rollout", read)?;
@@ -456,6 +484,7 @@ fn read_payload(payload: &[u8]) -> Result<(Manifest<'_>, Option<RolloutError>), 
         created: text(7)?,
         rollout,
         compressed,
+        delta,
     };
     Ok((manifest, rollout_error))
 }
@@ -474,6 +503,27 @@ fn read_alternate<'a>(r: &mut Reader<'a>) -> Result<Alternate<'a>, JsonError> {
     Ok(Alternate {
         image: required(image, "image")?,
         size: required(size, "size")?,
+    })
+}
+
+/// A [`Patch`] object; members of later firmware are skipped.
+fn read_patch<'a>(r: &mut Reader<'a>) -> Result<Patch<'a>, JsonError> {
+    let (mut image, mut size, mut base_sha256, mut base_size) = (None, None, None, None);
+    r.begin_object()?;
+    while let Some(key) = r.next_key()? {
+        match key {
+            "image" => set_once(&mut image, "image", r.string()?)?,
+            "size" => set_once(&mut size, "size", r.u32()?)?,
+            "base_sha256" => set_once(&mut base_sha256, "base_sha256", r.string()?)?,
+            "base_size" => set_once(&mut base_size, "base_size", r.u32()?)?,
+            _ => r.skip_value()?,
+        }
+    }
+    Ok(Patch {
+        image: required(image, "image")?,
+        size: required(size, "size")?,
+        base_sha256: required(base_sha256, "base_sha256")?,
+        base_size: required(base_size, "base_size")?,
     })
 }
 
@@ -574,6 +624,13 @@ impl<'a> Manifest<'a> {
             if alternate.size == 0 {
                 return Err(ManifestError::ZeroSize);
             }
+        }
+        if let Some(patch) = self.delta {
+            check_text("delta.image", patch.image, limits::IMAGE, url_byte)?;
+            if patch.size == 0 || patch.base_size == 0 {
+                return Err(ManifestError::ZeroSize);
+            }
+            patch.base_sha256_bytes()?;
         }
         match self.rollout {
             Some(r) => r.validate().map_err(ManifestError::Rollout),

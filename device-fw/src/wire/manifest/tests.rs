@@ -33,6 +33,7 @@ fn sample() -> Manifest<'static> {
         created: "2026-11-24T04:00:00Z",
         rollout: None,
         compressed: None,
+        delta: None,
     }
 }
 
@@ -208,13 +209,30 @@ fn schema_missing_fields_and_unknown_fields() {
     // A later field this firmware does not know is skipped.
     let json = serde_json_core::to_string::<_, 1024>(&sample()).unwrap();
     let extended = std::format!(
-        "{},\"delta\":{{\"from\":10,\"tags\":[\"a\"]}}}}",
+        "{},\"sparse\":{{\"from\":10,\"tags\":[\"a\"]}}}}",
         &json[..json.len() - 1]
     );
     assert_eq!(
         open(&reseal_payload(&extended, &[&k]), &keys, &mut buf).unwrap().0,
         sample()
     );
+    // A patch member reads back as written, and a later member inside it is skipped.
+    let with_patch = Manifest {
+        delta: Some(Patch {
+            image: "../images/ab.from-cd.otd",
+            size: 9_000,
+            base_sha256: "cd00000000000000000000000000000000000000000000000000000000000000",
+            base_size: 300_000,
+        }),
+        ..sample()
+    };
+    let json = serde_json_core::to_string::<_, 1024>(&with_patch).unwrap();
+    let json = json.replace("\"base_size\":300000", "\"base_size\":300000,\"window\":[1]");
+    assert_eq!(
+        open(&reseal_payload(&json, &[&k]), &keys, &mut buf).unwrap().0,
+        with_patch
+    );
+    let json = serde_json_core::to_string::<_, 1024>(&sample()).unwrap();
     // A duplicated field is not a second opinion.
     let dup = std::format!("{},\"version\":\"9.0.0\"}}", &json[..json.len() - 1]);
     assert!(matches!(
