@@ -18,9 +18,9 @@ use device_fw::ota::update::{
     Activated, BootReport, Running, UpdateError, UpdateEvent, UpdateLayout, after_boot, self_test, update,
 };
 use device_fw::profile::Profile;
-use device_fw::wire::compressed;
-use device_fw::wire::manifest::{Alternate, MAX_ENVELOPE, MAX_PAYLOAD, Manifest, seal, write_hex};
+use device_fw::wire::manifest::{Alternate, MAX_ENVELOPE, MAX_PAYLOAD, Manifest, Patch, seal, write_hex};
 use device_fw::wire::rollout::Rollout;
+use device_fw::wire::{compressed, delta};
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
@@ -227,6 +227,45 @@ pub fn release_compressed(image: Vec<u8>, version: &str) -> Release {
         image_path,
         compressed: Some((packed_path, packed)),
         delta: None,
+    }
+}
+
+/// [`release_compressed`] plus a patch from `base` (what `otactl release` publishes when
+/// the channel's previous image is in the bucket): a device running `base` takes the patch.
+pub fn release_delta(base: &[u8], image: Vec<u8>, version: &str) -> Release {
+    let with_compressed = release_compressed(image.clone(), version);
+    let sha: [u8; 32] = Sha256::digest(&image).into();
+    let mut hex = [0u8; 64];
+    let sha_hex = write_hex(&sha, &mut hex).to_owned();
+    let base_sha: [u8; 32] = Sha256::digest(base).into();
+    let mut base_hex = [0u8; 64];
+    let base_sha_hex = write_hex(&base_sha, &mut base_hex).to_owned();
+    let image_path = with_compressed.image_path.clone();
+    let image_ref = format!("..{}", &image_path["/fleet".len()..]);
+    let (packed_path, packed) = with_compressed.compressed.clone().expect("listed");
+    let packed_ref = format!("..{}", &packed_path["/fleet".len()..]);
+    let patch = delta::diff(base, &image).expect("bench images patch");
+    let patch_path = image_path.replace(".bin", &format!(".from-{}.otd", &base_sha_hex[..16]));
+    let patch_ref = format!("..{}", &patch_path["/fleet".len()..]);
+    let manifest = Manifest {
+        compressed: Some(Alternate {
+            image: &packed_ref,
+            size: packed.len() as u32,
+        }),
+        delta: Some(Patch {
+            image: &patch_ref,
+            size: patch.len() as u32,
+            base_sha256: &base_sha_hex,
+            base_size: base.len() as u32,
+        }),
+        ..manifest_for(&image, version, &sha_hex, &image_ref)
+    };
+    Release {
+        manifest: sign(&manifest, &[&release_key()]),
+        image,
+        image_path,
+        compressed: Some((packed_path, packed)),
+        delta: Some((patch_path, patch)),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod check_cost;
 pub mod chip_ram;
 pub mod cpu;
 pub mod device;
+pub mod fewer_bytes;
 pub mod flash;
 pub mod fleet;
 pub mod loopback_origin;

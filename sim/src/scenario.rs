@@ -8,14 +8,10 @@ use std::time::Duration;
 
 use device_fw::http::HttpClient;
 use device_fw::modem::{Dialect as DeviceDialect, Modem, ModemConfig};
-use device_fw::ota::schedule::{Hold, Schedule, ScheduleRecord, UpdatePolicy};
-use device_fw::ota::slot::hash_prefix;
-use device_fw::ota::{
-    DownloadConfig, DownloadError, DownloadMode, DownloadReport, EventSink, ImageTarget, OtaEvent, Slot, SlotWriter,
-    download,
-};
+use device_fw::ota::inflating::FormWriter;
+use device_fw::ota::{DownloadConfig, DownloadMode, ImageTarget, InflatingWriter, OtaEvent, Slot, SlotWriter};
 use device_fw::profile::Profile;
-use device_fw::socket::Socket;
+use device_fw::wire::{compressed, delta};
 use rand::rngs::ChaCha8Rng;
 use rand::{Rng, RngExt, SeedableRng};
 use serde::Serialize;
@@ -25,11 +21,12 @@ use crate::flash::{FlashTiming, SimFlash};
 use crate::modem::{Dialect as EmuDialect, ModemEmulatorConfig, ModemHandle, spawn_modem};
 use crate::net::{NatConfig, NatExpiry, NetConfig, Network};
 use crate::origin::{OriginBehaviour, OriginHandle, spawn_origin, spawn_tls_origin};
-use crate::pipe::PipeControl;
 use crate::time::{self, BenchClock};
 use crate::uart::{UartEnd, chip_uart, retune};
 
+mod download;
 mod shipped;
+use download::{raw_writer, run_download};
 pub use shipped::{app_image, cpu_model_json};
 
 /// The origin's host name on the bench network.
@@ -104,6 +101,23 @@ pub struct RunSpec {
     pub command_latency: Option<Duration>,
     /// `https://`: the origin terminates TLS and the device trusts a CA (SIM7600 `CCH*`).
     pub tls: Option<TlsSpec>,
+    /// The image itself (a real firmware's bytes); `None`: `image_bytes` random bytes from
+    /// `image_seed`.
+    pub image: Option<Arc<[u8]>>,
+    /// Which form of the image the device fetches (otactl only).
+    pub form: SeedForm,
+}
+
+/// The form of the release a scenario's device fetches: the image, its compressed form, or
+/// a patch from `base`, which the device then runs (in [`BASE_SLOT`]).
+#[derive(Debug, Clone, Default)]
+pub enum SeedForm {
+    #[default]
+    Raw,
+    Compressed,
+    Delta {
+        base: Arc<[u8]>,
+    },
 }
 
 /// What TLS added to a run, from the modem's side of the wire.
@@ -182,6 +196,8 @@ impl RunSpec {
             read_block: None,
             command_latency: None,
             tls: None,
+            image: None,
+            form: SeedForm::Raw,
         }
     }
 }
@@ -248,6 +264,11 @@ pub const SLOT: Slot = Slot {
     size: 0x1E_0000,
 };
 pub const FLASH_BYTES: usize = 4 * 1024 * 1024;
+/// The running app's slot: a patch's base.
+pub const BASE_SLOT: Slot = Slot {
+    offset: 0x1_0000,
+    size: 0x1E_0000,
+};
 
 /// Runs one scenario on a fresh paused runtime.
 pub fn run(spec: &RunSpec) -> RunResult {
@@ -348,9 +369,21 @@ async fn run_in_runtime(spec: &RunSpec) -> RunResult {
     if shipped::applies(spec) {
         return shipped::run(spec).await;
     }
-    let image = image(spec.image_bytes, spec.image_seed);
+    let image = match &spec.image {
+        Some(bytes) => bytes.to_vec(),
+        None => image(spec.image_bytes, spec.image_seed),
+    };
     let sha: [u8; 32] = Sha256::digest(&image).into();
-    let world = build_world(spec, &image);
+    // What the origin serves at the image's URL: the file of the form the device fetches.
+    let served = match &spec.form {
+        SeedForm::Raw => image.clone(),
+        SeedForm::Compressed => compressed::compress(&image).expect("bench images compress"),
+        SeedForm::Delta { base } => delta::diff(base, &image).expect("bench images patch"),
+    };
+    let world = build_world(spec, &served);
+    if let SeedForm::Delta { base } = &spec.form {
+        world.flash.load(BASE_SLOT.offset as usize, base);
+    }
     let scheme = if spec.tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{ORIGIN_HOST}{IMAGE_PATH}");
 
@@ -389,26 +422,69 @@ async fn run_in_runtime(spec: &RunSpec) -> RunResult {
     };
     let target = ImageTarget {
         url: &url,
-        size: Some(image.len() as u64),
+        size: Some(served.len() as u64),
         sha256: Some(sha),
     };
     let end = match spec.strategy {
         Strategy::Naive => {
-            let slot: SlotWriter<_, 4096> = SlotWriter::new(world.flash.clone(), SLOT);
             let cfg = DownloadConfig {
                 mode: DownloadMode::SingleGet,
                 overlap_flash: false,
                 ..otactl_config(spec)
             };
             let target = ImageTarget { size: None, ..target };
-            run_download(&mut http, slot, &cfg, &target, &mut events, spec.deadline, &uart_rx).await
+            let writer = raw_writer::<4096>(&world.flash, SLOT);
+            run_download(
+                &mut http,
+                writer,
+                SLOT,
+                &cfg,
+                &target,
+                &mut events,
+                spec.deadline,
+                &uart_rx,
+            )
+            .await
         }
         Strategy::Otactl => {
-            let slot: SlotWriter<_, 256> = SlotWriter::new(world.flash.clone(), SLOT);
             // The first drain-rate guess follows the rate bring-up settled on, as in the app.
             let mut cfg = otactl_config(spec);
             cfg.uart_bytes_per_sec = http.socket().baud() / 10;
-            run_download(&mut http, slot, &cfg, &target, &mut events, spec.deadline, &uart_rx).await
+            // One writer type for every form, as in the firmware's update.
+            let raw_size = image.len() as u32;
+            let flash = &world.flash;
+            let writer = |mark: Option<device_fw::ota::Mark>| -> FormWriter<SimFlash> {
+                let (written, fetched) = mark.map_or((0, 0), |m| (m.written, m.fetched));
+                match &spec.form {
+                    SeedForm::Raw => FormWriter::Raw(SlotWriter::resume(flash.clone(), SLOT, written)),
+                    SeedForm::Compressed => {
+                        FormWriter::Compressed(InflatingWriter::resume(flash.clone(), SLOT, raw_size, written, fetched))
+                    }
+                    SeedForm::Delta { base } => FormWriter::Compressed(InflatingWriter::resume_delta(
+                        flash.clone(),
+                        SLOT,
+                        BASE_SLOT,
+                        delta::Header {
+                            raw_size,
+                            base_size: base.len() as u32,
+                            base_sha256: Sha256::digest(base).into(),
+                        },
+                        written,
+                        fetched,
+                    )),
+                }
+            };
+            run_download(
+                &mut http,
+                writer,
+                SLOT,
+                &cfg,
+                &target,
+                &mut events,
+                spec.deadline,
+                &uart_rx,
+            )
+            .await
         }
     };
     let virtual_s = (time::now() - start).as_secs_f64();
@@ -484,107 +560,6 @@ impl RunResult {
     }
 }
 
-/// How a download ended.
-struct Finished {
-    outcome: &'static str,
-    written: u64,
-    error: Option<String>,
-    report: Option<DownloadReport>,
-    ram: Option<usize>,
-    attempts: u32,
-    /// UART bytes lost while the app waited between attempts and nothing read the UART.
-    idle_uart_bytes_lost: u64,
-}
-
-/// Runs the engine to its end or the deadline; also measures the data path's RAM.
-///
-/// The ranged engine (otactl) runs as the device app runs it: an attempt that ran out of
-/// retries (the engine's own backoff, 12 tries without progress) is not the end, the app's
-/// [`Schedule`] with the profile defaults (15 min after a failure, doubling, 4 attempts a
-/// day) starts the next one, which resumes from what the slot holds programmed, as
-/// `update()` resumes from the journal. The result says how many attempts it took.
-async fn run_download<S: Socket, const STAGE: usize>(
-    http: &mut HttpClient<S>,
-    mut slot: SlotWriter<SimFlash, STAGE>,
-    cfg: &DownloadConfig,
-    target: &ImageTarget<'_>,
-    events: &mut impl EventSink,
-    deadline: Duration,
-    uart: &PipeControl,
-) -> Finished {
-    let started = time::now();
-    let now_us = || time::now().as_micros() as u64;
-    let ranged = cfg.mode == DownloadMode::Ranged;
-    let mut schedule = Schedule::new(UpdatePolicy::default(), ScheduleRecord::default(), 0, now_us());
-    let mut end = Finished {
-        outcome: "failed",
-        written: 0,
-        error: None,
-        report: None,
-        ram: None,
-        attempts: 0,
-        idle_uart_bytes_lost: 0,
-    };
-    loop {
-        match schedule.may_attempt(now_us()) {
-            Ok(()) => {}
-            Err(Hold::Backoff { until_us, .. } | Hold::DailyLimit { until_us, .. }) => {
-                // Nothing reads the UART while the app waits: a notice the modem prints then
-                // overflows the FIFO, as on the chip, and the next bring-up resyncs.
-                let lost_before = uart.bytes_lost();
-                time::sleep(Duration::from_micros(until_us.saturating_sub(now_us()))).await;
-                end.idle_uart_bytes_lost += uart.bytes_lost() - lost_before;
-                continue;
-            }
-            Err(Hold::Deferred { .. }) => unreachable!("the bench's app never defers"),
-        }
-        let mut hasher = Sha256::new();
-        if end.attempts > 0 {
-            let (slot_window, programmed) = (slot.slot(), slot.programmed());
-            slot = SlotWriter::resume(slot.into_flash(), slot_window, programmed);
-            if let Err(e) = hash_prefix(slot.flash(), slot_window, u64::from(programmed), &mut hasher).await {
-                end.error = Some(format!("{e:?}"));
-                end.written = slot.accepted();
-                return end;
-            }
-        }
-        end.attempts += 1;
-        schedule.attempt_started(now_us());
-        let mut no_journal = ();
-        let fut = download(
-            http,
-            &mut slot,
-            &BenchClock,
-            cfg,
-            target,
-            hasher,
-            events,
-            &mut no_journal,
-        );
-        end.ram = end
-            .ram
-            .or(ranged.then(|| data_path_ram_bytes(std::mem::size_of_val(&fut))));
-        let left = deadline.saturating_sub(time::now() - started);
-        let error = match time::timeout(left, fut).await {
-            Ok(Ok(report)) => {
-                end.outcome = "updated";
-                end.written = report.bytes;
-                end.report = Some(report);
-                return end;
-            }
-            Ok(Err(DownloadError::RetriesExhausted { .. })) if ranged => {
-                schedule.attempt_failed(now_us());
-                continue;
-            }
-            Ok(Err(e)) => format!("{e:?}"),
-            Err(_) => "deadline passed".into(),
-        };
-        end.error = Some(error);
-        end.written = slot.accepted();
-        return end;
-    }
-}
-
 /// Payload bytes that reached the modem's socket buffers: those the device read and those
 /// thrown away unread (a reset, a close with data pending).
 fn modem_received(modem: &ModemHandle) -> u64 {
@@ -616,6 +591,11 @@ fn strategy_name(spec: &RunSpec) -> String {
             if spec.tls.is_some() {
                 name += "-tls";
             }
+            match spec.form {
+                SeedForm::Raw => {}
+                SeedForm::Compressed => name += "-compressed",
+                SeedForm::Delta { .. } => name += "-delta",
+            }
             name
         }
     }
@@ -632,7 +612,7 @@ fn failed(spec: &RunSpec, error: String) -> RunResult {
 /// receive buffers, hash state, planner), the HTTP client with the modem driver inside,
 /// the slot writer's page stage. All fixed sizes; no heap. The UART's receive FIFO is the
 /// peripheral's own memory, so it is not counted.
-pub fn data_path_ram_bytes(engine_future_bytes: usize) -> usize {
+pub(crate) fn data_path_ram_bytes(engine_future_bytes: usize) -> usize {
     use device_fw::clock::Clock;
     /// Zero-sized stand-ins: on the chip the UART driver and flash driver are ZST handles
     /// to peripherals too, so the driver structs are measured without the bench's plumbing.
@@ -759,6 +739,30 @@ async fn inject_random_faults(
     }
 }
 
+impl RunSpec {
+    /// Seeds take the three forms in turn (without a draw, so the seed's other draws stay
+    /// what they were): the raw image, its compressed form, and a patch from an older image
+    /// that shares the new one's first half but for a changed kilobyte and a removed
+    /// function, and not its second half (so the patch is long enough for faults to meet).
+    fn in_form_of_seed(mut self, seed: u64) -> RunSpec {
+        self.form = match seed % 3 {
+            0 => SeedForm::Raw,
+            1 => SeedForm::Compressed,
+            _ => {
+                let new = image(self.image_bytes, self.image_seed);
+                let half = new.len() / 2;
+                let mut base = new[..half].to_vec();
+                base[half / 3..half / 3 + 1024].copy_from_slice(&image(1024, seed ^ 0x5EED));
+                base.drain(2 * half / 3..2 * half / 3 + 600);
+                base.extend_from_slice(&image(half, seed ^ 0xBA5E));
+                self.image = Some(new.into());
+                SeedForm::Delta { base: base.into() }
+            }
+        };
+        self
+    }
+}
+
 /// The random-fault scenario for one seed: a smaller image so a thousand seeds stay fast,
 /// a NAT whose timeout and behaviour are drawn from the seed (and may be shorter than the
 /// profile assumes).
@@ -805,5 +809,8 @@ pub fn random_fault_spec(seed: u64) -> RunSpec {
         trace: false,
         read_block: None,
         command_latency: None,
+        image: None,
+        form: SeedForm::Raw,
     }
+    .in_form_of_seed(seed)
 }

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::device::{
     AppRun, DeviceSetup, Release, World, boot, image_path, manifest_for, next_release_key, release, release_compressed,
-    release_key, run_app, seal_payload, sign,
+    release_delta, release_key, run_app, seal_payload, sign,
 };
 use crate::flash::SimFlash;
 use crate::scenario::image as random_bytes;
@@ -36,6 +36,29 @@ const MAX_BOOTS: u32 = 16;
 pub fn app_image(chip_id: u16, version: &str, secure_version: u32, payload: usize, seed: u64) -> Vec<u8> {
     let mut img = build_test_image(chip_id, version, "field-logger", &random_bytes(payload, seed));
     img[APP_DESC_OFFSET + 4..APP_DESC_OFFSET + 8].copy_from_slice(&secure_version.to_le_bytes());
+    reseal_test_image(&mut img);
+    img
+}
+
+/// The image the field device runs before each update: [`OLD_VERSION`].
+pub fn old_image() -> Vec<u8> {
+    app_image(CHIP_ESP32, OLD_VERSION, 0, OLD_PAYLOAD, 1)
+}
+
+/// A new version made from [`old_image`]'s payload the way a code change makes one: its
+/// bytes moved (the payload twice over, cut to `payload` bytes), a new 700-byte function
+/// inserted, and a few address bytes changed every 2 KiB. So its patch has operations of
+/// both kinds, reads the base at other offsets than it writes, and crosses segments.
+pub fn changed_app_image(payload: usize) -> Vec<u8> {
+    let base = random_bytes(OLD_PAYLOAD, 1);
+    let mut body: Vec<u8> = base.iter().chain(&base).copied().take(payload).collect();
+    let at = body.len() / 3;
+    body.splice(at..at, random_bytes(700, 31));
+    body.truncate(payload);
+    for i in (100..body.len()).step_by(2048) {
+        body[i] = body[i].wrapping_add(4);
+    }
+    let mut img = build_test_image(CHIP_ESP32, NEW_VERSION, "field-logger", &body);
     reseal_test_image(&mut img);
     img
 }
@@ -66,6 +89,8 @@ pub enum Form {
     Raw,
     /// The manifest also lists the compressed form, which the device takes.
     Compressed,
+    /// The manifest also lists a patch from the image the device runs, which it takes.
+    Delta,
 }
 
 impl Form {
@@ -81,6 +106,10 @@ impl Form {
             Form::Compressed => {
                 let new = compressible_app_image(CHIP_ESP32, NEW_VERSION, payload, 2);
                 (new.clone(), release_compressed(new, NEW_VERSION))
+            }
+            Form::Delta => {
+                let new = changed_app_image(payload);
+                (new.clone(), release_delta(&old_image(), new, NEW_VERSION))
             }
         }
     }
@@ -121,24 +150,39 @@ pub fn life(cut_at: Option<u64>, payload: usize) -> Life {
 
 /// [`life`] with the release offered in `form`.
 pub fn life_in(form: Form, cut_at: Option<u64>, payload: usize) -> Life {
-    time::run_virtual(life_async(cut_at, form.release(payload)))
+    time::run_virtual(life_async(cut_at, old_image(), form.release(payload)))
+}
+
+/// An uncut life of the device running [`old_image`], offered `rel` (whose image is `new`).
+pub fn life_with_release(new: Vec<u8>, rel: Release) -> Life {
+    time::run_virtual(life_async(None, old_image(), (new, rel)))
 }
 
 /// An uncut life whose new image carries `body` (e.g. a real firmware's bytes) as its
 /// payload, released in `form`: what the update of such an image costs on the field device.
-pub fn life_carrying(form: Form, body: &[u8]) -> Life {
-    let mut new = build_test_image(CHIP_ESP32, NEW_VERSION, "field-logger", body);
-    reseal_test_image(&mut new);
-    let rel = match form {
-        Form::Raw => release(new.clone(), NEW_VERSION),
-        Form::Compressed => release_compressed(new.clone(), NEW_VERSION),
+/// For [`Form::Delta`] the device runs an image carrying `base_body` (the firmware the
+/// patch is made from); otherwise [`old_image`].
+pub fn life_carrying(form: Form, base_body: &[u8], body: &[u8]) -> Life {
+    let wrap = |version: &str, body: &[u8]| {
+        let mut image = build_test_image(CHIP_ESP32, version, "field-logger", body);
+        reseal_test_image(&mut image);
+        image
     };
-    time::run_virtual(life_async(None, (new, rel)))
+    let new = wrap(NEW_VERSION, body);
+    let (old, rel) = match form {
+        Form::Raw => (old_image(), release(new.clone(), NEW_VERSION)),
+        Form::Compressed => (old_image(), release_compressed(new.clone(), NEW_VERSION)),
+        Form::Delta => {
+            let old = wrap(OLD_VERSION, base_body);
+            let rel = release_delta(&old, new.clone(), NEW_VERSION);
+            (old, rel)
+        }
+    };
+    time::run_virtual(life_async(None, old, (new, rel)))
 }
 
-async fn life_async(cut_at: Option<u64>, (new, rel): (Vec<u8>, Release)) -> Life {
+async fn life_async(cut_at: Option<u64>, old: Vec<u8>, (new, rel): (Vec<u8>, Release)) -> Life {
     let setup = DeviceSetup::field();
-    let old = app_image(CHIP_ESP32, OLD_VERSION, 0, OLD_PAYLOAD, 1);
     let known = [Sha256::digest(&old).into(), Sha256::digest(&new).into()];
     let mut flash = setup.factory_flash(&old);
     if let Some(op) = cut_at {

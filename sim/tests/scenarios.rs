@@ -69,14 +69,19 @@ fn sim7080_profile_updates_too() {
 
 #[test]
 fn random_faults_every_seed_updates_and_nothing_is_corrupt() {
-    let mut faults = 0;
+    // Faults per form: seeds take the raw image, the compressed form and a patch in turn.
+    let mut faults = [0u64; 3];
     for seed in 0..60 {
         let r = scenario::run(&scenario::random_fault_spec(seed));
         assert!(r.outcome == "updated" && r.slot_matches, "seed {seed}: {r:?}");
         assert_eq!(r.uart_bytes_lost, 0, "seed {seed}: {r:?}");
-        faults += r.faults;
+        faults[(seed % 3) as usize] += r.faults;
     }
-    assert!(faults > 60, "the suite must actually inject faults ({faults})");
+    // A shorter download meets fewer faults, but every form must meet some.
+    assert!(
+        faults.iter().all(|&f| f >= 5) && faults.iter().sum::<u64>() > 40,
+        "the suite must actually inject faults in every form (raw, compressed, delta): {faults:?}"
+    );
 }
 
 /// Seeds of `ota-bench --scenario random-faults --seeds 100000` that once failed there:

@@ -30,8 +30,9 @@ enum Scenario {
     /// Very poor rural coverage per seed: 1–20 kB/s, 0.3–2 s round trips, 1–5 % loss,
     /// outages of 10 s to 10 min, deregistration and re-attach, NATs of 30–300 s.
     Rural,
-    /// Bytes over the air per form (raw, compressed) for real firmware images, with the
-    /// virtual time of the field device's whole update in each form.
+    /// Bytes over the air per form (raw, compressed, delta) for pairs of real firmware
+    /// images, beside detools' patches, with the virtual time of the field device's whole
+    /// update in each form.
     FewerBytes,
     /// The modem model fitted on one published download timing, then the other published
     /// timings predicted with it (one row per figure, with its source).
@@ -65,10 +66,11 @@ struct Args {
     /// flash block). A larger one sweeps more operations, e.g. 1048576 for a 1 MiB image.
     #[arg(long)]
     payload_bytes: Option<usize>,
-    /// Fewer-bytes: app images to measure, as `NAME=PATH`, comma-separated (default: the
-    /// chip firmware images `.ci/firmware` leaves in this target directory).
+    /// Fewer-bytes: pairs of app images to measure, as `NAME=BASE.bin:NEW.bin`,
+    /// comma-separated (default: the firmware pairs `.ci/firmware` leaves in this target
+    /// directory, a configuration change and a code change for each chip).
     #[arg(long, value_delimiter = ',')]
-    images: Option<Vec<String>>,
+    pairs: Option<Vec<String>>,
     /// First seed (random-faults); with --seeds 1 this replays one seed.
     #[arg(long, default_value_t = 0)]
     first_seed: u64,
@@ -531,74 +533,70 @@ fn random_faults(args: &Args) -> bool {
     failing.is_empty() && lossy.is_empty()
 }
 
-/// The images fewer-bytes measures: `--images`, else the chip firmware `.ci/firmware` built.
-fn fewer_bytes_images(args: &Args) -> Vec<(String, std::path::PathBuf)> {
-    match &args.images {
-        Some(list) => list
-            .iter()
-            .map(|item| match item.split_once('=') {
-                Some((name, path)) => (name.to_owned(), path.into()),
-                None => (item.clone(), item.into()),
-            })
-            .collect(),
-        None => {
-            let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
-            ["esp32c3", "esp32c6"]
-                .iter()
-                .map(|chip| (format!("otactl-fw-{chip}"), target.join(format!("firmware-{chip}.bin"))))
-                .collect()
-        }
-    }
-}
-
 fn fewer_bytes(args: &Args) -> bool {
-    use device_fw::wire::compressed;
-    use sim::trust::{Form, life_carrying};
+    use sim::fewer_bytes::{DETOOLS, default_pairs, detools, measure, parse_pair};
+    let pairs = match &args.pairs {
+        Some(list) => match list.iter().map(|p| parse_pair(p)).collect::<Result<Vec<_>, _>>() {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("fewer-bytes: {e}");
+                return false;
+            }
+        },
+        None => default_pairs(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")),
+    };
     let mut ok = true;
-    for (pair, path) in fewer_bytes_images(args) {
-        let Ok(raw) = std::fs::read(&path) else {
+    for pair in &pairs {
+        if let Some(missing) = [&pair.base, &pair.new].into_iter().find(|p| !p.exists()) {
             eprintln!(
-                "fewer-bytes: {} is missing: build it with `bash .ci/firmware`, or pass --images NAME=PATH",
-                path.display()
+                "fewer-bytes: {}: {} is missing: build the pairs with `bash .ci/firmware`, or pass --pairs NAME=BASE.bin:NEW.bin",
+                pair.name,
+                missing.display()
             );
             ok = false;
             continue;
-        };
-        let packed = match compressed::compress(&raw) {
-            Ok(p) => p,
+        }
+        let theirs = match detools(pair) {
+            Ok(d) => Some(d),
             Err(e) => {
-                eprintln!("fewer-bytes: {pair}: {e}");
+                sim::required_tool::missing("fewer-bytes", "detools", &e);
+                None
+            }
+        };
+        let rows = match measure(pair, theirs) {
+            Ok(rows) => rows,
+            Err(e) => {
+                eprintln!("fewer-bytes: {}: {e}", pair.name);
                 ok = false;
                 continue;
             }
         };
-        for (form, bytes) in [(Form::Raw, raw.len()), (Form::Compressed, packed.len())] {
-            let life = life_carrying(form, &raw);
-            ok &= life.completed;
-            let ratio = bytes as f64 / raw.len() as f64;
+        for row in rows {
+            ok &= row.completed;
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "scenario": "fewer-bytes",
-                        "pair": pair,
-                        "form": form,
-                        "bytes": bytes,
-                        "ratio_to_raw": (ratio * 1000.0).round() / 1000.0,
-                        "body_bytes_sent": life.body_bytes,
-                        "update_virtual_s": (life.virtual_s * 100.0).round() / 100.0,
-                        "completed": life.completed,
-                    })
-                );
+                println!("{}", serde_json::to_string(&row).expect("rows serialise"));
             } else {
+                let theirs = match (row.detools_bytes, row.detools_lzma_bytes) {
+                    (Some(h), Some(l)) => format!("  detools {h} (heatshrink) / {l} (lzma)"),
+                    _ => String::new(),
+                };
                 println!(
-                    "{pair:<20} {:<10} {bytes:>9} B  {ratio:>6.3} of raw  update {:>8.2} virtual s{}",
-                    format!("{form:?}").to_lowercase(),
-                    life.virtual_s,
-                    if life.completed { "" } else { "  NOT COMPLETED" }
+                    "{:<48} {:<10} {:>9} B {:>6.3} of raw  seed {:>6.2} s ({:.3})  update {:>6.2} s ({:.3}){theirs}{}",
+                    row.pair,
+                    format!("{:?}", row.form).to_lowercase(),
+                    row.bytes,
+                    row.ratio_to_raw,
+                    row.seed_virtual_s,
+                    row.seed_time_ratio_to_raw,
+                    row.update_virtual_s,
+                    row.time_ratio_to_raw,
+                    if row.completed { "" } else { "  NOT COMPLETED" }
                 );
             }
         }
+    }
+    if !args.json {
+        println!("detools: {DETOOLS}");
     }
     ok
 }
