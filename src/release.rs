@@ -145,6 +145,8 @@ pub struct Report {
     pub delta_size: Option<u64>,
     pub delta_upload: Option<&'static str>,
     pub delta_base: Option<String>,
+    /// Why no patch was published although the channel had a release to patch from.
+    pub delta_skipped: Option<String>,
     /// The channel's manifest before this release.
     pub previous: Option<Held>,
     /// The percentage the release was published to, staged.
@@ -467,7 +469,7 @@ pub fn release_staged(
     // A patch from the release devices run now, when the bucket still holds its image.
     let patch = match decision {
         Decision::Unchanged => None,
-        _ => patch_from_previous(&runtime, &bucket, previous.as_ref(), &bytes, packed.len(), progress)?,
+        _ => patch_from_previous(&runtime, &bucket, previous.as_ref(), &bytes, packed.len(), progress, report)?,
     };
     let patch_ref = patch.as_ref().map(|p| format!("../{}", p.key));
 
@@ -641,12 +643,15 @@ fn patch_from_previous(
     new: &[u8],
     compressed_len: usize,
     progress: &mut dyn Progress,
+    report: &mut Report,
 ) -> Result<Option<PatchFile>, ReleaseError> {
     let Some(facts) = previous.filter(|h| h.verified).and_then(|h| h.facts.as_ref()) else {
         return Ok(None);
     };
-    let skip = |progress: &mut dyn Progress, why: String| {
-        progress.step("delta", format!("no patch from {}: {why}", facts.version));
+    let mut skip = |progress: &mut dyn Progress, why: String| {
+        let why = format!("no patch from {}: {why}", facts.version);
+        progress.step("delta", why.clone());
+        report.delta_skipped = Some(why);
         Ok(None)
     };
     let Some(key) = facts.image.strip_prefix("../") else {

@@ -100,17 +100,23 @@ impl CpuModel {
 pub struct CpuFlash {
     pub flash: SimFlash,
     pub slot: (u32, u32),
+    /// The running slot, when an update hashes it (a patch's base is checked before it is
+    /// used); its reads are charged as hashed too, which over-counts the base bytes a patch
+    /// then reads to add to.
+    pub base: Option<(u32, u32)>,
     pub model: CpuModel,
 }
 
 impl CpuFlash {
-    /// Holds the CPU for the hash of the part of `[offset, offset + len)` inside the slot,
-    /// and waits it out as the chip's blocking code would.
+    /// Holds the CPU for the hash of the part of `[offset, offset + len)` inside the slot
+    /// (and the base), and waits it out as the chip's blocking code would.
     async fn charge(&self, offset: u32, len: usize) {
-        let (start, size) = self.slot;
-        let end = u64::from(start) + u64::from(size);
         let (lo, hi) = (u64::from(offset), u64::from(offset) + len as u64);
-        let inside = hi.min(end).saturating_sub(lo.max(u64::from(start)));
+        let within = |(start, size): (u32, u32)| {
+            let end = u64::from(start) + u64::from(size);
+            hi.min(end).saturating_sub(lo.max(u64::from(start)))
+        };
+        let inside = within(self.slot) + self.base.map_or(0, within);
         if inside > 0 {
             let cpu = self.flash.cpu();
             cpu.hold(self.model.sha256(inside as usize));

@@ -291,6 +291,7 @@ fn to_json(r: &Report, error: Option<&release::ReleaseError>, elapsed: Duration)
                 "size": r.delta_size,
                 "upload": r.delta_upload,
                 "base_version": r.delta_base,
+                "skipped": r.delta_skipped,
             },
             "manifest": manifest,
             "history": r.manifest.history_json(),

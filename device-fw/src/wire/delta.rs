@@ -45,6 +45,8 @@ pub const MAX_SEGMENT: usize = MAX_DECODED + 256;
 pub const SEGMENT_PREFIX: usize = 2;
 
 const KIND_ADD: u32 = 0;
+/// The decoder takes every tag that is not an `add` as a literal; only the encoder names it.
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
 const KIND_LITERAL: u32 = 1;
 
 /// Why a patch was not accepted.

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use device_fw::esp::boot::BootTarget;
-use device_fw::esp::image::{CHIP_ESP32, build_test_image};
+use device_fw::esp::image::{CHIP_ESP32, build_test_image, reseal_test_image};
 use device_fw::esp::partition::TABLE_OFFSET;
 use device_fw::http::HttpClient;
 use device_fw::modem::Modem;
@@ -21,10 +21,11 @@ use device_fw::ota::{OtaEvent, SlotWriter, download};
 use sha2::{Digest, Sha256};
 
 use super::{
-    RunResult, RunSpec, build_world, data_path_ram_bytes, device_modem_config, failed, modem_received, otactl_config,
+    RunResult, RunSpec, SeedForm, build_world, data_path_ram_bytes, device_modem_config, failed, modem_received,
+    otactl_config,
 };
 use crate::cpu::{self, CpuFlash, CpuModel, CpuUart};
-use crate::device::{DeviceSetup, MANIFEST_PATH, manifest_url, release};
+use crate::device::{DeviceSetup, MANIFEST_PATH, manifest_url, release, release_compressed, release_delta};
 use crate::time::{self, BenchClock};
 
 /// The version the bench device runs, and the one the release offers.
@@ -51,15 +52,39 @@ pub fn app_image(len: usize, seed: u64) -> Vec<u8> {
 pub async fn run(spec: &RunSpec) -> RunResult {
     let model = CpuModel::ESP32C3;
     let setup = DeviceSetup::field();
-    let image = app_image(spec.image_bytes, spec.image_seed);
-    let rel = release(image.clone(), RELEASE_VERSION);
+    // A real firmware's bytes ride as the payload of an ESP32 app image, as in the field
+    // device's sweeps; a patch's base likewise, in the running slot.
+    let wrap = |version: &str, body: &[u8]| {
+        let mut image = build_test_image(CHIP_ESP32, version, "field-logger", body);
+        reseal_test_image(&mut image);
+        image
+    };
+    let image = match &spec.image {
+        Some(body) => wrap(RELEASE_VERSION, body),
+        None => app_image(spec.image_bytes, spec.image_seed),
+    };
+    let (rel, base) = match &spec.form {
+        SeedForm::Raw => (release(image.clone(), RELEASE_VERSION), None),
+        SeedForm::Compressed => (release_compressed(image.clone(), RELEASE_VERSION), None),
+        SeedForm::Delta { base } => {
+            let base = wrap(RUNNING_VERSION, base);
+            (release_delta(&base, image.clone(), RELEASE_VERSION), Some(base))
+        }
+    };
     let world = build_world(spec, &image);
     world.origin.put(MANIFEST_PATH, rel.manifest.clone());
     world.origin.put(&rel.image_path, rel.image.clone());
+    for (path, bytes) in rel.compressed.iter().chain(&rel.delta) {
+        world.origin.put(path, bytes.clone());
+    }
     world
         .flash
         .load(TABLE_OFFSET as usize, &setup.table.to_bytes().expect("table encodes"));
     let slot = setup.layout.boot.ota[1];
+    let running = setup.layout.boot.ota[0];
+    if let Some(base) = &base {
+        world.flash.load(running.offset as usize, base);
+    }
 
     let cpu = world.flash.cpu();
     let uart_rx = world.device_uart.rx_control();
@@ -105,6 +130,7 @@ pub async fn run(spec: &RunSpec) -> RunResult {
     let mut flash = CpuFlash {
         flash: world.flash.clone(),
         slot: (slot.offset, slot.size),
+        base: base.is_some().then_some((running.offset, running.size)),
         model,
     };
     let device = DeviceIdentity {
