@@ -469,7 +469,15 @@ pub fn release_staged(
     // A patch from the release devices run now, when the bucket still holds its image.
     let patch = match decision {
         Decision::Unchanged => None,
-        _ => patch_from_previous(&runtime, &bucket, previous.as_ref(), &bytes, packed.len(), progress, report)?,
+        _ => patch_from_previous(
+            &runtime,
+            &bucket,
+            previous.as_ref(),
+            &bytes,
+            packed.len(),
+            progress,
+            report,
+        )?,
     };
     let patch_ref = patch.as_ref().map(|p| format!("../{}", p.key));
 

@@ -86,7 +86,10 @@ fn without_the_previous_image_the_release_goes_out_without_a_patch_and_says_why(
     let second = p.write("fw/1.1.0.bin", &v2);
     let out = p.release(&profile, &["--image", &second, "--bucket", "dist", "--json"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let skipped = json(&out)["objects"]["delta"]["skipped"].as_str().unwrap_or_default().to_owned();
+    let skipped = json(&out)["objects"]["delta"]["skipped"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(
         skipped.starts_with("no patch from 1.0.0") && skipped.contains("no longer in the bucket"),
         "{}",
@@ -103,7 +106,9 @@ fn image_diff_writes_a_patch_the_device_applies_and_refuses_what_is_not_an_image
     let (v1, v2) = two_versions();
     let (from, to) = (p.write("old.bin", &v1), p.write("new.bin", &v2));
     let out = otactl(p.path())
-        .args(["image", "diff", "--from", &from, "--to", &to, "--out", "new.otd", "--json"])
+        .args([
+            "image", "diff", "--from", &from, "--to", &to, "--out", "new.otd", "--json",
+        ])
         .output()
         .unwrap();
     assert_eq!(code(&out), 0, "{}", text(&out));

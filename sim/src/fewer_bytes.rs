@@ -195,3 +195,25 @@ pub fn measure(pair: &Pair, detools: Option<Detools>) -> Result<Vec<Row>, String
     }
     Ok(rows)
 }
+
+/// The goals over all rows, each with whether it was met: the compressed form at
+/// most 0.60 of raw; for a small change (the configuration-change pairs) a patch at most
+/// 0.15 of raw and the seed case's download in at most 0.15 of the raw image's time; every
+/// patch no larger than detools' heatshrink patch and within 2x of its lzma patch.
+pub fn goals(rows: &[Row]) -> serde_json::Value {
+    let small = |r: &&Row| r.pair.contains("configuration change");
+    let of = |form: ImageForm| rows.iter().filter(move |r| r.form == form);
+    let deltas_vs_detools = |f: &dyn Fn(&Row, usize, usize) -> bool| {
+        of(ImageForm::Delta).all(|r| match (r.detools_bytes, r.detools_lzma_bytes) {
+            (Some(h), Some(l)) => f(r, h, l),
+            _ => false,
+        })
+    };
+    serde_json::json!({
+        "compressed_le_0_60_of_raw": of(ImageForm::Compressed).all(|r| r.ratio_to_raw <= 0.60),
+        "small_change_delta_le_0_15_of_raw": of(ImageForm::Delta).filter(small).all(|r| r.ratio_to_raw <= 0.15),
+        "small_change_seed_time_le_0_15_of_raw": of(ImageForm::Delta).filter(small).all(|r| r.seed_time_ratio_to_raw <= 0.15),
+        "delta_le_detools_heatshrink": deltas_vs_detools(&|r, h, _| r.bytes <= h),
+        "delta_within_2x_detools_lzma": deltas_vs_detools(&|r, _, l| r.bytes <= 2 * l),
+    })
+}

@@ -6,6 +6,7 @@
 use device_fw::esp::image::CHIP_ESP32;
 use device_fw::ota::inflating::DECODER_RAM_BYTES;
 use device_fw::ota::{DownloadError, ImageSink, InflatingWriter, Mark, Slot, SlotWriter};
+use device_fw::wire::ImageForm;
 use device_fw::wire::delta::{self, HEADER_LEN, Header, SEGMENT_RAW};
 use device_fw::wire::manifest::{PayloadBuf, open};
 use sha2::{Digest, Sha256};
@@ -297,4 +298,38 @@ fn a_power_cut_at_any_flash_operation_of_a_delta_update_never_bricks_and_complet
     assert_eq!((summary.bricked, summary.wrong_image), (0, 0));
     assert_eq!(summary.completed, summary.cuts);
     assert!(summary.resumed_from_journal * 2 > summary.cuts, "{summary:?}");
+}
+
+#[test]
+fn the_fewer_bytes_benchmark_measures_a_pair_in_every_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, new) = (old_image(), changed_app_image(60 * 1024));
+    std::fs::write(dir.path().join("base.bin"), &base).unwrap();
+    std::fs::write(dir.path().join("new.bin"), &new).unwrap();
+    let spec = format!(
+        "small={}:{}",
+        dir.path().join("base.bin").display(),
+        dir.path().join("new.bin").display()
+    );
+    assert!(sim::fewer_bytes::parse_pair("no-paths").is_err());
+    let pair = sim::fewer_bytes::parse_pair(&spec).unwrap();
+    let rows = sim::fewer_bytes::measure(
+        &pair,
+        Some(sim::fewer_bytes::Detools {
+            heatshrink: 1 << 20,
+            lzma: 1 << 20,
+        }),
+    )
+    .unwrap();
+    let forms: Vec<_> = rows.iter().map(|r| r.form).collect();
+    assert_eq!(forms, [ImageForm::Raw, ImageForm::Compressed, ImageForm::Delta]);
+    assert!(rows.iter().all(|r| r.completed), "{rows:#?}");
+    let (raw, delta) = (&rows[0], &rows[2]);
+    assert_eq!(raw.bytes, new.len());
+    assert_eq!(delta.bytes, delta::diff(&base, &new).unwrap().len());
+    // Fewer bytes, less time, in the seed case and on the whole device.
+    assert!(delta.seed_virtual_s < raw.seed_virtual_s && delta.update_virtual_s < raw.update_virtual_s);
+    assert!(delta.body_bytes_sent < raw.body_bytes_sent);
+    assert_eq!(delta.detools_bytes, Some(1 << 20));
+    assert_eq!(rows[0].detools_bytes, None);
 }

@@ -40,6 +40,13 @@ enum Scenario {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormArg {
+    Raw,
+    Compressed,
+    Delta,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum BootArg {
     /// Last boots spread over the week before the start (a fleet in steady state).
     Spread,
@@ -71,6 +78,9 @@ struct Args {
     /// directory, a configuration change and a code change for each chip).
     #[arg(long, value_delimiter = ',')]
     pairs: Option<Vec<String>>,
+    /// Power-cut: the forms of the release to sweep, comma-separated (default: all three).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    forms: Option<Vec<FormArg>>,
     /// First seed (random-faults); with --seeds 1 this replays one seed.
     #[arg(long, default_value_t = 0)]
     first_seed: u64,
@@ -223,36 +233,49 @@ fn power_cut(args: &Args) -> bool {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let payload = args.payload_bytes.unwrap_or(sim::trust::SWEEP_PAYLOAD);
-    let (clean, summary) = sim::trust::power_cut_sweep(jobs, payload, |life| {
+    let forms = args
+        .forms
+        .clone()
+        .unwrap_or_else(|| vec![FormArg::Raw, FormArg::Compressed, FormArg::Delta]);
+    let mut ok = true;
+    for form in forms {
+        let form = match form {
+            FormArg::Raw => sim::trust::Form::Raw,
+            FormArg::Compressed => sim::trust::Form::Compressed,
+            FormArg::Delta => sim::trust::Form::Delta,
+        };
+        let (clean, summary) = sim::trust::power_cut_sweep_in(form, jobs, payload, |life| {
+            if args.json {
+                println!("{}", serde_json::to_string(life).expect("life serialises"));
+            } else {
+                eprintln!("cut at op {:?}: {life:?}", life.cut_at);
+            }
+        });
         if args.json {
-            println!("{}", serde_json::to_string(life).expect("life serialises"));
+            println!("{}", serde_json::to_string(&summary).expect("summary serialises"));
         } else {
-            eprintln!("cut at op {:?}: {life:?}", life.cut_at);
+            println!(
+                "power-cut, {form:?} form: {} B image, uncut update {} flash ops ({} block erases) in {:.2} virtual s ({} boots)",
+                summary.image_bytes, clean.flash_ops, clean.block_erases, clean.virtual_s, clean.boots
+            );
+            println!(
+                "cuts {}  bricked {}  wrong_image {}  completed {}  resumed_from_journal {}  max_boots {}  ({:.2} s wall)",
+                summary.cuts,
+                summary.bricked,
+                summary.wrong_image,
+                summary.completed,
+                summary.resumed_from_journal,
+                summary.max_boots,
+                summary.wall_s
+            );
         }
-    });
-    if args.json {
-        println!("{}", serde_json::to_string(&summary).expect("summary serialises"));
-    } else {
-        println!(
-            "power-cut: {} B image, uncut update {} flash ops ({} block erases) in {:.2} virtual s ({} boots)",
-            summary.image_bytes, clean.flash_ops, clean.block_erases, clean.virtual_s, clean.boots
-        );
-        println!(
-            "cuts {}  bricked {}  wrong_image {}  completed {}  resumed_from_journal {}  max_boots {}  ({:.2} s wall)",
-            summary.cuts,
-            summary.bricked,
-            summary.wrong_image,
-            summary.completed,
-            summary.resumed_from_journal,
-            summary.max_boots,
-            summary.wall_s
-        );
+        ok &= clean.completed
+            && summary.cuts == summary.flash_ops
+            && summary.bricked == 0
+            && summary.wrong_image == 0
+            && summary.completed == summary.cuts;
     }
-    clean.completed
-        && summary.cuts == summary.flash_ops
-        && summary.bricked == 0
-        && summary.wrong_image == 0
-        && summary.completed == summary.cuts
+    ok
 }
 
 fn hostile(args: &Args) -> bool {
@@ -498,6 +521,21 @@ fn random_faults(args: &Args) -> bool {
         .filter_map(|r| r.seed)
         .collect();
     let retried = results.iter().filter(|r| r.attempts > 1).count();
+    // Seeds take the raw image, the compressed form and a patch in turn.
+    let by_form = |suffix: &str| {
+        let of: Vec<&RunResult> = results
+            .iter()
+            .filter(|r| match suffix {
+                "raw" => !r.strategy.ends_with("-compressed") && !r.strategy.ends_with("-delta"),
+                _ => r.strategy.ends_with(&format!("-{suffix}")),
+            })
+            .collect();
+        let updated = of.iter().filter(|r| r.outcome == "updated" && r.slot_matches).count();
+        let faults: u64 = of.iter().map(|r| r.faults).sum();
+        serde_json::json!({"seeds": of.len(), "updated": updated, "faults": faults})
+    };
+    let forms =
+        serde_json::json!({"raw": by_form("raw"), "compressed": by_form("compressed"), "delta": by_form("delta")});
     for r in &failing {
         if args.json {
             println!("{}", serde_json::to_string(r).expect("json"));
@@ -520,7 +558,7 @@ fn random_faults(args: &Args) -> bool {
                 "faults": faults, "resumes": resumes, "nat_drops": nat_drops, "virtual_s": virtual_s,
                 "uart_bytes_lost": uart_bytes_lost, "lossy_seeds": lossy,
                 "idle_uart_bytes_lost": idle_uart_bytes_lost, "retried_by_the_app": retried,
-                "wall_s": wall.elapsed().as_secs_f64(),
+                "forms": forms, "wall_s": wall.elapsed().as_secs_f64(),
             })
         );
     } else {
@@ -529,6 +567,13 @@ fn random_faults(args: &Args) -> bool {
             results.len(),
             failing.len() - corrupt
         );
+        for form in ["raw", "compressed", "delta"] {
+            let f = &forms[form];
+            println!(
+                "  {form}: {} seeds, {} updated, {} faults",
+                f["seeds"], f["updated"], f["faults"]
+            );
+        }
     }
     failing.is_empty() && lossy.is_empty()
 }
@@ -546,6 +591,7 @@ fn fewer_bytes(args: &Args) -> bool {
         None => default_pairs(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")),
     };
     let mut ok = true;
+    let mut all = Vec::new();
     for pair in &pairs {
         if let Some(missing) = [&pair.base, &pair.new].into_iter().find(|p| !p.exists()) {
             eprintln!(
@@ -573,6 +619,7 @@ fn fewer_bytes(args: &Args) -> bool {
         };
         for row in rows {
             ok &= row.completed;
+            all.push(row.clone());
             if args.json {
                 println!("{}", serde_json::to_string(&row).expect("rows serialise"));
             } else {
@@ -595,8 +642,17 @@ fn fewer_bytes(args: &Args) -> bool {
             }
         }
     }
-    if !args.json {
+    let goals = sim::fewer_bytes::goals(&all);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"scenario": "fewer-bytes", "summary": true, "detools": DETOOLS, "goals": goals})
+        );
+    } else {
         println!("detools: {DETOOLS}");
+        for (goal, met) in goals.as_object().expect("goals") {
+            println!("goal {goal}: {}", if met == true { "met" } else { "NOT met" });
+        }
     }
     ok
 }
