@@ -233,6 +233,16 @@ pub fn release_compressed(image: Vec<u8>, version: &str) -> Release {
 /// [`release_compressed`] plus a patch from `base` (what `otactl release` publishes when
 /// the channel's previous image is in the bucket): a device running `base` takes the patch.
 pub fn release_delta(base: &[u8], image: Vec<u8>, version: &str) -> Release {
+    release_delta_edited(base, image, version, |_| {})
+}
+
+/// [`release_delta`] with the manifest edited before it is signed.
+pub fn release_delta_edited(
+    base: &[u8],
+    image: Vec<u8>,
+    version: &str,
+    edit: impl FnOnce(&mut Manifest<'_>),
+) -> Release {
     let with_compressed = release_compressed(image.clone(), version);
     let sha: [u8; 32] = Sha256::digest(&image).into();
     let mut hex = [0u8; 64];
@@ -247,7 +257,7 @@ pub fn release_delta(base: &[u8], image: Vec<u8>, version: &str) -> Release {
     let patch = delta::diff(base, &image).expect("bench images patch");
     let patch_path = image_path.replace(".bin", &format!(".from-{}.otd", &base_sha_hex[..16]));
     let patch_ref = format!("..{}", &patch_path["/fleet".len()..]);
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         compressed: Some(Alternate {
             image: &packed_ref,
             size: packed.len() as u32,
@@ -260,6 +270,7 @@ pub fn release_delta(base: &[u8], image: Vec<u8>, version: &str) -> Release {
         }),
         ..manifest_for(&image, version, &sha_hex, &image_ref)
     };
+    edit(&mut manifest);
     Release {
         manifest: sign(&manifest, &[&release_key()]),
         image,

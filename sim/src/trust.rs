@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::device::{
     AppRun, DeviceSetup, Release, World, boot, image_path, manifest_for, next_release_key, release, release_compressed,
-    release_delta, release_key, run_app, seal_payload, sign,
+    release_delta, release_delta_edited, release_key, run_app, seal_payload, sign,
 };
 use crate::flash::SimFlash;
 use crate::scenario::image as random_bytes;
@@ -403,6 +403,19 @@ fn new_image() -> Vec<u8> {
     app_image(CHIP_ESP32, NEW_VERSION, 1, NEW_PAYLOAD, 2)
 }
 
+/// A signed release with a patch from the image the hostile cases' device runs, the
+/// patch's bytes then changed by `corrupt` (size kept, as the manifest signed it).
+fn staged_patch(corrupt: impl FnOnce(&mut Vec<u8>)) -> Stage {
+    let running = app_image(CHIP_ESP32, OLD_VERSION, 1, OLD_PAYLOAD, 1);
+    let mut release = release_delta_edited(&running, new_image(), NEW_VERSION, |m| m.secure_version = 1);
+    let (_, patch) = release.delta.as_mut().expect("a patch");
+    corrupt(patch);
+    Stage {
+        release,
+        failed_before: None,
+    }
+}
+
 fn with_manifest(mut stage: Stage, f: impl FnOnce(&mut serde_json::Value)) -> Stage {
     let mut v: serde_json::Value = serde_json::from_slice(&stage.release.manifest).expect("envelope is JSON");
     f(&mut v);
@@ -469,6 +482,17 @@ pub fn hostile_cases() -> Vec<(&'static str, &'static str, CaseBuilder)> {
             let mid = s.release.image.len() / 2;
             s.release.image[mid] ^= 0x01;
             s
+        }),
+        ("patch-with-a-broken-operation", "patch-corrupt", || {
+            staged_patch(|p| {
+                // The first segment's DEFLATE made to say "literal of 0 bytes, then stop".
+                let header = device_fw::wire::delta::HEADER_LEN;
+                let len = usize::from(u16::from_le_bytes([p[header], p[header + 1]]));
+                let stored = [0x01, 0x01, 0x00, 0xFE, 0xFF, 0x01];
+                let mut first = vec![0u8; len];
+                first[..stored.len()].copy_from_slice(&stored);
+                p[header + 2..header + 2 + len].copy_from_slice(&first);
+            })
         }),
         ("server-length-differs", "size-mismatch", || {
             let mut s = staged(new_image(), &release_key(), |_| {});

@@ -223,7 +223,10 @@ impl<F: NorFlash, const STAGE: usize> InflatingWriter<F, STAGE> {
             &mut d.tables,
         )
         .await
-        .map_err(DownloadError::Inflate)?;
+        .map_err(|e| match d.form {
+            Form::Compressed => DownloadError::Inflate(e),
+            Form::Delta { .. } => DownloadError::Patch(super::patch::PatchError::Inflate(e)),
+        })?;
         match d.form {
             Form::Compressed if n != expected => return Err(DownloadError::Compressed(CompressedError::Truncated)),
             Form::Compressed => {}

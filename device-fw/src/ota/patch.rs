@@ -6,7 +6,7 @@
 //! byte it comes from is overwritten, and no second 4 KiB buffer is needed. Base bytes are
 //! read [`BASE_CHUNK`] at a time into the stack.
 
-use super::inflate::History;
+use super::inflate::{History, InflateError};
 use crate::wire::delta::{DeltaError, Operation, Operations};
 
 /// Base bytes read from flash at a time, on the stack of [`apply_segment`].
@@ -18,6 +18,8 @@ pub const BASE_CHUNK: usize = 256;
 pub enum PatchError<E> {
     #[error("{0}")]
     Delta(DeltaError),
+    #[error("a segment does not inflate: {0}")]
+    Inflate(InflateError<E>),
     #[error("reading the base image from the running slot failed: {0:?}")]
     Base(E),
 }
@@ -140,6 +142,7 @@ pub fn apply(base: &[u8], patch: &[u8]) -> Result<Vec<u8>, ApplyError> {
         ))
         .map_err(|e| match e {
             PatchError::Delta(d) => ApplyError::Delta(d),
+            PatchError::Inflate(e) => ApplyError::Inflate(format!("{e}")),
             PatchError::Base(()) => ApplyError::Delta(DeltaError::BadOperation),
         })?;
         new.extend_from_slice(&buf[..block_len]);
