@@ -48,6 +48,9 @@ fn an_update_over_https_reaches_a_verified_image() {
     assert_eq!((r.outcome, r.slot_matches), ("updated", true), "{r:?}");
     assert_eq!(r.bytes_written, SEED_IMAGE_BYTES as u64);
     assert_eq!(r.nat_drops, 0, "chunks are still paced against the NAT: {r:?}");
+    // Reads of at most 512 bytes, the most an SSL read may ask: a larger one comes back
+    // short and the driver would stall waiting for a notice that never comes.
+    assert_eq!(r.resumes, 0, "no read stalled: {r:?}");
     let cost = r.tls.expect("a TLS run reports its cost");
     assert_eq!(cost.handshakes, 1, "one session, kept alive: {r:?}");
     assert!(

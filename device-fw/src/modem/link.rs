@@ -244,7 +244,10 @@ impl<U: Read + Write, C: Clock> Socket for Modem<U, C> {
         loop {
             let ending = matches!(self.link, Link::Ending(_));
             if self.maybe_data || ending {
-                let n = buf.len().min(self.cfg.effective_read_block());
+                let mut n = buf.len().min(self.cfg.effective_read_block());
+                if self.tls && self.cfg.dialect == Dialect::Sim7080 {
+                    n = n.min(sim7080_tls::MAX_READ);
+                }
                 self.at.events.data_ready = false;
                 let res = match self.cfg.dialect {
                     Dialect::Sim7600 if self.tls => sim7600_tls::read(self, buf, n).await,

@@ -14,7 +14,8 @@
 //! `"ignorertctime",0,0` (expiry checked); connection 0: `AT+CASSLCFG=0,"SSL",1`,
 //! `"CRINDEX",0`, `"CACERT","<name>"`. Each connect sends the host as SNI
 //! (`AT+CSSLCFG="sni",0,"<host>"`). A plain `http://` connect on a device that has a CA
-//! turns SSL off on connection 0 first (`AT+CASSLCFG=0,"SSL",0`), once per bring-up.
+//! turns SSL off on connection 0 first (`AT+CASSLCFG=0,"SSL",0`), once per bring-up. Reads
+//! on an SSL connection ask for at most [`MAX_READ`] bytes.
 //! Forms, codes and sources: `docs/at-dialects.md`.
 
 use core::fmt::Write as _;
@@ -39,8 +40,14 @@ const NAME_MISMATCH: u16 = 25;
 const NAME_MISMATCH_AND_EXPIRED: u16 = 26;
 const CONNECT_FAILED: u16 = 27;
 
+/// Most bytes one `AT+CARECV` asks for on an SSL connection. Field reports: on a SIM7080G
+/// larger SSL reads come out truncated, without their `OK` (LilyGo-T-SIM7080G issue 148), and
+/// on a SIM7000G `+CARECV: 1024,` announced more bytes than followed, where 512-byte reads
+/// worked (TinyGSM issue 437).
+pub(super) const MAX_READ: usize = 512;
+
 /// Bytes of the PEM's SHA-256 in the CA file's name: a 20-byte name, the longest the
-/// SIM70x0 manuals give for a certificate name.
+/// manual allows for a CA list's name where it gives a limit (`AT+SMSSL`'s `<ca list>`).
 const CA_HASH_BYTES: usize = 5;
 /// `AT+CFSWFILE` directory index 3: `/customer/`.
 const CUSTOMER_DIR: u8 = 3;

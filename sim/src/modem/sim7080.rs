@@ -242,7 +242,11 @@ async fn carecv(s: &mut Session<'_>, cmd: &Command) -> Result<(), Stop> {
         return s.reply(vec![at::error()]).await;
     };
     s.sync_socket(cid).await;
-    match s.take(cid, usize::try_from(want).unwrap_or(usize::MAX)) {
+    let mut want = usize::try_from(want).unwrap_or(usize::MAX);
+    if s.sh.lock().ca_ssl.ssl_on(cid) {
+        want = want.min(sim7080_tls::MAX_READ);
+    }
+    match s.take(cid, want) {
         None => s.reply(vec![at::error()]).await,
         Some((data, _)) if data.is_empty() => s.reply(vec![line("+CARECV: 0"), at::ok()]).await,
         Some((data, _)) => {

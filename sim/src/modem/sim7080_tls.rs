@@ -21,6 +21,9 @@ use super::ssl::{CertFiles, Failed, Trust, file_name_ok};
 use super::{Session, Stop};
 use crate::tls::Refusal;
 
+/// Most bytes one `CARECV` delivers on an SSL connection: field reports have larger reads
+/// come out truncated (LilyGo-T-SIM7080G issue 148); here they are clamped.
+pub(super) const MAX_READ: usize = 512;
 /// SSL contexts (`<ctxindex>` 0..=5).
 const CONTEXTS: usize = 6;
 /// Connection ids (`<cid>` 0..=12).
@@ -85,6 +88,11 @@ impl SslState {
         self.fs_open = false;
         self.contexts = Default::default();
         self.cids = Default::default();
+    }
+
+    /// Whether connection `cid` has SSL on.
+    pub(super) fn ssl_on(&self, cid: usize) -> bool {
+        self.cids.get(cid).is_some_and(|c| c.on)
     }
 
     /// Flash writes so far: files, conversions into the store, saved settings.
@@ -198,11 +206,13 @@ async fn cfswfile(s: &mut Session<'_>, cmd: &Command) -> Result<(), Stop> {
     s.reply(vec![at::ok()]).await
 }
 
-/// `AT+CSSLCFG="<item>",<ctx>,<value>` and `AT+CSSLCFG="convert",2,"<file>"`. Items in lower
-/// case only: field reports have the upper-case forms of the manual refused. `false`:
-/// refused.
+/// `AT+CSSLCFG="<item>",<ctx>,<value>` and `AT+CSSLCFG="convert",2,"<file>"`, items in
+/// either case (the sources disagree on which the firmware takes). `false`: refused.
 fn csslcfg(s: &Session<'_>, cmd: &Command) -> bool {
-    let Some(item) = cmd.text(0) else { return false };
+    let Some(item) = cmd.text(0).map(str::to_ascii_lowercase) else {
+        return false;
+    };
+    let item = item.as_str();
     let mut core = s.sh.lock();
     let state = &mut core.ca_ssl;
     if item == "convert" {
