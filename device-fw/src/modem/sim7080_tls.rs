@@ -59,7 +59,8 @@ fn ca_name(pem: &[u8]) -> CaName {
 }
 
 /// Turns network time on (when off), stores the CA (when the modem lacks it), configures
-/// SSL context 0 and connection 0.
+/// SSL context 0 and connection 0. One command call for every step, so the firmware carries
+/// one copy of its state machine.
 async fn setup<U: Read + Write, C: Clock>(m: &mut Modem<U, C>) -> Result<(), SocketError> {
     let Some(pem) = m.cfg.ca_cert else {
         return Err(SocketError::Tls(TlsError::NoCaCert));
@@ -67,88 +68,116 @@ async fn setup<U: Read + Write, C: Clock>(m: &mut Modem<U, C>) -> Result<(), Soc
     let name = ca_name(pem);
     let t = m.cfg.command_timeout_us;
     let mut clts = None;
-    let res =
-        m.at.command(format_args!("AT+CLTS?"), t, &mut |line| match after(line, b"+CLTS:") {
-            Some(rest) => {
-                clts = Fields(rest).num();
-                Take::Yes
-            }
-            None => Take::No,
-        })
-        .await;
-    tls_step(m, res)?;
-    if clts != Some(1) {
-        // Certificates are checked against the modem's clock, which only the network's time
-        // sets; at its power-on time (1980) every certificate is "expired".
-        let res = m.at.command(format_args!("AT+CLTS=1"), t, &mut |_| Take::No).await;
-        tls_step(m, res)?;
-    }
-    // `ERROR`: the file system is open already (the chip restarted, the modem did not).
-    match m.at.command(format_args!("AT+CFSINIT"), t, &mut |_| Take::No).await {
-        Ok(()) | Err(AtError::Rejected) => {}
-        Err(e) => return Err(m.lost(e)),
-    }
     let mut size = None;
-    let res =
-        m.at.command(
-            format_args!("AT+CFSGFIS={CUSTOMER_DIR},\"{name}\""),
-            t,
-            &mut |line| match after(line, b"+CFSGFIS:") {
-                Some(rest) => {
-                    size = Fields(rest).num32();
-                    Take::Yes
-                }
-                None => Take::No,
-            },
-        )
-        .await;
-    let held = match res {
-        Ok(()) => size.is_some_and(|n| n as usize == pem.len()),
-        // No such file.
-        Err(AtError::Rejected) => false,
-        Err(e) => return Err(m.lost(e)),
-    };
-    if !held {
-        let len = pem.len();
-        let res =
-            m.at.send_after_line(
-                format_args!("AT+CFSWFILE={CUSTOMER_DIR},\"{name}\",0,{len},{INPUT_MS}"),
-                b"DOWNLOAD",
-                pem,
-                t + u64::from(INPUT_MS) * 1000,
-            )
-            .await;
-        tls_step(m, res)?;
-    }
-    let res = m.at.command(format_args!("AT+CFSTERM"), t, &mut |_| Take::No).await;
-    tls_step(m, res)?;
-    // One command call for the rest, so the firmware carries one copy of its state machine.
-    for step in u8::from(held)..6 {
+    let mut step = Step::ClockQuery;
+    loop {
         let mut line: heapless::String<64> = heapless::String::new();
         let _ = match step {
-            0 => write!(line, "AT+CSSLCFG=\"convert\",2,\"{name}\""),
-            1 => line.write_str("AT+CSSLCFG=\"sslversion\",0,3"),
-            2 => line.write_str("AT+CSSLCFG=\"ignorertctime\",0,0"),
-            3 => line.write_str("AT+CASSLCFG=0,\"SSL\",1"),
-            4 => line.write_str("AT+CASSLCFG=0,\"CRINDEX\",0"),
-            _ => write!(line, "AT+CASSLCFG=0,\"CACERT\",\"{name}\""),
+            Step::ClockQuery => line.write_str("AT+CLTS?"),
+            // Certificates are checked against the modem's clock, which only the network's
+            // time sets; at its power-on time (1980) every certificate is "expired".
+            Step::ClockOn => line.write_str("AT+CLTS=1"),
+            Step::FsOpen | Step::DropOpen => line.write_str("AT+CFSINIT"),
+            Step::FileSize => write!(line, "AT+CFSGFIS={CUSTOMER_DIR},\"{name}\""),
+            Step::FileWrite => {
+                let len = pem.len();
+                let res =
+                    m.at.send_after_line(
+                        format_args!("AT+CFSWFILE={CUSTOMER_DIR},\"{name}\",0,{len},{INPUT_MS}"),
+                        b"DOWNLOAD",
+                        pem,
+                        t + u64::from(INPUT_MS) * 1000,
+                    )
+                    .await;
+                tls_step(m, res)?;
+                step = Step::FsClose;
+                continue;
+            }
+            Step::FsClose | Step::DropClose => line.write_str("AT+CFSTERM"),
+            Step::Convert => write!(line, "AT+CSSLCFG=\"convert\",2,\"{name}\""),
+            Step::Drop => write!(line, "AT+CFSDFILE={CUSTOMER_DIR},\"{name}\""),
+            Step::Version => line.write_str("AT+CSSLCFG=\"sslversion\",0,3"),
+            Step::Expiry => line.write_str("AT+CSSLCFG=\"ignorertctime\",0,0"),
+            Step::Ssl => line.write_str("AT+CASSLCFG=0,\"SSL\",1"),
+            Step::Context => line.write_str("AT+CASSLCFG=0,\"CRINDEX\",0"),
+            Step::CaCert => write!(line, "AT+CASSLCFG=0,\"CACERT\",\"{name}\""),
         };
-        let res = m.at.command(format_args!("{line}"), t, &mut |_| Take::No).await;
-        if step == 0 && res == Err(AtError::Rejected) {
+        let res =
+            m.at.command(format_args!("{line}"), t, &mut |reply| {
+                if let Some(rest) = after(reply, b"+CLTS:") {
+                    clts = Fields(rest).num();
+                } else if let Some(rest) = after(reply, b"+CFSGFIS:") {
+                    size = Fields(rest).num32();
+                } else {
+                    return Take::No;
+                }
+                Take::Yes
+            })
+            .await;
+        let held = size.is_some_and(|n| n as usize == pem.len());
+        step = match (step, res) {
+            (Step::CaCert, Ok(())) => break,
+            (Step::DropClose, Ok(()) | Err(AtError::Rejected)) => return Err(SocketError::Tls(TlsError::Setup)),
+            // `ERROR`: the file system is open already (the chip restarted, the modem did
+            // not); no such file; a clean-up step that did not take.
+            (Step::FsOpen | Step::FileSize | Step::DropOpen | Step::Drop, Err(AtError::Rejected)) | (_, Ok(())) => {
+                step.next(held, clts)
+            }
             // Not a CA the modem can load: drop the file, or the next boot takes it as held.
-            let _ = m.at.command(format_args!("AT+CFSINIT"), t, &mut |_| Take::No).await;
-            let _ =
-                m.at.command(format_args!("AT+CFSDFILE={CUSTOMER_DIR},\"{name}\""), t, &mut |_| {
-                    Take::No
-                })
-                .await;
-            let _ = m.at.command(format_args!("AT+CFSTERM"), t, &mut |_| Take::No).await;
-        }
-        tls_step(m, res)?;
+            (Step::Convert, Err(AtError::Rejected)) => Step::DropOpen,
+            (_, Err(e)) => return tls_step(m, Err(e)),
+        };
     }
     m.tls_ready = true;
     m.plain_ready = false;
     Ok(())
+}
+
+/// The steps of [`setup`], in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    ClockQuery,
+    ClockOn,
+    FsOpen,
+    FileSize,
+    FileWrite,
+    FsClose,
+    Convert,
+    Version,
+    Expiry,
+    Ssl,
+    Context,
+    CaCert,
+    /// After a refused conversion: the file is deleted, then setup fails.
+    DropOpen,
+    Drop,
+    DropClose,
+}
+
+impl Step {
+    /// The step after this one, given whether the modem holds the CA file and what `CLTS?`
+    /// said.
+    fn next(self, held: bool, clts: Option<u16>) -> Step {
+        match self {
+            Step::ClockQuery if clts == Some(1) => Step::FsOpen,
+            Step::ClockQuery => Step::ClockOn,
+            Step::ClockOn => Step::FsOpen,
+            Step::FsOpen => Step::FileSize,
+            Step::FileSize if held => Step::FsClose,
+            Step::FileSize => Step::FileWrite,
+            Step::FileWrite => Step::FsClose,
+            // A file that was there is loaded already: no conversion, no flash write.
+            Step::FsClose if held => Step::Version,
+            Step::FsClose => Step::Convert,
+            Step::Convert => Step::Version,
+            Step::Version => Step::Expiry,
+            Step::Expiry => Step::Ssl,
+            Step::Ssl => Step::Context,
+            Step::Context | Step::CaCert => Step::CaCert,
+            Step::DropOpen => Step::Drop,
+            Step::Drop | Step::DropClose => Step::DropClose,
+        }
+    }
 }
 
 /// The error for a `+CAOPEN: 0,<result>` of an SSL connection that is not 0.
