@@ -149,6 +149,35 @@ async fn open_results_name_the_certificate_fault() {
     uart.assert_done();
 }
 
+/// An SSL read that hands out less than the modem holds (no new data notice comes while the
+/// buffer is not empty): the driver asks again until the modem says it is empty, instead of
+/// waiting for a notice until the read deadline.
+#[tokio::test(start_paused = true)]
+async fn a_short_ssl_read_is_followed_up_until_the_buffer_is_empty() {
+    let data = nasty_payload(700);
+    let uart = up(D)
+        .then(setup_held())
+        .then(open_tls(0))
+        .out("\r\n+CADATAIND: 0\r\n")
+        .cmd("AT+CARECV=0,512", carecv(&data[..300]))
+        .cmd("AT+CARECV=0,512", carecv(&data[300..]))
+        .cmd("AT+CARECV=0,512", carecv(&[]))
+        .build();
+    let mut m = tls_modem(&uart);
+    m.bring_up().await.unwrap();
+    m.connect_tls(HOST, 443).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while got.len() < data.len() {
+        let n = m.read(&mut buf).await.unwrap();
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, data);
+    // Nothing more: the empty answer, then the wait for a notice, which ends at the deadline.
+    assert_eq!(m.read(&mut buf).await, Err(SocketError::Timeout));
+    uart.assert_done();
+}
+
 /// A device with a CA that connects plain `http://` turns SSL off on connection 0 first,
 /// once per bring-up; without a CA the plain transcript is unchanged; a CA the modem cannot
 /// load is dropped from its file system, so the next boot writes it again.

@@ -170,7 +170,14 @@ pub(super) async fn read<U: Read + Write, C: Clock>(
         }
     })
     .await?;
-    Ok(Chunk { got, more: got >= n })
+    // A full block: the modem probably holds more. On an SSL connection a short answer does
+    // not prove the buffer empty (field reports of SSL reads that hand out less than is
+    // there, `sim7080_tls::MAX_READ`), and no new `+CADATAIND` comes until it is: ask again
+    // until `+CARECV: 0`.
+    Ok(Chunk {
+        got,
+        more: got >= n || (m.tls && got > 0),
+    })
 }
 
 /// Closes connection 0 (also after `+CASTATE: 0,0`, to free it; `ERROR` means not open).
