@@ -38,26 +38,43 @@ pub enum SocketError {
 
 /// Why a TLS session through the modem's own TLS stack failed.
 ///
-/// The SIMCom SIM7600 reports every failed handshake with one code (15, "handshake
-/// error"): an unknown CA, a certificate for another host name and an expired certificate
-/// all look the same from here. The driver therefore keeps what the modem can tell apart,
-/// and no more.
+/// The driver keeps what the modem can tell apart, and no more. The SIMCom SIM7600 reports
+/// every failed handshake with one code (15, "handshake error"): an unknown CA, a
+/// certificate for another host name and an expired certificate all are [`TlsError::Handshake`].
+/// The SIM7080 names an expired certificate (`+CAOPEN: 0,24`) and one for another host
+/// (25, or 26 for both) apart from the other failures (27, an unknown CA among them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
-    /// The handshake failed (SIM7600 `+CCHOPEN: 0,15`): the server's certificate does not
-    /// chain to the trusted CA, names another host, has expired, or no common protocol
-    /// version or cipher suite was found.
+    /// The handshake failed (SIM7600 `+CCHOPEN: 0,15`, SIM7080 `+CAOPEN: 0,27`): the
+    /// server's certificate does not chain to the trusted CA, or no common protocol version
+    /// or cipher suite was found; on the SIM7600 also a certificate for another host or an
+    /// expired one.
     #[error(
         "TLS handshake failed: the server certificate is not signed by the CA the device trusts, \
          is for another host name or has expired (the modem does not say which)"
     )]
     Handshake,
+    /// The server's certificate has expired, or is not valid yet by the modem's clock
+    /// (SIM7080 `+CAOPEN: 0,24`).
+    #[error(
+        "TLS refused: the server certificate has expired (or the modem's clock, which follows the \
+         network's time, is wrong); renew the server's certificate"
+    )]
+    Expired,
+    /// The server's certificate names another host (SIM7080 `+CAOPEN: 0,25`, or 26 when it
+    /// has also expired).
+    #[error(
+        "TLS refused: the server certificate is for another host name than the URL's; fix the \
+         URL or the server's certificate"
+    )]
+    WrongHost,
     /// The modem has no CA certificate to check the server with (`+CCHOPEN: 0,19`), or the
     /// device was built without one.
     #[error("no CA certificate is set on the modem; configure the trust anchor")]
     NoCaCert,
-    /// The modem refused the CA certificate download (`AT+CCERTDOWN`) or its TLS settings.
+    /// The modem refused the CA certificate download (`AT+CCERTDOWN`, `AT+CFSWFILE`, the
+    /// `convert`) or its TLS settings.
     #[error("the modem refused the CA certificate or the TLS settings")]
     Setup,
     /// `https://` asked of a socket that has no TLS stack.
@@ -70,6 +87,8 @@ impl TlsError {
     pub fn code(self) -> &'static str {
         match self {
             TlsError::Handshake => "tls-handshake-failed",
+            TlsError::Expired => "tls-cert-expired",
+            TlsError::WrongHost => "tls-wrong-host",
             TlsError::NoCaCert => "tls-no-ca-cert",
             TlsError::Setup => "tls-setup-refused",
             TlsError::Unsupported => "tls-unsupported",

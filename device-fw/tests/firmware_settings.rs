@@ -583,6 +583,21 @@ fn ca_certs_are_compiled_in_as_one_bundle_and_must_be_pem() {
         assert!(!e.help().is_empty(), "{message}");
     }
 
+    // One file on the modem takes at most 10,240 bytes: a larger bundle is refused at build.
+    let body = "A".repeat(64);
+    let big = format!(
+        "-----BEGIN CERTIFICATE-----\n{}-----END CERTIFICATE-----\n",
+        format!("{body}\n").repeat(170)
+    );
+    fs::write(dir.join("big.pem"), &big).unwrap();
+    let e = firmware(&path, &text("\"big.pem\""), Chip::Esp32c6, &keys).unwrap_err();
+    let message = e.to_string();
+    assert_eq!(e.key(), Some("release.ca_certs"), "{message}");
+    assert!(
+        message.contains(&format!("{} bytes", big.len())) && message.contains("10240"),
+        "{message}"
+    );
+
     let plain = firmware(
         &profiles_dir().join("esp32c6-sim7600.toml"),
         &text("").replace("https", "http"),

@@ -343,14 +343,16 @@ fn an_https_device_url_needs_ca_certs_on_a_modem_with_tls() {
         None,
         &["https://", "release.ca_certs names no CA certificate"],
     );
-    let e = parse_err(&format!("{BASE}\n{https}ca_certs = [\"fleet-ca.pem\"]\n").replace("\"sim7600\"", "\"sim7080\""));
-    assert_error(
-        &e,
-        ProfileErrorKind::BadValue,
-        "release.ca_certs",
-        None,
-        &["only the sim7600 driver"],
+    // Both dialects' drivers do TLS in the modem.
+    let sim7080 = format!("{BASE}\n{https}ca_certs = [\"fleet-ca.pem\"]\n").replace("\"sim7600\"", "\"sim7080\"");
+    assert_ne!(
+        sim7080,
+        format!("{BASE}\n{https}ca_certs = [\"fleet-ca.pem\"]\n"),
+        "BASE names its dialect"
     );
+    let p = Profile::parse(&sim7080, "x").unwrap();
+    assert_eq!(p.release.ca_certs, ["fleet-ca.pem"]);
+    assert_eq!(p.modem_config().unwrap().dialect, device_fw::modem::Dialect::Sim7080);
     let e = parse_err(&format!(
         "{BASE}\n[release]\ndevice_url = \"https://h/fleet?x=1\"\nca_certs = [\"a.pem\"]\n"
     ));

@@ -12,9 +12,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
+use rustls::{
+    ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme, SupportedProtocolVersion,
+};
 
 use crate::net::Connection;
 use crate::pipe::PipeWriter;
@@ -178,12 +183,113 @@ pub fn client_config_at(
         ClientClock::Network => Arc::new(rustls::time_provider::DefaultTimeProvider),
         ClientClock::PowerOn => Arc::new(PowerOnClock),
     };
+    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .map_err(|_| TrustError::NoCertificate)?;
     let config = ClientConfig::builder_with_details(provider(), time)
         .with_protocol_versions(versions)
         .map_err(|_| TrustError::Versions)?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ModemVerifier { inner }))
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// Why a modem's certificate check refused the server, as far as a modem's result codes can
+/// tell (SIM7080 `+CAOPEN` 24, 25, 26, 27; the SIM7600 has one code for all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Outside its validity by the modem's clock.
+    Expired,
+    /// Not valid for the host name connected to.
+    WrongHost,
+    /// Both.
+    ExpiredWrongHost,
+    /// Any other failure: an unknown CA, a bad signature, no common version or cipher suite,
+    /// an alert from the server.
+    Other,
+}
+
+impl Refusal {
+    /// What the failed handshake's error was.
+    pub fn of(e: &rustls::Error) -> Refusal {
+        use rustls::CertificateError as C;
+        match e {
+            rustls::Error::InvalidCertificate(c) => match c {
+                C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
+                    Refusal::Expired
+                }
+                C::NotValidForName | C::NotValidForNameContext { .. } => Refusal::WrongHost,
+                C::Other(other) if other.0.downcast_ref::<ExpiredForAnotherHost>().is_some() => {
+                    Refusal::ExpiredWrongHost
+                }
+                _ => Refusal::Other,
+            },
+            _ => Refusal::Other,
+        }
+    }
+}
+
+/// A certificate that fails both the validity and the name check: webpki stops at the
+/// first, a modem reports both (SIM7080 `+CAOPEN: <cid>,26`).
+#[derive(Debug, thiserror::Error)]
+#[error("certificate expired and not valid for the host name")]
+struct ExpiredForAnotherHost;
+
+/// webpki's checks, plus the name check after an expiry so that both failures show.
+#[derive(Debug)]
+struct ModemVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for ModemVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let res = self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        match res {
+            Err(e) if Refusal::of(&e) == Refusal::Expired => {
+                let name_ok = ParsedCertificate::try_from(end_entity)
+                    .is_ok_and(|cert| rustls::client::verify_server_name(&cert, server_name).is_ok());
+                match name_ok {
+                    true => Err(e),
+                    false => Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
+                        rustls::OtherError(Arc::new(ExpiredForAnotherHost)),
+                    ))),
+                }
+            }
+            res => res,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// What crossed one side's wire, for the airtime a TLS session costs over its plaintext.

@@ -505,6 +505,28 @@ impl<U: Read + Write, C: Clock> At<U, C> {
         {
             return Err(AtError::Protocol);
         }
+        self.payload_then_final(payload, timeout_us).await
+    }
+
+    /// A command the modem answers with the line `ready` (the SIM7080's `DOWNLOAD` for
+    /// `AT+CFSWFILE`) instead of a `>` prompt, then `payload`, then the final result.
+    pub(crate) async fn send_after_line(
+        &mut self,
+        args: fmt::Arguments<'_>,
+        ready: &[u8],
+        payload: &[u8],
+        timeout_us: u64,
+    ) -> Result<(), AtError> {
+        let deadline = self.deadline(timeout_us);
+        self.send(args, deadline).await?;
+        self.finish(deadline, Probe::Lines, &mut [], &mut 0, &mut |line| {
+            if line == ready { Take::End } else { Take::No }
+        })
+        .await?;
+        self.payload_then_final(payload, timeout_us).await
+    }
+
+    async fn payload_then_final(&mut self, payload: &[u8], timeout_us: u64) -> Result<(), AtError> {
         let deadline = self.deadline(timeout_us);
         self.send_payload(payload, deadline).await?;
         self.finish(deadline, Probe::Lines, &mut [], &mut 0, &mut |_| Take::No)

@@ -43,6 +43,7 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
         // The modem may have restarted: the first TLS connect checks the CA and context again
         // (a list and a few settings, no write unless the CA changed).
         self.tls_ready = false;
+        self.plain_ready = false;
         // Boot notices from here on belong to the boot being synced with.
         self.at.watch_restart = false;
         let mut restarts = 0u8;

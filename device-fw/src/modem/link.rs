@@ -4,7 +4,7 @@ use embedded_io_async::{Read, Write};
 
 use super::at::{AtError, CloseKind};
 use super::reply::not_allowed;
-use super::{CONNECT_BAD_HOST, Dialect, MAX_EMPTY_POLLS, MAX_HOST, Modem, sim7080, sim7600, sim7600_tls};
+use super::{CONNECT_BAD_HOST, Dialect, MAX_EMPTY_POLLS, MAX_HOST, Modem, sim7080, sim7080_tls, sim7600, sim7600_tls};
 use crate::clock::Clock;
 use crate::socket::{Socket, SocketError, TlsError};
 
@@ -125,7 +125,8 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
             }
     }
 
-    /// Opens link 0 (`CIPOPEN` / `CAOPEN`) or, with `tls`, SSL session 0 (`CCHOPEN`).
+    /// Opens link 0 (`CIPOPEN` / `CAOPEN`) or, with `tls`, SSL session 0 (`CCHOPEN`) / connection
+    /// 0 with SSL (`CAOPEN`).
     async fn open_link(&mut self, host: &str, port: u16, tls: bool) -> Result<(), SocketError> {
         self.absorb();
         if let Some(e) = self.unusable() {
@@ -149,7 +150,11 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
         let res = match self.cfg.dialect {
             Dialect::Sim7600 if tls => sim7600_tls::open(self, host, port).await,
             Dialect::Sim7600 => sim7600::open(self, host, port).await,
-            Dialect::Sim7080 => sim7080::open(self, host, port).await,
+            Dialect::Sim7080 if tls => sim7080_tls::open(self, host, port).await,
+            Dialect::Sim7080 => match sim7080_tls::plain(self).await {
+                Ok(()) => sim7080::open(self, host, port).await,
+                Err(e) => Err(e),
+            },
         };
         self.absorb();
         if res.is_ok() {
@@ -184,16 +189,13 @@ impl<U: Read + Write, C: Clock> Socket for Modem<U, C> {
 
     async fn connect_tls(&mut self, host: &str, port: u16) -> Result<(), SocketError> {
         if !self.supports_tls() {
-            return Err(SocketError::Tls(match self.cfg.dialect {
-                Dialect::Sim7600 => TlsError::NoCaCert,
-                _ => TlsError::Unsupported,
-            }));
+            return Err(SocketError::Tls(TlsError::NoCaCert));
         }
         self.open_link(host, port, true).await
     }
 
     fn supports_tls(&self) -> bool {
-        self.cfg.dialect == Dialect::Sim7600 && self.cfg.ca_cert.is_some()
+        self.cfg.ca_cert.is_some()
     }
 
     async fn write_all(&mut self, data: &[u8]) -> Result<(), SocketError> {
@@ -242,7 +244,10 @@ impl<U: Read + Write, C: Clock> Socket for Modem<U, C> {
         loop {
             let ending = matches!(self.link, Link::Ending(_));
             if self.maybe_data || ending {
-                let n = buf.len().min(self.cfg.effective_read_block());
+                let mut n = buf.len().min(self.cfg.effective_read_block());
+                if self.tls && self.cfg.dialect == Dialect::Sim7080 {
+                    n = n.min(sim7080_tls::MAX_READ);
+                }
                 self.at.events.data_ready = false;
                 let res = match self.cfg.dialect {
                     Dialect::Sim7600 if self.tls => sim7600_tls::read(self, buf, n).await,

@@ -11,8 +11,9 @@
 //! noise, and reads binary payloads with exact lengths; `reply` tells a notice from an
 //! answer and reads fields; `bring_up` and `registration` set the modem up; `link` keeps the
 //! one connection's state behind [`Socket`]; `sim7600` and `sim7080` turn socket operations
-//! into their dialect's commands, `sim7600_tls` into the SIM7600's SSL client commands
-//! (the modem terminates TLS, so the chip carries no TLS code or buffers).
+//! into their dialect's commands, `sim7600_tls` into the SIM7600's SSL client commands and
+//! `sim7080_tls` sets up the SIM7080's SSL on its `CA*` connection (the modem terminates
+//! TLS, so the chip carries no TLS code or buffers).
 //!
 //! # RAM
 //!
@@ -45,10 +46,12 @@
 
 mod at;
 mod bring_up;
+mod ca_file;
 mod link;
 mod registration;
 mod reply;
 mod sim7080;
+mod sim7080_tls;
 mod sim7600;
 mod sim7600_tls;
 
@@ -153,7 +156,7 @@ pub struct ModemConfig {
     /// [`Modem::with_uart_rate`].
     pub fast_baud: Option<u32>,
     /// The CA certificate (PEM) that `https://` servers are checked against, stored on the
-    /// modem with `AT+CCERTDOWN` (only when the modem does not hold it yet). `None`: no
+    /// modem with `AT+CCERTDOWN` / `AT+CFSWFILE` (only when the modem does not hold it yet). `None`: no
     /// `https://` ([`crate::socket::TlsError::NoCaCert`]).
     pub ca_cert: Option<&'static [u8]>,
 }
@@ -349,9 +352,11 @@ pub struct Modem<U, C> {
     free_link: bool,
     /// The link is (or was last) a TLS session of the modem's SSL client, not a `CIP` link.
     tls: bool,
-    /// The SSL client is set up (CA on the modem, context, service started) since the last
-    /// bring-up.
+    /// The SSL client is set up (CA on the modem, context, service started; SIM7080: SSL on
+    /// connection 0) since the last bring-up.
     tls_ready: bool,
+    /// SIM7080: SSL is off on connection 0 since the last bring-up.
+    plain_ready: bool,
 }
 
 impl<U, C> core::fmt::Debug for Modem<U, C> {
@@ -379,6 +384,7 @@ impl<U: Read + Write, C: Clock> Modem<U, C> {
             free_link: false,
             tls: false,
             tls_ready: false,
+            plain_ready: false,
         }
     }
 

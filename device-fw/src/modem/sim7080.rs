@@ -5,6 +5,7 @@
 //! `AT+CAOPEN=0,0,"TCP","<host>",<port>` → `+CAOPEN: 0,<result>` + `OK`;
 //! `AT+CASEND=0,<n>` → `>` → n bytes → `OK`; `AT+CARECV=0,<n>` → `+CARECV: <read>,<bytes>`
 //! (payload right after the comma) + `OK`, or `+CARECV: 0` when empty; `AT+CACLOSE=0`.
+//! With SSL on connection 0 (`sim7080_tls`) the same commands carry plaintext.
 
 use embedded_io_async::{Read, Write};
 
@@ -91,7 +92,7 @@ pub(super) async fn open<U: Read + Write, C: Clock>(
         Ok(()) => {}
         Err(AtError::Rejected) => {
             let code = m.at.events.open_result.filter(|&c| c != 0).unwrap_or(CONNECT_NO_CODE);
-            return Err(SocketError::ConnectFailed(code));
+            return Err(open_error(m.tls, code));
         }
         // Seen after a 75 s stall: the modem is still connecting, and answers one command
         // at a time, so the close queues behind the connect and its late
@@ -117,8 +118,16 @@ pub(super) async fn open<U: Read + Write, C: Clock>(
     }
     match m.at.events.open_result {
         Some(0) => Ok(()),
-        Some(code) => Err(SocketError::ConnectFailed(code)),
+        Some(code) => Err(open_error(m.tls, code)),
         None => Err(SocketError::NetworkDown),
+    }
+}
+
+/// The error for a `+CAOPEN: 0,<result>` that is not 0: a TLS one when connection 0 has SSL.
+fn open_error(tls: bool, code: u16) -> SocketError {
+    match tls {
+        true => super::sim7080_tls::open_error(code),
+        false => SocketError::ConnectFailed(code),
     }
 }
 
@@ -161,7 +170,14 @@ pub(super) async fn read<U: Read + Write, C: Clock>(
         }
     })
     .await?;
-    Ok(Chunk { got, more: got >= n })
+    // A full block: the modem probably holds more. On an SSL connection a short answer does
+    // not prove the buffer empty (field reports of SSL reads that hand out less than is
+    // there, `sim7080_tls::MAX_READ`), and no new `+CADATAIND` comes until it is: ask again
+    // until `+CARECV: 0`.
+    Ok(Chunk {
+        got,
+        more: got >= n || (m.tls && got > 0),
+    })
 }
 
 /// Closes connection 0 (also after `+CASTATE: 0,0`, to free it; `ERROR` means not open).

@@ -17,9 +17,9 @@
 use core::fmt::Write as _;
 
 use embedded_io_async::{Read, Write};
-use sha2::{Digest, Sha256};
 
 use super::at::{AtError, Probe, Take};
+use super::ca_file::{CA_PREFIX, CaName};
 use super::reply::{Fields, after};
 use super::{CONNECT_NO_CODE, Chunk, Modem};
 use crate::clock::Clock;
@@ -30,21 +30,11 @@ use crate::socket::{SocketError, TlsError};
 const HANDSHAKE_ERROR: u16 = 15;
 const NO_CERTIFICATE: u16 = 19;
 
-/// Name prefix of the CA files this driver owns on the modem.
-const CA_PREFIX: &str = "otaca-";
+/// Bytes of the PEM's SHA-256 in the CA file's name.
+const CA_HASH_BYTES: usize = 8;
 
-type CaName = heapless::String<32>;
-
-/// `otaca-<first 8 bytes of the SHA-256, hex>.pem`.
 fn ca_name(pem: &[u8]) -> CaName {
-    let digest = Sha256::digest(pem);
-    let mut name = CaName::new();
-    let _ = name.push_str(CA_PREFIX);
-    for b in &digest[..8] {
-        let _ = write!(name, "{b:02x}");
-    }
-    let _ = name.push_str(".pem");
-    name
+    super::ca_file::ca_name(pem, CA_HASH_BYTES)
 }
 
 /// The file name in a `+CCERTLIST: "<name>"` line.
@@ -132,7 +122,10 @@ async fn setup<U: Read + Write, C: Clock>(m: &mut Modem<U, C>) -> Result<(), Soc
 }
 
 /// A setup command's result: a refusal is [`TlsError::Setup`], anything else loses the modem.
-fn tls_step<U: Read + Write, C: Clock>(m: &mut Modem<U, C>, res: Result<(), AtError>) -> Result<(), SocketError> {
+pub(super) fn tls_step<U: Read + Write, C: Clock>(
+    m: &mut Modem<U, C>,
+    res: Result<(), AtError>,
+) -> Result<(), SocketError> {
     match res {
         Ok(()) => Ok(()),
         Err(AtError::Rejected) => Err(SocketError::Tls(TlsError::Setup)),
@@ -290,15 +283,6 @@ pub(super) async fn stop<U: Read + Write, C: Clock>(m: &mut Modem<U, C>) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ca_name_carries_the_hash_and_changes_with_the_bytes() {
-        let a = ca_name(b"-----BEGIN CERTIFICATE-----\nA\n");
-        let b = ca_name(b"-----BEGIN CERTIFICATE-----\nB\n");
-        assert!(a.starts_with(CA_PREFIX) && a.ends_with(".pem") && a.len() == 26, "{a}");
-        assert_ne!(a, b);
-        assert_eq!(a, ca_name(b"-----BEGIN CERTIFICATE-----\nA\n"));
-    }
 
     #[test]
     fn listed_names_are_read_with_or_without_quotes() {

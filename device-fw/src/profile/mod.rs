@@ -49,7 +49,7 @@
 //! device_url = "http://ota.example.com/fleet"  # bucket base URL as devices fetch it; <url>/<channel>/manifest.json
 //!                            # at most 200 bytes (needed to build firmware); https:// needs ca_certs
 //! ca_certs = ["fleet-ca.pem"]  # PEM CA files the modem checks https:// servers against, relative to the
-//!                            # profile, compiled in as one bundle (sim7600 only; optional)
+//!                            # profile, compiled in as one bundle of <= 10240 bytes (optional)
 //! public_keys = ["../keys/otactl.pub"]         # 1..=2 SPKI PEM files, relative to the profile (needed to build
 //!                            # firmware; OTACTL_PUBLIC_KEYS=a.pub:b.pub overrides)
 //! bucket = "file://./dist"   # where `otactl release` publishes: file://, s3://, gs://, az://  (or --bucket)

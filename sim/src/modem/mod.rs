@@ -42,9 +42,10 @@
 //! # What is not emulated
 //!
 //! Direct-push receive (SIM7600 without `AT+CIPRXGET=1`: `CIPOPEN` then fails with
-//! `+CIPOPEN: <l>,4`), hex reads (`CIPRXGET=3`), UDP, SMS, the SIM7080's SSL. The SIM7600's SSL
-//! client (`CCH*`) does real TLS: see `sim7600_tls`. Echo is written when a
-//! command is taken up, not while its characters arrive.
+//! `+CIPOPEN: <l>,4`), hex reads (`CIPRXGET=3`), UDP, SMS. The SIM7600's SSL client (`CCH*`)
+//! and the SIM7080's SSL on `CA*` connections do real TLS: see `sim7600_tls` and
+//! `sim7080_tls` (what they share is in `ssl`). Echo is written when a command is taken up,
+//! not while its characters arrive.
 
 mod at;
 mod common;
@@ -52,9 +53,11 @@ mod config;
 mod quirks;
 mod registration;
 mod sim7080;
+mod sim7080_tls;
 mod sim7600;
 mod sim7600_tls;
 mod socket;
+mod ssl;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -154,9 +157,10 @@ pub struct ModemEmuStats {
     pub bytes_read: u64,
     /// Unsolicited lines written (boot lines, notices, injected lines; not noise).
     pub urcs_sent: u64,
-    /// Certificate files written to the modem's flash (`AT+CCERTDOWN`).
+    /// Certificate files written to the modem's flash (SIM7600 `AT+CCERTDOWN`; SIM7080
+    /// `AT+CFSWFILE` and each `AT+CSSLCFG="convert"` into its certificate store).
     pub cert_downloads: u64,
-    /// TLS sessions set up (`+CCHOPEN: <s>,0`).
+    /// TLS sessions set up (`+CCHOPEN: <s>,0`, SIM7080 `+CAOPEN: <cid>,0` with SSL).
     pub tls_handshakes: u64,
     /// TLS bytes received beyond the plaintext they carried: handshakes, record headers
     /// and tags. Airtime the plaintext counters above do not show.
@@ -231,7 +235,7 @@ impl ModemHandle {
     pub fn stats(&self) -> ModemEmuStats {
         let core = self.shared.lock();
         ModemEmuStats {
-            cert_downloads: core.ssl.downloads,
+            cert_downloads: core.ssl.files.writes + core.ca_ssl.flash_writes(),
             tls_handshakes: self.shared.tls.handshakes.load(std::sync::atomic::Ordering::Relaxed),
             tls_overhead_bytes: self.shared.tls.overhead_in(),
             ..core.stats
@@ -267,6 +271,7 @@ pub fn spawn_modem(cfg: ModemEmulatorConfig, uart: UartEnd, net: Network) -> Mod
             boot_output: BootOutput::Lines,
             stall: None,
             ssl: sim7600_tls::SslState::default(),
+            ca_ssl: sim7080_tls::SslState::default(),
             out: VecDeque::new(),
             stats: ModemEmuStats::default(),
         }),
@@ -335,6 +340,8 @@ struct Core {
     stall: Option<quirks::Stall>,
     /// The SIM7600 SSL client (`CCH*`).
     ssl: sim7600_tls::SslState,
+    /// The SIM7080's SSL on `CA*` connections, its file system and certificate store.
+    ca_ssl: sim7080_tls::SslState,
 }
 
 impl Core {
@@ -381,6 +388,7 @@ impl Shared {
         core.pdp = false;
         core.manual_rx = false;
         core.ssl.reboot();
+        core.ca_ssl.reboot();
         for slot in core.links.iter_mut() {
             if let Some(sock) = slot.take() {
                 core.stats.discarded_bytes += sock.buf.len() as u64;

@@ -2,11 +2,12 @@
 //!
 //! `+CAOPEN: <cid>,<result>` results where the contract leaves them open follow the SIM7080
 //! table: 21 network not active (no `CNACT`, or the packet network is down), 23 remote
-//! refused. A busy connection id or a malformed command answers plain `ERROR`.
+//! refused; with SSL on the connection (`sim7080_tls`) also 24 to 27. A busy connection id
+//! or a malformed command answers plain `ERROR`.
 
 use super::at::{self, Command, Form, PROMPT, line};
 use super::socket::{self, SockState};
-use super::{Session, Stop};
+use super::{Session, Stop, sim7080_tls, ssl};
 use crate::net::ConnectError;
 
 /// Largest `CASEND` payload (`AT+CASEND=?` → `(1-1460)`).
@@ -14,6 +15,9 @@ const MAX_SEND: u64 = 1460;
 
 /// Answers a SIM7080 command. `Ok(false)`: unknown here (the caller answers `ERROR`).
 pub(super) async fn execute(s: &mut Session<'_>, cmd: &Command) -> Result<bool, Stop> {
+    if super::sim7080_tls::execute(s, cmd).await? {
+        return Ok(true);
+    }
     match (cmd.name.as_str(), &cmd.form) {
         ("+CNACT", Form::Set(_)) => {
             let (Some(0), Some(on @ 0..=1), 2) = (cmd.num(0), cmd.num(1), cmd.argc()) else {
@@ -165,8 +169,26 @@ async fn caopen(s: &mut Session<'_>, cmd: &Command) -> Result<(), Stop> {
             return s.reply(result(code)).await;
         }
     }
+    let trust = s.sh.lock().ca_ssl.trust(cid, &host);
     let net = s.sh.net.clone();
-    let connected = s.wait_for(async move { net.connect(&host, port).await }).await?;
+    let counters = s.sh.tls.clone();
+    // With SSL on the connection, the handshake is part of the connect: `+CAOPEN` comes
+    // after it, with the certificate check's result.
+    let connected = s
+        .wait_for(async move {
+            let conn = net.connect(&host, port).await.map_err(Refused::Connect)?;
+            match trust {
+                None => Ok(conn),
+                Some(Err(code)) => {
+                    conn.abort();
+                    Err(Refused::Tls(code))
+                }
+                Some(Ok(trust)) => ssl::handshake(conn, &trust, &host, counters)
+                    .await
+                    .map_err(|f| Refused::Tls(sim7080_tls::open_result(f))),
+            }
+        })
+        .await?;
     match connected {
         Ok(conn) => match s.sh.attach(cid, id, conn) {
             Some((conn, requests)) => {
@@ -177,10 +199,21 @@ async fn caopen(s: &mut Session<'_>, cmd: &Command) -> Result<(), Stop> {
         },
         Err(e) => {
             s.sh.forget(cid, id);
-            s.reply(result(if matches!(e, ConnectError::Refused(_)) { 23 } else { 21 }))
-                .await
+            let code = match e {
+                Refused::Connect(ConnectError::Refused(_)) => 23,
+                Refused::Connect(_) => 21,
+                Refused::Tls(code) => code,
+            };
+            s.reply(result(code)).await
         }
     }
+}
+
+/// Why a connect did not come up.
+enum Refused {
+    Connect(ConnectError),
+    /// The TLS setup failed with this `+CAOPEN` result.
+    Tls(u8),
 }
 
 /// `AT+CASEND=<cid>,<n>[,<timeout>]`: `>`, exactly n bytes, `OK`.
@@ -209,7 +242,11 @@ async fn carecv(s: &mut Session<'_>, cmd: &Command) -> Result<(), Stop> {
         return s.reply(vec![at::error()]).await;
     };
     s.sync_socket(cid).await;
-    match s.take(cid, usize::try_from(want).unwrap_or(usize::MAX)) {
+    let mut want = usize::try_from(want).unwrap_or(usize::MAX);
+    if s.sh.lock().ca_ssl.ssl_on(cid) {
+        want = want.min(sim7080_tls::MAX_READ);
+    }
+    match s.take(cid, want) {
         None => s.reply(vec![at::error()]).await,
         Some((data, _)) if data.is_empty() => s.reply(vec![line("+CARECV: 0"), at::ok()]).await,
         Some((data, _)) => {

@@ -12,13 +12,11 @@
 //! Not emulated: `authmode` other than 1 (server authentication), client certificates,
 //! direct-push receive (`CCHSET=…,0`: `CCHOPEN` then fails with code 8), send reports.
 
-use std::collections::BTreeMap;
-
 use rustls::version::{TLS12, TLS13};
 
 use super::at::{self, Command, Form, PROMPT, line};
+use super::ssl::{self, CertFiles, Failed, Trust, file_name_ok};
 use super::{Session, Stop, Unsolicited, socket};
-use crate::tls::{self, HandshakeError};
 
 /// Sessions of the SSL client (`<session_id>` 0..=1).
 pub(super) const SESSIONS: usize = 2;
@@ -62,7 +60,7 @@ impl Default for Context {
 #[derive(Debug, Default)]
 pub(super) struct SslState {
     /// Certificate files in the modem's flash file system: kept over restarts.
-    files: BTreeMap<String, Vec<u8>>,
+    pub(super) files: CertFiles,
     contexts: [Context; CONTEXTS],
     /// `CCHSSLCFG`: each session's context.
     session_ctx: [usize; SESSIONS],
@@ -73,18 +71,14 @@ pub(super) struct SslState {
     /// `AT+CTZU=1`: the clock follows the network's time (NITZ). Off, the modem checks
     /// certificates against its power-on clock (1980) and every handshake fails.
     network_time: bool,
-    /// Certificate files written (`CCERTDOWN`): flash wear a normal boot must not cause.
-    pub(super) downloads: u64,
 }
 
 impl SslState {
     /// What a restart forgets: everything but the file system.
     pub(super) fn reboot(&mut self) {
         let files = std::mem::take(&mut self.files);
-        let downloads = self.downloads;
         *self = SslState {
             files,
-            downloads,
             ..SslState::default()
         };
     }
@@ -127,6 +121,7 @@ pub(super) async fn execute(s: &mut Session<'_>, cmd: &Command) -> Result<bool, 
                 let core = s.sh.lock();
                 core.ssl
                     .files
+                    .files
                     .keys()
                     .map(|n| line(&format!("+CCERTLIST: \"{n}\"")))
                     .collect()
@@ -144,15 +139,13 @@ pub(super) async fn execute(s: &mut Session<'_>, cmd: &Command) -> Result<bool, 
             }
             s.write(PROMPT).await?;
             let data = s.read_payload(n as usize).await?;
-            {
-                let mut core = s.sh.lock();
-                core.ssl.files.insert(name, data);
-                core.ssl.downloads += 1;
-            }
+            s.sh.lock().ssl.files.write(name, data);
             s.reply(vec![at::ok()]).await?;
         }
         ("+CCERTDELE", Form::Set(_)) => {
-            let removed = cmd.text(0).is_some_and(|n| s.sh.lock().ssl.files.remove(n).is_some());
+            let removed = cmd
+                .text(0)
+                .is_some_and(|n| s.sh.lock().ssl.files.files.remove(n).is_some());
             s.reply(vec![if removed { at::ok() } else { at::error() }]).await?;
         }
         ("+CCHSET", Form::Set(_)) => {
@@ -227,15 +220,6 @@ pub(super) async fn execute(s: &mut Session<'_>, cmd: &Command) -> Result<bool, 
     Ok(true)
 }
 
-/// A file name the modem's file system takes: printable, no quote or path separator.
-fn file_name_ok(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 108
-        && name
-            .bytes()
-            .all(|b| (0x21..=0x7e).contains(&b) && !b"\"/\\".contains(&b))
-}
-
 fn session_arg(cmd: &Command, i: usize) -> Option<usize> {
     let session = usize::try_from(cmd.num(i)?).ok()?;
     (session < SESSIONS).then_some(session)
@@ -264,23 +248,15 @@ fn csslcfg(s: &Session<'_>, cmd: &Command) -> bool {
     true
 }
 
-/// What a session connects with: the CA file's bytes, versions, SNI. `Err(code)`: the
-/// open fails with that `+CCHOPEN` code.
-type Trust = (
-    Vec<u8>,
-    Vec<&'static rustls::SupportedProtocolVersion>,
-    bool,
-    tls::ClientClock,
-);
-
+/// What a session connects with. `Err(code)`: the open fails with that `+CCHOPEN` code.
 fn trust(s: &Session<'_>, session: usize) -> Result<Trust, u8> {
     let core = s.sh.lock();
     let ctx = &core.ssl.contexts[core.ssl.session_ctx[session]];
     if !core.ssl.manual_rx {
         return Err(ERR_PARAMETER);
     }
-    let pem = match (&ctx.cacert, ctx.authmode) {
-        (Some(name), 1) => core.ssl.files.get(name).cloned().ok_or(ERR_NO_CERT)?,
+    let ca_pem = match (&ctx.cacert, ctx.authmode) {
+        (Some(name), 1) => core.ssl.files.files.get(name).cloned().ok_or(ERR_NO_CERT)?,
         _ => return Err(ERR_NO_CERT),
     };
     let versions: Vec<_> = match ctx.version {
@@ -289,11 +265,12 @@ fn trust(s: &Session<'_>, session: usize) -> Result<Trust, u8> {
         // SSL 3.0 to TLS 1.1: no server worth talking to accepts them.
         _ => Vec::new(),
     };
-    let clock = match core.ssl.network_time {
-        true => tls::ClientClock::Network,
-        false => tls::ClientClock::PowerOn,
-    };
-    Ok((pem, versions, ctx.sni, clock))
+    Ok(Trust {
+        ca_pem,
+        versions,
+        sni: ctx.sni,
+        network_time: core.ssl.network_time,
+    })
 }
 
 /// `AT+CCHOPEN=<s>,"<host>",<port>[,<client_type>]`: `OK`, then `+CCHOPEN: <s>,<err>`
@@ -339,24 +316,18 @@ async fn cchopen(s: &mut Session<'_>, cmd: &Command) -> Result<(), Stop> {
                 sh.queue(&mut core, Unsolicited::Line(format!("+CCHOPEN: {session},{code}")));
             }
         };
-        let (pem, versions, sni, clock) = match trust {
+        let trust = match trust {
             Ok(t) => t,
             Err(code) => return fail(code),
         };
         let Ok(conn) = sh.net.connect(&host, port).await else {
             return fail(ERR_CONNECT);
         };
-        let config = match tls::client_config_at(&pem, &versions, clock) {
-            Ok(config) => config,
-            Err(_) => {
-                conn.abort();
-                return fail(ERR_HANDSHAKE);
-            }
-        };
-        let plain = match tls::connect(conn, config, &host, sni, sh.tls.clone()).await {
+        // Every certificate or protocol failure is the one handshake code.
+        let plain = match ssl::handshake(conn, &trust, &host, sh.tls.clone()).await {
             Ok(plain) => plain,
-            Err(HandshakeError::Tls(_)) => return fail(ERR_HANDSHAKE),
-            Err(HandshakeError::Closed) => return fail(ERR_PEER_CLOSED),
+            Err(Failed::Config | Failed::Refused(_)) => return fail(ERR_HANDSHAKE),
+            Err(Failed::Closed) => return fail(ERR_PEER_CLOSED),
         };
         if let Some((plain, requests)) = sh.attach(link, id, plain) {
             sh.urc(format!("+CCHOPEN: {session},0"));

@@ -434,6 +434,10 @@ fn firmware_pins(
 
 /// Reads the release keys a firmware trusts. `from_env`: the files came from [`KEYS_ENV`],
 /// not the profile, so messages name the variable and no place in the file.
+/// Largest certificate file both modems take (SIM7600 `AT+CCERTDOWN`, SIM7080 `AT+CFSWFILE`:
+/// 10,240 bytes), which the CA bundle goes into whole.
+const MAX_CA_BUNDLE: usize = 10_240;
+
 /// Reads `release.ca_certs`: each file must hold at least one PEM certificate (the modem
 /// parses nothing else), and only printable ASCII, as PEM is.
 fn load_ca_bundle(doc: &Doc<'_>, files: &[PathBuf]) -> Result<Option<Vec<u8>>, ProfileError> {
@@ -466,6 +470,18 @@ fn load_ca_bundle(doc: &Doc<'_>, files: &[PathBuf]) -> Result<Option<Vec<u8>>, P
         if !pem.ends_with(b"\n") {
             bundle.push(b'\n');
         }
+    }
+    if bundle.len() > MAX_CA_BUNDLE {
+        return Err(doc.error(
+            ProfileErrorKind::BadValue,
+            "release.ca_certs",
+            None,
+            format!(
+                "release.ca_certs: the CA bundle is {} bytes, but the modem stores at most {MAX_CA_BUNDLE} bytes in one certificate file (SIM7600 AT+CCERTDOWN, SIM7080 AT+CFSWFILE)",
+                bundle.len()
+            ),
+            "list only the CAs that sign your bucket's certificate (usually one root)".to_owned(),
+        ));
     }
     Ok(Some(bundle))
 }

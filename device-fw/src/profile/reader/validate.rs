@@ -104,12 +104,6 @@ impl Profile {
                 format!("release.bucket = {bucket:?} is not a bucket URL otactl knows"),
             ));
         }
-        if !self.release.ca_certs.is_empty() && self.modem.dialect != super::Dialect::Sim7600 {
-            return Err(doc.bad_value(
-                "release.ca_certs",
-                "release.ca_certs is set, but only the sim7600 driver does TLS (its AT+CCH* SSL client); use http:// with this modem".into(),
-            ));
-        }
         if self.release.public_keys.len() > MAX_KEYS {
             return Err(doc.bad_value(
                 "release.public_keys",
