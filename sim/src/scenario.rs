@@ -579,6 +579,9 @@ fn strategy_name(spec: &RunSpec) -> String {
         (Strategy::Naive, Some(_), None) => format!("naive{rx}"),
         (Strategy::Otactl, _, _) => {
             let mut name = String::from("otactl");
+            if spec.dialect == EmuDialect::Sim7080 && spec.scenario == "seed-cgnat" {
+                name += "-sim7080";
+            }
             if !spec.pacing {
                 name += "-no-pacing";
             }

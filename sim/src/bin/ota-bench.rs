@@ -412,6 +412,12 @@ fn seed_rows(size: usize) -> Vec<RunSpec> {
     // The same update over https://, the modem doing the TLS (SIM7600 `AT+CCH*`).
     let mut tls = seed(Strategy::Otactl);
     tls.tls = Some(sim::scenario::TlsSpec::trusted());
+    // The same case on a SIM7080 (its `CA*` stack), over http:// and https:// (its SSL reads
+    // are at most 512 bytes, docs/at-dialects.md).
+    let mut sim7080 = seed(Strategy::Otactl);
+    sim7080.dialect = sim::modem::Dialect::Sim7080;
+    let mut sim7080_tls = sim7080.clone();
+    sim7080_tls.tls = Some(sim::scenario::TlsSpec::trusted());
     vec![
         naive,
         rx1460,
@@ -423,6 +429,8 @@ fn seed_rows(size: usize) -> Vec<RunSpec> {
         fast_rtscts,
         tls,
         fast,
+        sim7080,
+        sim7080_tls,
     ]
 }
 

@@ -99,23 +99,3 @@ fn malformed_operations_are_refused() {
         assert_eq!(ops.next_op(bytes), Err(DeltaError::BadOperation), "{bytes:?}");
     }
 }
-
-/// `DELTA_PAIR=base.bin,new.bin cargo test -p device-fw --features std delta_pair -- --nocapture --ignored`
-#[test]
-#[ignore]
-fn delta_pair() {
-    let pair = std::env::var("DELTA_PAIR").unwrap();
-    let (a, b) = pair.split_once(',').unwrap();
-    let (base, new) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
-    let t = std::time::Instant::now();
-    let patch = diff(&base, &new).unwrap();
-    println!(
-        "{} -> {}: patch {} B ({:.3} of raw) in {:?}",
-        a,
-        b,
-        patch.len(),
-        patch.len() as f64 / new.len() as f64,
-        t.elapsed()
-    );
-    assert_eq!(apply(&base, &patch).unwrap(), new);
-}
