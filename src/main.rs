@@ -55,7 +55,9 @@ enum Command {
     ///
     /// Exit status: 0 the device confirmed the (expected) version or is up to date, 3 it
     /// rolled back, 4 it rejected the release, 5 the download failed, 6 timeout, 7 the port
-    /// could not be opened or did not come back after a reset, 2 bad arguments.
+    /// could not be opened or did not come back after a reset, 8 the server's certificate
+    /// was refused (or TLS could not be set up), 9 it is for another host, 10 it has
+    /// expired, 2 bad arguments.
     Watch(cli::watch::WatchArgs),
     /// Build, sign and publish a release to a bucket (file://, s3://, gs://, az://).
     ///

@@ -48,7 +48,13 @@ impl Outcome {
             Outcome::DownloadFailed { .. } => 5,
             Outcome::Timeout { .. } => 6,
             Outcome::PortError { .. } => 7,
-            Outcome::TlsRefused { .. } => 8,
+            // Each certificate refusal the modem can name apart has its own code; an
+            // unknown CA and any other failed handshake are one to both modems.
+            Outcome::TlsRefused { reason, .. } => match reason.as_str() {
+                "tls-wrong-host" => 9,
+                "tls-cert-expired" => 10,
+                _ => 8,
+            },
         }
     }
 
@@ -267,6 +273,18 @@ mod tests {
 
     fn s(v: &str) -> String {
         v.to_owned()
+    }
+
+    #[test]
+    fn each_tls_refusal_the_modem_names_has_its_own_exit_code() {
+        let refused = |reason: &str| Outcome::TlsRefused {
+            reason: reason.into(),
+            message: String::new(),
+        };
+        assert_eq!(refused("tls-handshake-failed").exit_code(), 8);
+        assert_eq!(refused("tls-setup-refused").exit_code(), 8);
+        assert_eq!(refused("tls-wrong-host").exit_code(), 9);
+        assert_eq!(refused("tls-cert-expired").exit_code(), 10);
     }
 
     fn boot(version: &str, state: &str) -> Event<String> {
