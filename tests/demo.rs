@@ -106,6 +106,25 @@ fn the_demo_over_https_updates_through_the_modems_tls() {
 }
 
 #[test]
+fn the_demo_over_https_on_a_sim7080_updates_through_its_ssl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let summary = demo_json(&["--tls", "--modem", "sim7080"], tmp.path());
+    assert_eq!(summary["outcome"], "confirmed", "{summary}");
+    assert_eq!(
+        (summary["tls"].as_bool(), summary["modem"].as_str()),
+        (Some(true), Some("sim7080"))
+    );
+    assert_eq!(
+        (summary["from"].as_str(), summary["to"].as_str()),
+        (Some("1.0.0"), Some("1.1.0"))
+    );
+    assert!(
+        summary["resumes"].as_u64().unwrap() >= 1,
+        "resume works over the SIM7080's TLS: {summary}"
+    );
+}
+
+#[test]
 fn a_device_trusting_another_ca_refuses_the_server_and_keeps_running_its_app() {
     let tmp = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_otactl"))

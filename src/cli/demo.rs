@@ -54,6 +54,26 @@ pub struct DemoArgs {
     /// what a fleet with the wrong trust anchor sees (refused, the running app untouched).
     #[arg(long, requires = "tls")]
     tls_wrong_ca: bool,
+    /// The virtual device's modem: the field's SIM7600 (`AT+CCH*` for TLS), or a SIM7080
+    /// (`AT+CA*`, its SSL on the same connection).
+    #[arg(long, value_enum, default_value_t = DemoModem::Sim7600)]
+    modem: DemoModem,
+}
+
+/// The modems the demo's device can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoModem {
+    Sim7600,
+    Sim7080,
+}
+
+impl DemoModem {
+    fn dialect(self) -> &'static str {
+        match self {
+            DemoModem::Sim7600 => "sim7600",
+            DemoModem::Sim7080 => "sim7080",
+        }
+    }
 }
 
 /// Child processes to stop on the way out, also on Ctrl-C.
@@ -207,6 +227,10 @@ fn demo(
     std::fs::create_dir_all(&bucket).map_err(|e| e.to_string())?;
     let profile_text = DEFAULT_PROFILE
         .replace(
+            "dialect = \"sim7600\"",
+            &format!("dialect = \"{}\"", args.modem.dialect()),
+        )
+        .replace(
             "public_keys = [\"../keys/otactl.pub\"]",
             "public_keys = [\"keys/demo.pub\"]",
         )
@@ -352,6 +376,7 @@ fn demo(
             _ => watcher.activated.clone(),
         },
         "tls": args.tls,
+        "modem": args.modem.dialect(),
         "nat_drops": nat_drops,
         "connection_drops": watcher.drops,
         "resumes": watcher.resumes,
