@@ -73,6 +73,9 @@ fn a_release_publishes_a_patch_from_the_previous_one_that_rebuilds_it() {
     assert!(payload["compressed"]["image"].is_string());
     let verified = p.verify("dist/stable/manifest.json");
     assert_eq!(code(&verified), 0, "{}", text(&verified));
+    // The bucket holds complete releases only, the patch among them rebuilding its image.
+    let held = support::check_bucket(&p.path().join("dist"), &p.public_key());
+    assert_eq!(held.iter().map(|r| r.version.as_str()).collect::<Vec<_>>(), ["1.1.0"]);
 }
 
 #[test]

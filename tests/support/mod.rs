@@ -180,6 +180,21 @@ pub fn check_bucket(root: &Path, key: &[u8; 32]) -> Vec<Published> {
                 path.display()
             );
         }
+        if let Some(d) = m.delta {
+            let path = entry.parent().unwrap().join(d.image);
+            let patch = fs::read(&path).unwrap_or_else(|e| panic!("{} names {}: {e}", entry.display(), d.image));
+            assert_eq!(patch.len() as u32, d.size, "{}", path.display());
+            // While its base is in the bucket, the patch rebuilds exactly this image.
+            let base = root.join(format!("images/{}.bin", d.base_sha256));
+            if let Ok(base) = fs::read(&base) {
+                assert_eq!(
+                    device_fw::ota::patch::apply(&base, &patch).unwrap(),
+                    bytes,
+                    "{}",
+                    path.display()
+                );
+            }
+        }
         out.push(Published {
             channel: m.channel.to_owned(),
             version: m.version.to_owned(),
