@@ -90,12 +90,12 @@ pub(super) async fn run_download<S: Socket, W: ImageSink<Flash = SimFlash>>(
         }
         let mut hasher = Sha256::new();
         let mut sink = writer(mark.0);
-        if let Some(m) = mark.0 {
-            if let Err(e) = hash_prefix(sink.flash(), slot, u64::from(m.written), &mut hasher).await {
-                end.error = Some(format!("{e:?}"));
-                end.written = u64::from(m.written);
-                return end;
-            }
+        if let Some(m) = mark.0
+            && let Err(e) = hash_prefix(sink.flash(), slot, u64::from(m.written), &mut hasher).await
+        {
+            end.error = Some(format!("{e:?}"));
+            end.written = u64::from(m.written);
+            return end;
         }
         end.attempts += 1;
         schedule.attempt_started(now_us());
