@@ -23,11 +23,10 @@ use std::time::SystemTime;
 
 use device_fw::esp::chip::Chip;
 use device_fw::esp::image::ImageError as ParseError;
+use device_fw::wire::compressed;
 use device_fw::wire::manifest::{self, Alternate, Manifest, ManifestError, Patch};
 use device_fw::wire::rollout::{DeviceList, Rollout, RolloutState};
-use device_fw::wire::{compressed, delta};
 use miette::Diagnostic;
-use sha2::{Digest, Sha256};
 
 use crate::bucket::{Bucket, BucketError, ImageUpload};
 use crate::channel::{self, ChannelError, Expected, Held, ReplaceError};
@@ -35,9 +34,11 @@ use crate::image;
 use crate::keys::SigningKeySource;
 
 mod decide;
+mod delta_patch;
 mod firmware;
 
 use decide::{Decision, decide};
+use delta_patch::patch_from_previous;
 
 /// The variable the firmware's build script reads the profile from.
 pub const PROFILE_ENV: &str = "OTACTL_PROFILE";
@@ -629,84 +630,6 @@ pub fn release_staged(
             })
         }
     }
-}
-
-/// A patch to publish beside a release.
-struct PatchFile {
-    key: String,
-    bytes: Vec<u8>,
-    base_sha256: String,
-    base_size: u32,
-    base_version: String,
-}
-
-/// The patch from the channel's current release to `new`, if the manifest verified, its
-/// image is still in the bucket with the hash the manifest signed, and the patch is smaller
-/// than the compressed form (`compressed_len`); otherwise devices take the compressed form,
-/// and the step says why.
-fn patch_from_previous(
-    runtime: &tokio::runtime::Runtime,
-    bucket: &Bucket,
-    previous: Option<&Held>,
-    new: &[u8],
-    compressed_len: usize,
-    progress: &mut dyn Progress,
-    report: &mut Report,
-) -> Result<Option<PatchFile>, ReleaseError> {
-    let Some(facts) = previous.filter(|h| h.verified).and_then(|h| h.facts.as_ref()) else {
-        return Ok(None);
-    };
-    let mut skip = |progress: &mut dyn Progress, why: String| {
-        let why = format!("no patch from {}: {why}", facts.version);
-        progress.step("delta", why.clone());
-        report.delta_skipped = Some(why);
-        Ok(None)
-    };
-    let Some(key) = facts.image.strip_prefix("../") else {
-        return skip(progress, format!("its image {} is not in this bucket", facts.image));
-    };
-    let base = match runtime.block_on(bucket.read_small(key, u64::from(u32::MAX)))? {
-        Some(current) => current.bytes,
-        None => return skip(progress, format!("{key} is no longer in the bucket")),
-    };
-    let base_sha256 = image::hex(&Sha256::digest(&base));
-    if base_sha256 != facts.sha256 || base.len() as u64 != u64::from(facts.size) {
-        return skip(
-            progress,
-            format!(
-                "{key} is not the image its manifest signed (SHA-256 {base_sha256}, {} bytes)",
-                base.len()
-            ),
-        );
-    }
-    let bytes = delta::diff(&base, new).map_err(ReleaseError::Delta)?;
-    if bytes.len() >= compressed_len {
-        return skip(
-            progress,
-            format!(
-                "the patch ({} bytes) is no smaller than the compressed form ({compressed_len})",
-                bytes.len()
-            ),
-        );
-    }
-    let new_sha256 = image::hex(&Sha256::digest(new));
-    let key = format!("images/{new_sha256}.from-{}.otd", &base_sha256[..16]);
-    progress.step(
-        "delta",
-        format!(
-            "{key}: {} bytes from {} ({:.1} % of the image)",
-            bytes.len(),
-            facts.version,
-            100.0 * bytes.len() as f64 / new.len() as f64
-        ),
-    );
-    Ok(Some(PatchFile {
-        key,
-        bytes,
-        base_sha256,
-        base_size: facts.size,
-        base_version: facts.version.clone(),
-    }))
 }
 
 /// Whether the channel's held manifest names `key` as its compressed form.

@@ -7,6 +7,7 @@ use std::vec::Vec;
 use ed25519_dalek::SigningKey;
 
 use super::*;
+use crate::wire::rollout;
 
 fn key(n: u8) -> SigningKey {
     SigningKey::from_bytes(&[n; 32])
