@@ -38,7 +38,7 @@ mod delta_patch;
 mod firmware;
 
 use decide::{Decision, decide};
-use delta_patch::patch_from_previous;
+use delta_patch::{ListedPatch, listed_patch, patch_from_previous};
 
 /// The variable the firmware's build script reads the profile from.
 pub const PROFILE_ENV: &str = "OTACTL_PROFILE";
@@ -551,6 +551,23 @@ pub fn release_staged(
             } else {
                 upload(&runtime, &bucket, &packed_key, &packed, progress)?
             });
+        }
+        // The patch the held manifest lists, made again from its base if it went missing.
+        match listed_patch(&runtime, &bucket, previous.as_ref(), &bytes, progress)? {
+            Some(ListedPatch::Present { key, size }) => {
+                (report.delta_key, report.delta_size) = (Some(key), Some(u64::from(size)));
+                report.delta_upload = Some("present");
+            }
+            Some(ListedPatch::Restored { key, bytes: patch }) => {
+                report.delta_size = Some(patch.len() as u64);
+                report.delta_upload = Some(if req.dry_run {
+                    "would-upload"
+                } else {
+                    upload(&runtime, &bucket, &key, &patch, progress)?
+                });
+                report.delta_key = Some(key);
+            }
+            None => {}
         }
         progress.step(
             "publish",

@@ -140,3 +140,40 @@ fn image_diff_writes_a_patch_the_device_applies_and_refuses_what_is_not_an_image
     assert_eq!(code(&out), 2, "{}", text(&out));
     assert_eq!(fs::read(p.path().join(&to)).unwrap(), v2);
 }
+
+#[test]
+fn the_same_release_run_again_restores_a_missing_patch() {
+    let p = Project::new();
+    let profile = p.profile("c3", "esp32c3", "", "");
+    let (v1, v2) = two_versions();
+    let (first, second) = (p.write("fw/1.0.0.bin", &v1), p.write("fw/1.1.0.bin", &v2));
+    assert_eq!(code(&p.release(&profile, &["--image", &first, "--bucket", "dist"])), 0);
+    let out = p.release(&profile, &["--image", &second, "--bucket", "dist", "--json"]);
+    let key = json(&out)["objects"]["delta"]["key"].as_str().unwrap().to_owned();
+    let path = p.path().join("dist").join(&key);
+    let patch = fs::read(&path).unwrap();
+
+    // Present: nothing to do.
+    let out = p.release(&profile, &["--image", &second, "--bucket", "dist", "--json"]);
+    assert_eq!(json(&out)["outcome"], "unchanged", "{}", text(&out));
+    assert_eq!(json(&out)["objects"]["delta"]["upload"], "present");
+
+    // Gone: a dry run says it would put it back, a real run does, byte for byte.
+    fs::remove_file(&path).unwrap();
+    let out = p.release(
+        &profile,
+        &["--image", &second, "--bucket", "dist", "--json", "--dry-run"],
+    );
+    assert_eq!(
+        json(&out)["objects"]["delta"]["upload"],
+        "would-upload",
+        "{}",
+        text(&out)
+    );
+    assert!(!path.exists());
+    let out = p.release(&profile, &["--image", &second, "--bucket", "dist", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(json(&out)["outcome"], "unchanged");
+    assert_eq!(json(&out)["objects"]["delta"]["upload"], "uploaded");
+    assert_eq!(fs::read(&path).unwrap(), patch);
+}

@@ -86,3 +86,57 @@ pub(super) fn patch_from_previous(
         base_version: facts.version.clone(),
     }))
 }
+
+/// The patch a held manifest lists, as a release run again finds it.
+pub(super) enum ListedPatch {
+    /// In the bucket with the listed size.
+    Present { key: String, size: u32 },
+    /// Missing, and made again from its base: to upload.
+    Restored { key: String, bytes: Vec<u8> },
+}
+
+/// The patch the channel's held manifest lists for the image it already holds (`image`),
+/// made again from the base it names if it went missing: a release run again restores a
+/// patch object as it does the image. `None` when the manifest lists none, or when its base
+/// is gone or the patch made again differs from the listed size (then the step warns: a
+/// device running that base would fail to fetch it until the next release).
+pub(super) fn listed_patch(
+    runtime: &tokio::runtime::Runtime,
+    bucket: &Bucket,
+    held: Option<&Held>,
+    image: &[u8],
+    progress: &mut dyn Progress,
+) -> Result<Option<ListedPatch>, ReleaseError> {
+    let Some((listed, size, base_sha256, _)) = held
+        .filter(|h| h.verified)
+        .and_then(|h| h.facts.as_ref())
+        .and_then(|f| f.delta.clone())
+    else {
+        return Ok(None);
+    };
+    let Some(key) = listed.strip_prefix("../").map(str::to_owned) else {
+        return Ok(None);
+    };
+    if runtime.block_on(bucket.size_of(&key))? == Some(u64::from(size)) {
+        return Ok(Some(ListedPatch::Present { key, size }));
+    }
+    let base_key = format!("images/{base_sha256}.bin");
+    let base = match runtime.block_on(bucket.read_small(&base_key, u64::from(u32::MAX)))? {
+        Some(current) if image::hex(&Sha256::digest(&current.bytes)) == base_sha256 => current.bytes,
+        _ => {
+            progress.warn(format!(
+                "the manifest lists the patch {key}, which is missing, and its base {base_key} is gone; devices running that base fail to fetch it until the next release"
+            ));
+            return Ok(None);
+        }
+    };
+    let bytes = delta::diff(&base, image).map_err(ReleaseError::Delta)?;
+    if bytes.len() != size as usize {
+        progress.warn(format!(
+            "the patch {key} is missing, and made again it is {} bytes where the manifest lists {size}; not restored",
+            bytes.len()
+        ));
+        return Ok(None);
+    }
+    Ok(Some(ListedPatch::Restored { key, bytes }))
+}
