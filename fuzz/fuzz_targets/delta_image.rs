@@ -44,7 +44,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let raw_size = expected.raw_size;
     let mut flash = RamFlash::new(SECTOR * 36);
-    let base: Vec<u8> = (0..expected.base_size).map(|i| (i as u8).wrapping_mul(base_seed) ^ (i >> 8) as u8).collect();
+    let base: Vec<u8> = (0..expected.base_size)
+        .map(|i| (i as u8).wrapping_mul(base_seed) ^ (i >> 8) as u8)
+        .collect();
     flash.bytes[BASE.offset as usize..][..base.len()].copy_from_slice(&base);
     let mut writer: InflatingWriter<_> = InflatingWriter::resume_delta(&mut flash, SLOT, BASE, expected, 0, 0);
     let mut hasher = Sha256::new();

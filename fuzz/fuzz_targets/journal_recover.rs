@@ -15,6 +15,7 @@
 use arbitrary::Arbitrary;
 use device_fw::ota::journal::{Journal, Progress};
 use device_fw::ota::schedule::ScheduleRecord;
+use device_fw::wire::ImageForm;
 use libfuzzer_sys::fuzz_target;
 use otactl_fuzz::flash::{Cut, RamFlash, SECTOR};
 use otactl_fuzz::run;
@@ -71,7 +72,7 @@ fn progress(seed: u8, size: u32, written: u32) -> Progress {
         image_size: size,
         written: written.min(size),
         prefix_sha256: [seed.wrapping_mul(31); 32],
-        compressed: seed & 2 != 0,
+        form: [ImageForm::Raw, ImageForm::Compressed, ImageForm::Delta][usize::from(seed >> 1) % 3],
         fetched: written.min(size) / 2,
     }
 }

@@ -15,6 +15,7 @@ use std::cell::RefCell;
 
 use device_fw::ota::journal::{Journal, Progress, VERSION_MAX};
 use device_fw::ota::schedule::ScheduleRecord;
+use device_fw::wire::ImageForm;
 use libfuzzer_sys::fuzz_target;
 use otactl_fuzz::flash::{RamFlash, SECTOR};
 use otactl_fuzz::{Bytes, run};
@@ -34,7 +35,7 @@ fn progress(seed: u8, written: u32) -> Progress {
         image_size: 233_040,
         written: written % 233_041,
         prefix_sha256: [seed ^ 0x5a; 32],
-        compressed: seed & 2 != 0,
+        form: [ImageForm::Raw, ImageForm::Compressed, ImageForm::Delta][usize::from(seed >> 1) % 3],
         fetched: written % 233_041,
     }
 }
