@@ -465,3 +465,31 @@ pub async fn attempt_update(
     )
     .await
 }
+
+/// Feeds `file[writer.fetched()..]` to `writer` in pieces of varying size (1 to 1,461
+/// bytes), as the modem hands them over, stopping early at the first piece that starts at or
+/// past `stop_after`: the decoders' tests drive a writer as the engine does, without a
+/// network. Returns the last resume point and the hash.
+pub async fn feed_in_pieces<W: device_fw::ota::ImageSink<Flash = SimFlash>>(
+    writer: &mut W,
+    file: &[u8],
+    mut hasher: Sha256,
+    stop_after: Option<usize>,
+) -> Result<(Option<device_fw::ota::Mark>, Sha256), device_fw::ota::DownloadError<FlashError>> {
+    let mut at = writer.fetched() as usize;
+    let mut mark = None;
+    let mut piece = 1;
+    while at < file.len() {
+        if stop_after.is_some_and(|n| at >= n) {
+            break;
+        }
+        let end = (at + piece).min(file.len());
+        writer.erase_ahead(&file[at..end]).await?;
+        if let Some(m) = writer.take(&file[at..end], &mut hasher).await? {
+            mark = Some(m);
+        }
+        at = end;
+        piece = piece * 7 % 1461 + 1;
+    }
+    Ok((mark, hasher))
+}

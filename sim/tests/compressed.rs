@@ -7,7 +7,7 @@
 use device_fw::esp::image::CHIP_ESP32;
 use device_fw::ota::inflate::INFLATE_TABLES_BYTES;
 use device_fw::ota::inflating::DECODER_RAM_BYTES;
-use device_fw::ota::{DownloadError, ImageSink, InflatingWriter, Mark, Slot, SlotWriter};
+use device_fw::ota::{DownloadError, ImageSink, InflatingWriter, Slot, SlotWriter};
 use device_fw::wire::compressed::{self, HEADER_LEN, MAX_SEGMENT, SEGMENT_RAW};
 use device_fw::wire::manifest::{Manifest, PayloadBuf, open};
 use sha2::{Digest, Sha256};
@@ -45,31 +45,7 @@ fn images() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-/// Feeds `packed[from..]` to `writer` in pieces of varying size, as the modem hands them
-/// over; returns the last resume point and the hash.
-async fn feed(
-    writer: &mut InflatingWriter<SimFlash>,
-    packed: &[u8],
-    mut hasher: Sha256,
-    stop_after: Option<usize>,
-) -> Result<(Option<Mark>, Sha256), DownloadError<<SimFlash as embedded_storage_async::nor_flash::ErrorType>::Error>> {
-    let mut at = writer.fetched() as usize;
-    let mut mark = None;
-    let mut piece = 1;
-    while at < packed.len() {
-        if stop_after.is_some_and(|n| at >= n) {
-            break;
-        }
-        let end = (at + piece).min(packed.len());
-        writer.erase_ahead(&packed[at..end]).await?;
-        if let Some(m) = writer.take(&packed[at..end], &mut hasher).await? {
-            mark = Some(m);
-        }
-        at = end;
-        piece = piece * 7 % 1461 + 1;
-    }
-    Ok((mark, hasher))
-}
+use sim::device::feed_in_pieces as feed;
 
 fn slot_bytes(f: &SimFlash, len: usize) -> Vec<u8> {
     f.snapshot(SLOT.offset as usize, len)
@@ -80,7 +56,7 @@ fn every_image_decodes_into_the_slot_exactly_with_the_raw_hash() {
     for (name, image) in images() {
         let packed = compressed::compress(&image).expect("compresses");
         let f = flash();
-        let mut w = InflatingWriter::new(f.clone(), SLOT, image.len() as u32);
+        let mut w: InflatingWriter<SimFlash> = InflatingWriter::new(f.clone(), SLOT, image.len() as u32);
         let (_, hasher) = sim::time::run_virtual(feed(&mut w, &packed, Sha256::new(), None)).expect(name);
         assert_eq!(
             sim::time::run_virtual(w.finish()).expect(name),
@@ -120,7 +96,7 @@ fn a_decode_resumes_at_its_last_resume_point_with_nothing_but_the_slot() {
     let packed = compressed::compress(&image).unwrap();
     for stop in [HEADER_LEN + 1, packed.len() / 3, packed.len() / 2, packed.len() - 3] {
         let f = flash();
-        let mut first = InflatingWriter::new(f.clone(), SLOT, image.len() as u32);
+        let mut first: InflatingWriter<SimFlash> = InflatingWriter::new(f.clone(), SLOT, image.len() as u32);
         let (mark, _) = sim::time::run_virtual(feed(&mut first, &packed, Sha256::new(), Some(stop))).unwrap();
         // The power goes: RAM is gone, the slot and the journal's mark stay.
         drop(first);
@@ -131,7 +107,8 @@ fn a_decode_resumes_at_its_last_resume_point_with_nothing_but_the_slot() {
         if let Some(m) = mark {
             assert_eq!(hasher.clone().finalize().as_slice(), m.prefix_sha256.as_slice());
         }
-        let mut again = InflatingWriter::resume(f.clone(), SLOT, image.len() as u32, written, fetched);
+        let mut again: InflatingWriter<SimFlash> =
+            InflatingWriter::resume(f.clone(), SLOT, image.len() as u32, written, fetched);
         assert_eq!(again.fetched(), u64::from(fetched));
         let (_, hasher) = sim::time::run_virtual(feed(&mut again, &packed, hasher, None)).unwrap();
         sim::time::run_virtual(again.finish()).unwrap();
@@ -186,7 +163,7 @@ fn hostile_compressed_input_is_an_error_and_never_writes_past_the_image() {
     let mut errors = 0;
     for (name, p) in cases {
         let f = flash();
-        let mut w = InflatingWriter::new(f.clone(), SLOT, image.len() as u32);
+        let mut w: InflatingWriter<SimFlash> = InflatingWriter::new(f.clone(), SLOT, image.len() as u32);
         let result = sim::time::run_virtual(async {
             let (_, hasher) = feed(&mut w, &p, Sha256::new(), None).await?;
             w.finish().await?;

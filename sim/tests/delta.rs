@@ -5,7 +5,7 @@
 
 use device_fw::esp::image::CHIP_ESP32;
 use device_fw::ota::inflating::DECODER_RAM_BYTES;
-use device_fw::ota::{DownloadError, ImageSink, InflatingWriter, Mark, Slot, SlotWriter};
+use device_fw::ota::{DownloadError, ImageSink, InflatingWriter, Slot, SlotWriter};
 use device_fw::wire::ImageForm;
 use device_fw::wire::delta::{self, HEADER_LEN, Header, SEGMENT_RAW};
 use device_fw::wire::manifest::{PayloadBuf, open};
@@ -26,8 +26,6 @@ const SLOT: Slot = Slot {
     offset: 0x20_0000,
     size: 0x10_0000,
 };
-
-type FlashError = <SimFlash as embedded_storage_async::nor_flash::ErrorType>::Error;
 
 /// A flash with `base` in the running slot.
 fn flash_with(base: &[u8]) -> SimFlash {
@@ -59,38 +57,15 @@ fn pairs() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
     ]
 }
 
-/// Feeds `patch[from..]` to `writer` in pieces of varying size, as the modem hands them
-/// over; returns the last resume point and the hash.
-async fn feed(
-    writer: &mut InflatingWriter<SimFlash>,
-    patch: &[u8],
-    mut hasher: Sha256,
-    stop_after: Option<usize>,
-) -> Result<(Option<Mark>, Sha256), DownloadError<FlashError>> {
-    let mut at = writer.fetched() as usize;
-    let mut mark = None;
-    let mut piece = 3;
-    while at < patch.len() {
-        if stop_after.is_some_and(|n| at >= n) {
-            break;
-        }
-        let end = (at + piece).min(patch.len());
-        writer.erase_ahead(&patch[at..end]).await?;
-        if let Some(m) = writer.take(&patch[at..end], &mut hasher).await? {
-            mark = Some(m);
-        }
-        at = end;
-        piece = piece * 7 % 1461 + 1;
-    }
-    Ok((mark, hasher))
-}
+use sim::device::feed_in_pieces as feed;
 
 #[test]
 fn every_patch_rebuilds_its_image_in_the_slot_from_the_running_slot() {
     for (name, base, new) in pairs() {
         let patch = delta::diff(&base, &new).expect(name);
         let f = flash_with(&base);
-        let mut w = InflatingWriter::resume_delta(f.clone(), SLOT, BASE, expected(&base, &new), 0, 0);
+        let mut w: InflatingWriter<SimFlash> =
+            InflatingWriter::resume_delta(f.clone(), SLOT, BASE, expected(&base, &new), 0, 0);
         let (_, hasher) = sim::time::run_virtual(feed(&mut w, &patch, Sha256::new(), None)).expect(name);
         sim::time::run_virtual(w.finish()).expect(name);
         assert_eq!(f.snapshot(SLOT.offset as usize, new.len()), new, "{name}");
@@ -125,7 +100,8 @@ fn a_patch_resumes_at_its_last_resume_point_with_nothing_but_the_two_slots() {
     let patch = delta::diff(&base, &new).unwrap();
     for stop in [HEADER_LEN + 1, patch.len() / 3, patch.len() / 2, patch.len() - 3] {
         let f = flash_with(&base);
-        let mut first = InflatingWriter::resume_delta(f.clone(), SLOT, BASE, expected(&base, &new), 0, 0);
+        let mut first: InflatingWriter<SimFlash> =
+            InflatingWriter::resume_delta(f.clone(), SLOT, BASE, expected(&base, &new), 0, 0);
         let (mark, _) = sim::time::run_virtual(feed(&mut first, &patch, Sha256::new(), Some(stop))).unwrap();
         // The power goes: RAM is gone, the slots and the journal's mark stay.
         drop(first);
@@ -133,7 +109,8 @@ fn a_patch_resumes_at_its_last_resume_point_with_nothing_but_the_two_slots() {
         assert_eq!(written as usize % SEGMENT_RAW, 0);
         let mut hasher = Sha256::new();
         hasher.update(f.snapshot(SLOT.offset as usize, written as usize));
-        let mut again = InflatingWriter::resume_delta(f.clone(), SLOT, BASE, expected(&base, &new), written, fetched);
+        let mut again: InflatingWriter<SimFlash> =
+            InflatingWriter::resume_delta(f.clone(), SLOT, BASE, expected(&base, &new), written, fetched);
         assert_eq!(again.fetched(), u64::from(fetched));
         let (_, hasher) = sim::time::run_virtual(feed(&mut again, &patch, hasher, None)).unwrap();
         sim::time::run_virtual(again.finish()).unwrap();
@@ -203,7 +180,7 @@ fn hostile_patches_are_errors_and_never_write_past_the_image_or_into_the_running
     let mut errors = 0;
     for (name, p, header) in cases {
         let f = flash_with(&base);
-        let mut w = InflatingWriter::resume_delta(f.clone(), SLOT, BASE, header, 0, 0);
+        let mut w: InflatingWriter<SimFlash> = InflatingWriter::resume_delta(f.clone(), SLOT, BASE, header, 0, 0);
         let result = sim::time::run_virtual(async {
             let (_, hasher) = feed(&mut w, &p, Sha256::new(), None).await?;
             w.finish().await?;
