@@ -11,12 +11,12 @@
 //! written than the image has; a mark it gives is on a segment boundary.
 #![no_main]
 
-use device_fw::ota::{ImageSink, InflatingWriter, Slot};
-use device_fw::wire::delta::{HEADER_LEN, Header, SEGMENT_RAW};
+use device_fw::ota::{InflatingWriter, Slot};
+use device_fw::wire::delta::{HEADER_LEN, Header};
 use libfuzzer_sys::fuzz_target;
+use otactl_fuzz::decoder::feed_and_check;
 use otactl_fuzz::flash::{RamFlash, SECTOR};
-use otactl_fuzz::{Bytes, Splits, run};
-use sha2::{Digest, Sha256};
+use otactl_fuzz::{Bytes, Splits};
 
 const BASE: Slot = Slot {
     offset: SECTOR as u32,
@@ -48,33 +48,12 @@ fuzz_target!(|data: &[u8]| {
         .map(|i| (i as u8).wrapping_mul(base_seed) ^ (i >> 8) as u8)
         .collect();
     flash.bytes[BASE.offset as usize..][..base.len()].copy_from_slice(&base);
-    let mut writer: InflatingWriter<_> = InflatingWriter::resume_delta(&mut flash, SLOT, BASE, expected, 0, 0);
-    let mut hasher = Sha256::new();
-    let outcome = run(
-        async {
-            let mut at = 0;
-            while at < file.len() {
-                let end = at + splits.next(file.len() - at).max(1);
-                writer.erase_ahead(&file[at..end]).await?;
-                if let Some(mark) = writer.take(&file[at..end], &mut hasher).await? {
-                    assert_eq!(mark.written as usize % SEGMENT_RAW, 0);
-                    assert!(mark.written <= raw_size);
-                }
-                assert!(writer.written() <= u64::from(raw_size));
-                at = end;
-            }
-            writer.finish().await
-        },
-        10_000,
+    feed_and_check(
+        |flash| InflatingWriter::resume_delta(flash, SLOT, BASE, expected, 0, 0),
+        &mut flash,
+        SLOT,
+        raw_size,
+        file,
+        &mut splits,
     );
-    assert!(outcome.is_some(), "the decoder waits on nothing");
-    drop(writer);
-    let image_end = SLOT.offset as usize + (raw_size as usize).div_ceil(SECTOR) * SECTOR;
-    if let Some((lo, hi)) = flash.touched {
-        assert!(
-            lo >= SLOT.offset as usize && hi <= image_end,
-            "touched {lo:#x}..{hi:#x}"
-        );
-    }
-    let _ = hasher.finalize();
 });

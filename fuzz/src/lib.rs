@@ -5,6 +5,7 @@
 //! Everything here is synchronous underneath, so a target runs one input in microseconds
 //! and the same input always takes the same path (libFuzzer needs both).
 
+pub mod decoder;
 pub mod flash;
 pub mod manifest_keys;
 pub mod modem_model;
