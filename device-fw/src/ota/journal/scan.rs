@@ -30,9 +30,15 @@ enum SectorHeader {
     Foreign,
 }
 
+/// The highest `seq` a valid header has. A journal counts its sectors up from 1 and never
+/// gets near it (every sector would have been erased a billion times); a header above it is
+/// damage that happens to check out, and taking it for the newest sector would put the next
+/// sector after it at `seq + 1`, wrapped below every other: saves made there would be lost.
+pub(super) const SEQ_MAX: u32 = 0xFFFF_0000;
+
 fn sector_header(h: &[u8]) -> SectorHeader {
     let (magic, seq, check) = (u32_le(&h[0..4]), u32_le(&h[4..8]), u32_le(&h[8..12]));
-    if magic == MAGIC && check == !seq && blank(&h[12..16]) {
+    if magic == MAGIC && check == !seq && seq <= SEQ_MAX && blank(&h[12..16]) {
         SectorHeader::Valid { seq }
     } else if magic & MAGIC == MAGIC {
         SectorHeader::Unused
