@@ -710,3 +710,31 @@ async fn a_progress_record_of_firmware_before_the_compressed_form_reads_as_raw()
     assert_eq!((p.written, p.fetched, p.image_size), (8_192, 8_192, 300_000));
     assert_eq!(p.prefix_sha256, sha(b"prefix"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_damaged_header_claiming_a_far_higher_seq_does_not_hide_later_saves() {
+    sim::time::use_virtual_time();
+    // Damage that happens to check out: magic kept, a seq far above the others with its
+    // complement. Taken for the newest sector it would hide every save made after it.
+    for forged in [u32::MAX, 0xFFFF_0000, 1_000_000] {
+        let (j, mut f) = (journal(), flash());
+        for k in 1..=60 {
+            j.save_progress(&mut f, &progress(k)).await.unwrap();
+        }
+        j.record_failed_version(&mut f, "1.2.0").await.unwrap();
+        let mut header = [0u8; 12];
+        header[..4].copy_from_slice(b"OTJ1");
+        header[4..8].copy_from_slice(&forged.to_le_bytes());
+        header[8..12].copy_from_slice(&(!forged).to_le_bytes());
+        // The first sector, which the journal has long left behind.
+        let mut raw = f.snapshot(JOURNAL.start as usize, 16);
+        raw[..12].copy_from_slice(&header);
+        f.load(JOURNAL.start as usize, &raw);
+        for k in 61..=130 {
+            j.save_progress(&mut f, &progress(k)).await.unwrap();
+            let state = j.load(&mut f).await.unwrap();
+            assert_eq!(state.progress, Some(progress(k)), "seq {forged:#x}, save {k}");
+            assert_eq!(failed(&state), Some("1.2.0"), "seq {forged:#x}, save {k}");
+        }
+    }
+}

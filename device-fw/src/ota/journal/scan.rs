@@ -6,8 +6,8 @@ use embedded_storage_async::nor_flash::NorFlash;
 
 use super::record::record_crc;
 use super::{
-    Journal, JournalBuf, JournalError, MAGIC, MAX_KEYS, NO_KEY, RECORD_HEADER, RecordKey, SECTOR_HEADER, SLOTS,
-    VALUE_MAX,
+    Journal, JournalBuf, JournalError, MAGIC, MAX_KEYS, MAX_SECTORS, NO_KEY, RECORD_HEADER, RecordKey, SECTOR_HEADER,
+    SLOTS, VALUE_MAX,
 };
 
 fn u32_le(bytes: &[u8]) -> u32 {
@@ -30,15 +30,9 @@ enum SectorHeader {
     Foreign,
 }
 
-/// The highest `seq` a valid header has. A journal counts its sectors up from 1 and never
-/// gets near it (every sector would have been erased a billion times); a header above it is
-/// damage that happens to check out, and taking it for the newest sector would put the next
-/// sector after it at `seq + 1`, wrapped below every other: saves made there would be lost.
-pub(super) const SEQ_MAX: u32 = 0xFFFF_0000;
-
 fn sector_header(h: &[u8]) -> SectorHeader {
     let (magic, seq, check) = (u32_le(&h[0..4]), u32_le(&h[4..8]), u32_le(&h[8..12]));
-    if magic == MAGIC && check == !seq && seq <= SEQ_MAX && blank(&h[12..16]) {
+    if magic == MAGIC && check == !seq && blank(&h[12..16]) {
         SectorHeader::Valid { seq }
     } else if magic & MAGIC == MAGIC {
         SectorHeader::Unused
@@ -83,6 +77,7 @@ impl Journal {
             foreign: false,
             newest: heapless::Vec::new(),
         };
+        let newest = self.newest_trusted_seq(flash, buf).await?;
         let mut after: Option<u32> = None;
         loop {
             // The valid sector with the next higher seq.
@@ -93,13 +88,14 @@ impl Journal {
                     .await
                     .map_err(JournalError::Flash)?;
                 match sector_header(&buf[..SECTOR_HEADER as usize]) {
-                    SectorHeader::Valid { seq } => {
+                    SectorHeader::Valid { seq } if newest.is_none_or(|n| seq <= n) => {
                         let higher = after.is_none_or(|a| seq > a);
                         if higher && next.is_none_or(|(_, s)| seq < s) {
                             next = Some((index, seq));
                         }
                     }
-                    SectorHeader::Unused => {}
+                    // A sector far above the others: damage, passed over (see above).
+                    SectorHeader::Valid { .. } | SectorHeader::Unused => {}
                     SectorHeader::Foreign => scan.foreign = true,
                 }
             }
@@ -135,6 +131,38 @@ impl Journal {
             }
             scan.current = Some((index, seq, free));
         }
+    }
+
+    /// The highest `seq` of a sector to believe. The journal opens its sectors in turn, each
+    /// at the `seq` after the last, so the valid sectors' numbers lie within a few of each
+    /// other; a header far above all the others is damage that happens to check out (a
+    /// torn or flipped header), and taking it for the newest sector would hide every save
+    /// made after it, in the sector opened at the `seq` after it (wrapped, or past it). Such
+    /// sectors are passed over like a torn header, and erased when their turn comes.
+    async fn newest_trusted_seq<F: NorFlash>(
+        &self,
+        flash: &mut F,
+        buf: &mut JournalBuf,
+    ) -> Result<Option<u32>, JournalError<F::Error>> {
+        let mut seqs: heapless::Vec<u32, { MAX_SECTORS as usize }> = heapless::Vec::new();
+        for index in 0..self.sectors() {
+            flash
+                .read(self.sector_at(index), &mut buf[..SECTOR_HEADER as usize])
+                .await
+                .map_err(JournalError::Flash)?;
+            if let SectorHeader::Valid { seq } = sector_header(&buf[..SECTOR_HEADER as usize]) {
+                let _ = seqs.push(seq);
+            }
+        }
+        seqs.sort_unstable();
+        let spread = 2 * self.sectors();
+        while let [.., below, top] = seqs[..] {
+            if top - below <= spread {
+                break;
+            }
+            seqs.pop();
+        }
+        Ok(seqs.last().copied())
     }
 
     /// The value of the record in the slot at `at`, read into `buf`.
