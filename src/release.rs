@@ -136,7 +136,7 @@ pub struct Report {
     pub device_image_url: Option<String>,
     /// `uploaded`, `uploaded-multipart`, `present`, or with a dry run `would-upload`.
     pub image_upload: Option<&'static str>,
-    /// The compressed form (`images/<sha256>.otz`): key, size, upload as for the image.
+    /// The compressed form (`images/<sha256>.otz2`): key, size, upload as for the image.
     pub compressed_key: Option<String>,
     pub compressed_size: Option<u64>,
     pub compressed_upload: Option<&'static str>,
@@ -442,9 +442,9 @@ pub fn release_staged(
     let image_key = format!("images/{sha256}.bin");
     report.image_key = Some(image_key.clone());
     // The compressed form, beside the raw image under the same hash: devices that read the
-    // manifest's `compressed` fetch it, older ones the raw image.
+    // manifest's `lzma` fetch it, older ones the raw image.
     let packed = compressed::compress(&bytes).map_err(ReleaseError::Compress)?;
-    let packed_key = format!("images/{sha256}.otz");
+    let packed_key = format!("images/{sha256}.otz2");
     report.compressed_key = Some(packed_key.clone());
     report.compressed_size = Some(packed.len() as u64);
     report.image_url = Some(bucket.object_url(&image_key));

@@ -82,15 +82,15 @@ fn a_release_is_published_and_verifies() {
         format!("http://ota.test/fleet/{image_key}")
     );
     // The compressed form beside it, listed in the manifest; it decodes to the image.
-    let packed_key = format!("images/{sha}.otz");
+    let packed_key = format!("images/{sha}.otz2");
     assert_eq!(j["objects"]["compressed"]["key"], packed_key.as_str());
     assert_eq!(j["objects"]["compressed"]["upload"], "uploaded");
     let packed = fs::read(p.path().join("dist").join(&packed_key)).unwrap();
     assert_eq!(j["sizes"]["compressed"], packed.len());
     assert_eq!(packed, device_fw::wire::compressed::compress(&img).unwrap());
     let payload = support::manifest_payload(&manifest_bytes(&p).unwrap());
-    assert_eq!(payload["compressed"]["image"], format!("../{packed_key}"));
-    assert_eq!(payload["compressed"]["size"], packed.len());
+    assert_eq!(payload["lzma"]["image"], format!("../{packed_key}"));
+    assert_eq!(payload["lzma"]["size"], packed.len());
     assert_eq!(payload["image"], format!("../{image_key}"));
     assert_eq!(payload["size"], img.len());
     assert_eq!(j["objects"]["manifest"]["key"], "stable/manifest.json");

@@ -70,7 +70,7 @@ fn a_release_publishes_a_patch_from_the_previous_one_that_rebuilds_it() {
     assert_eq!(payload["delta"]["base_sha256"], sha256_hex(&v1));
     assert_eq!(payload["delta"]["base_size"], v1.len());
     // The other forms stay listed for devices that run something else.
-    assert!(payload["compressed"]["image"].is_string());
+    assert!(payload["lzma"]["image"].is_string());
     let verified = p.verify("dist/stable/manifest.json");
     assert_eq!(code(&verified), 0, "{}", text(&verified));
     // The bucket holds complete releases only, the patch among them rebuilding its image.

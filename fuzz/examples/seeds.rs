@@ -63,7 +63,7 @@ fn manifests() -> Vec<(String, Vec<u8>)> {
     };
     let packed = Manifest {
         compressed: Some(Alternate {
-            image: "../images/8f14e45fceea167a5a36dedd4bea2543a1b6c4d5e6f708192a3b4c5d6e7f8091.otz",
+            image: "../images/8f14e45fceea167a5a36dedd4bea2543a1b6c4d5e6f708192a3b4c5d6e7f8091.otz2",
             size: 141_200,
         }),
         ..base

@@ -205,21 +205,27 @@ pub fn release_staged(image: Vec<u8>, version: &str, rollout: Option<Rollout<'_>
 /// A correctly signed release of `image` at `version` that also lists its compressed form
 /// ([`device_fw::wire::compressed`]), as `otactl release` publishes it.
 pub fn release_compressed(image: Vec<u8>, version: &str) -> Release {
+    release_compressed_edited(image, version, |_| {})
+}
+
+/// [`release_compressed`] with the manifest edited before it is signed.
+pub fn release_compressed_edited(image: Vec<u8>, version: &str, edit: impl FnOnce(&mut Manifest<'_>)) -> Release {
     let sha: [u8; 32] = Sha256::digest(&image).into();
     let mut hex = [0u8; 64];
     let sha_hex = write_hex(&sha, &mut hex).to_owned();
     let image_path = image_path(&sha);
     let image_ref = format!("..{}", &image_path["/fleet".len()..]);
     let packed = compressed::compress(&image).expect("bench images compress");
-    let packed_path = image_path.replace(".bin", ".otz");
+    let packed_path = image_path.replace(".bin", ".otz2");
     let packed_ref = format!("..{}", &packed_path["/fleet".len()..]);
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         compressed: Some(Alternate {
             image: &packed_ref,
             size: packed.len() as u32,
         }),
         ..manifest_for(&image, version, &sha_hex, &image_ref)
     };
+    edit(&mut manifest);
     let manifest = sign(&manifest, &[&release_key()]);
     Release {
         manifest,

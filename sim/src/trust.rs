@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::device::{
     AppRun, DeviceSetup, Release, World, boot, image_path, manifest_for, next_release_key, release, release_compressed,
-    release_delta, release_delta_edited, release_key, run_app, seal_payload, sign,
+    release_compressed_edited, release_delta, release_delta_edited, release_key, run_app, seal_payload, sign,
 };
 use crate::flash::SimFlash;
 use crate::scenario::image as random_bytes;
@@ -416,6 +416,17 @@ fn staged_patch(corrupt: impl FnOnce(&mut Vec<u8>)) -> Stage {
     }
 }
 
+/// A signed release listing its compressed form, `corrupt` applied to that form.
+fn staged_compressed(corrupt: impl FnOnce(&mut Vec<u8>)) -> Stage {
+    let mut release = release_compressed_edited(new_image(), NEW_VERSION, |m| m.secure_version = 1);
+    let (_, packed) = release.compressed.as_mut().expect("a compressed form");
+    corrupt(packed);
+    Stage {
+        release,
+        failed_before: None,
+    }
+}
+
 fn with_manifest(mut stage: Stage, f: impl FnOnce(&mut serde_json::Value)) -> Stage {
     let mut v: serde_json::Value = serde_json::from_slice(&stage.release.manifest).expect("envelope is JSON");
     f(&mut v);
@@ -494,6 +505,17 @@ pub fn hostile_cases() -> Vec<(&'static str, &'static str, CaseBuilder)> {
                 p[header + 2..header + 2 + len].copy_from_slice(&first);
             })
         }),
+        (
+            "compressed-form-that-does-not-decode",
+            "compressed-image-corrupt",
+            || {
+                staged_compressed(|p| {
+                    // The first segment's range coder made to start with a byte LZMA never
+                    // writes there.
+                    p[device_fw::wire::compressed::HEADER_LEN + 2] = 0x80;
+                })
+            },
+        ),
         ("server-length-differs", "size-mismatch", || {
             let mut s = staged(new_image(), &release_key(), |_| {});
             s.release.image.extend_from_slice(&[0u8; 16]);

@@ -18,7 +18,7 @@ use embassy_futures::join::join;
 use embedded_storage_async::nor_flash::NorFlash;
 use sha2::{Digest, Sha256};
 
-use super::inflate::InflateError;
+use super::lzma::LzmaError;
 use super::patch::PatchError;
 use super::planner::{ChunkPlanner, ChunkPolicy};
 use super::slot::{SECTOR, SlotError, SlotWriter};
@@ -291,8 +291,8 @@ pub enum DownloadError<E> {
     Slot(#[from] SlotError<E>),
     #[error("{0}; the download starts over")]
     Compressed(CompressedError),
-    #[error("compressed image or patch does not decode: {0}; the download starts over")]
-    Inflate(InflateError<E>),
+    #[error("compressed image does not decode: {0}; the download starts over")]
+    Lzma(LzmaError<E>),
     #[error("patch does not apply: {0}; the download starts over")]
     Patch(PatchError<E>),
 }

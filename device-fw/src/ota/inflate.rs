@@ -1,25 +1,17 @@
-//! A small DEFLATE (RFC 1951) decoder for one segment of a compressed image, whose
-//! back-references reach into the image already written to the slot.
+//! A small DEFLATE (RFC 1951) decoder for one segment of a patch ([`crate::wire::delta`]),
+//! whose back-references reach into the image already written to the slot.
 //!
-//! The compressed form ([`crate::wire::compressed`]) is raw DEFLATE cut by a sync flush at
-//! every 4 KiB of image: each segment starts a fresh block with fresh Huffman tables, and
-//! only the 32 KiB window crosses the cut. An ordinary inflater keeps that window in RAM
-//! (miniz_oxide's needs 32 KiB of it and cannot take it from elsewhere); here the window is
-//! the slot itself. A back-reference into the current 4 KiB block is copied in RAM, one
-//! that reaches further back is read from flash through [`History`]. So after a power cut
-//! the decoder needs nothing but what the slot holds to carry on at the next segment, and
-//! its RAM is the Huffman tables ([`InflateTables`], about 1 KiB) and a 258-byte copy
-//! buffer on the stack of the call.
+//! A patch is raw DEFLATE cut by a sync flush at every segment: each segment starts a
+//! fresh block with fresh Huffman tables, and only the 32 KiB window crosses the cut, which
+//! is the image before the segment, read back from the slot ([`super::window`]). So the
+//! decoder's RAM is the Huffman tables ([`InflateTables`], about 1 KiB) and a 258-byte
+//! copy buffer on the stack of the call (miniz_oxide's inflater needs a 32 KiB window of
+//! its own and cannot take it from elsewhere).
 //!
 //! Every length, distance and table is checked: hostile input ends in an
 //! [`InflateError`], never a panic nor a byte written past the block.
 
-/// Where the image before this block is read from (the slot, on the device).
-pub trait History {
-    type Error;
-    /// Reads `buf.len()` bytes of the image from offset `at`.
-    async fn read(&mut self, at: u32, buf: &mut [u8]) -> Result<(), Self::Error>;
-}
+use super::window::{History, Output, WindowError};
 
 /// Why a segment did not decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -185,53 +177,13 @@ impl Bits<'_> {
     }
 }
 
-/// The block being decoded: its bytes so far, and the image before it.
-struct Output<'o, H> {
-    buf: &'o mut [u8],
-    len: usize,
-    history: &'o mut H,
-    /// Image bytes before this block (all in the slot).
-    before: u32,
-}
-
-impl<H: History> Output<'_, H> {
-    fn push(&mut self, byte: u8) -> Result<(), InflateError<H::Error>> {
-        *self.buf.get_mut(self.len).ok_or(InflateError::Overrun)? = byte;
-        self.len += 1;
-        Ok(())
-    }
-
-    async fn copy(&mut self, distance: usize, length: usize) -> Result<(), InflateError<H::Error>> {
-        let here = self.before as usize + self.len;
-        if distance > here {
-            return Err(InflateError::DistanceTooFar);
+impl<E> From<WindowError<E>> for InflateError<E> {
+    fn from(e: WindowError<E>) -> Self {
+        match e {
+            WindowError::DistanceTooFar => InflateError::DistanceTooFar,
+            WindowError::Overrun => InflateError::Overrun,
+            WindowError::History(e) => InflateError::History(e),
         }
-        if self.len + length > self.buf.len() {
-            return Err(InflateError::Overrun);
-        }
-        let mut from = here - distance;
-        let mut left = length;
-        let before = self.before as usize;
-        if from < before {
-            let n = left.min(before - from);
-            let mut read = [0u8; 258];
-            self.history
-                .read(from as u32, &mut read[..n])
-                .await
-                .map_err(InflateError::History)?;
-            self.buf[self.len..self.len + n].copy_from_slice(&read[..n]);
-            self.len += n;
-            from += n;
-            left -= n;
-        }
-        // Byte by byte: source and destination overlap when the distance is shorter than
-        // the length (a run).
-        for _ in 0..left {
-            self.buf[self.len] = self.buf[from - before];
-            self.len += 1;
-            from += 1;
-        }
-        Ok(())
     }
 }
 
@@ -251,12 +203,7 @@ pub async fn inflate_segment<H: History>(
         buf: 0,
         count: 0,
     };
-    let mut out = Output {
-        buf: out,
-        len: 0,
-        history,
-        before,
-    };
+    let mut out = Output::new(out, history, before);
     loop {
         let last = bits.take(1)? == 1;
         match bits.take(2)? {
@@ -278,7 +225,7 @@ pub async fn inflate_segment<H: History>(
     if bits.pos != input.len() {
         return Err(InflateError::TrailingBytes);
     }
-    Ok(out.len)
+    Ok(out.len())
 }
 
 fn stored<H: History>(bits: &mut Bits<'_>, out: &mut Output<'_, H>) -> Result<(), InflateError<H::Error>> {
@@ -295,12 +242,7 @@ fn stored<H: History>(bits: &mut Bits<'_>, out: &mut Output<'_, H>) -> Result<()
         .input
         .get(bits.pos..bits.pos + usize::from(len))
         .ok_or(InflateError::InputEnded)?;
-    let dest = out
-        .buf
-        .get_mut(out.len..out.len + data.len())
-        .ok_or(InflateError::Overrun)?;
-    dest.copy_from_slice(data);
-    out.len += data.len();
+    out.extend(data)?;
     bits.pos += data.len();
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! Takes the compressed form of an image ([`crate::wire::compressed`]) or a patch from the
 //! running image ([`crate::wire::delta`]) and writes the image it decodes to into the slot,
 //! a segment (4 KiB of image) at a time. Both forms are cut the same way and share this
-//! writer; they differ in their header and in what a segment inflates to (the block, or the
-//! operations that build it from the running slot, [`super::patch`]).
+//! writer; they differ in their header, their codec (LZMA, [`super::lzma`], or DEFLATE,
+//! [`super::inflate`]) and in what a segment decodes to (the block, or the operations that
+//! build it from the running slot, [`super::patch`]).
 //!
 //! A segment's bytes are gathered in RAM as they arrive, in whatever pieces the modem
 //! hands over; once whole, it is decoded into a 4 KiB block, with back-references into
@@ -19,9 +20,11 @@ use embedded_storage_async::nor_flash::NorFlash;
 use sha2::{Digest, Sha256};
 
 use super::engine::{DownloadError, ImageSink, Mark};
-use super::inflate::{History, InflateTables, inflate_segment};
+use super::inflate::{InflateTables, inflate_segment};
+use super::lzma::{LzmaProbs, lzma_segment};
 use super::patch::{BASE_CHUNK, apply_segment};
 use super::slot::{SECTOR, Slot, SlotWriter};
+use super::window::{COPY_BUFFER, History};
 use crate::wire::compressed::{self, CompressedError, SEGMENT_PREFIX, SEGMENT_RAW, check_header, segment_raw_len};
 use crate::wire::delta::{self, DeltaError};
 
@@ -55,6 +58,14 @@ impl Form {
         }
     }
 
+    /// The model of this form's decoder, fresh.
+    const fn tables(&self) -> Tables {
+        match self {
+            Form::Compressed => Tables::Lzma(LzmaProbs::new()),
+            Form::Delta { .. } => Tables::Inflate(InflateTables::new()),
+        }
+    }
+
     const fn max_segment(&self) -> usize {
         match self {
             Form::Compressed => compressed::MAX_SEGMENT,
@@ -63,7 +74,16 @@ impl Form {
     }
 }
 
-/// The decoder's buffers: a segment's input, what it inflates to, the tables.
+/// The decoder's model: LZMA's probabilities for the compressed form, Huffman tables for
+/// a patch. One or the other, so the RAM is the larger of the two (not boxed: no heap).
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Tables {
+    Lzma(LzmaProbs),
+    Inflate(InflateTables),
+}
+
+/// The decoder's buffers: a segment's input, what it decodes to, the model.
 #[derive(Debug)]
 struct Decoder {
     form: Form,
@@ -74,15 +94,12 @@ struct Decoder {
     input: [u8; MAX_INPUT],
     input_have: usize,
     block: [u8; MAX_DECODED],
-    tables: InflateTables,
+    tables: Tables,
 }
 
-/// Stack bytes of one back-reference copied out of flash ([`super::inflate`]).
-const COPY_BUFFER: usize = 258;
-
 /// RAM the compressed and delta forms need beyond the raw data path (the [`SlotWriter`]
-/// and the engine's receive buffers, which both share): the segment buffer, the inflated
-/// segment, the tables, and the larger of the two stack buffers used one after the other
+/// and the engine's receive buffers, which both share): the segment buffer, the decoded
+/// segment, the model, and the larger of the two stack buffers used one after the other
 /// (a back-reference copied out of the slot, base bytes read from the running slot). A
 /// test holds it to what `size_of` says.
 pub const DECODER_RAM_BYTES: usize = core::mem::size_of::<Decoder>() + max(COPY_BUFFER, BASE_CHUNK) + 16;
@@ -154,7 +171,7 @@ impl<F: NorFlash, const STAGE: usize> InflatingWriter<F, STAGE> {
                 input: [0; MAX_INPUT],
                 input_have: 0,
                 block: [0; MAX_DECODED],
-                tables: InflateTables::new(),
+                tables: form.tables(),
             },
         }
     }
@@ -210,27 +227,29 @@ impl<F: NorFlash, const STAGE: usize> InflatingWriter<F, STAGE> {
             flash: self.writer.flash(),
             slot,
         };
-        // The compressed form inflates to the block itself, a patch to its operations.
-        let room = match d.form {
-            Form::Compressed => expected,
-            Form::Delta { .. } => delta::MAX_DECODED,
-        };
-        let n = inflate_segment(
-            &d.input[..d.input_have],
-            &mut d.block[..room],
-            &mut history,
-            before,
-            &mut d.tables,
-        )
-        .await
-        .map_err(|e| match d.form {
-            Form::Compressed => DownloadError::Inflate(e),
-            Form::Delta { .. } => DownloadError::Patch(super::patch::PatchError::Inflate(e)),
-        })?;
-        match d.form {
-            Form::Compressed if n != expected => return Err(DownloadError::Compressed(CompressedError::Truncated)),
-            Form::Compressed => {}
-            Form::Delta { base, expected: header } => {
+        // The compressed form decodes to the block itself, a patch to its operations.
+        match (d.form, &mut d.tables) {
+            (Form::Compressed, Tables::Lzma(probs)) => {
+                lzma_segment(
+                    &d.input[..d.input_have],
+                    &mut d.block[..expected],
+                    &mut history,
+                    before,
+                    probs,
+                )
+                .await
+                .map_err(DownloadError::Lzma)?;
+            }
+            (Form::Delta { base, expected: header }, Tables::Inflate(tables)) => {
+                let n = inflate_segment(
+                    &d.input[..d.input_have],
+                    &mut d.block[..delta::MAX_DECODED],
+                    &mut history,
+                    before,
+                    tables,
+                )
+                .await
+                .map_err(|e| DownloadError::Patch(super::patch::PatchError::Inflate(e)))?;
                 let mut base = SlotHistory {
                     flash: self.writer.flash(),
                     slot: base,
@@ -239,6 +258,7 @@ impl<F: NorFlash, const STAGE: usize> InflatingWriter<F, STAGE> {
                     .await
                     .map_err(DownloadError::Patch)?;
             }
+            _ => unreachable!("a writer's model is made for its form"),
         }
         let n = expected;
         self.writer.write(&d.block[..n]).await?;

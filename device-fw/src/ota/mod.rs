@@ -8,12 +8,14 @@ pub mod engine;
 pub mod inflate;
 pub mod inflating;
 pub mod journal;
+pub mod lzma;
 pub mod patch;
 pub mod planner;
 pub mod policy;
 pub mod schedule;
 pub mod slot;
 pub mod update;
+pub mod window;
 
 pub use engine::{
     Checkpoint, DownloadConfig, DownloadError, DownloadMode, DownloadReport, EventSink, ImageSink, ImageTarget, Mark,

@@ -6,7 +6,8 @@
 //! byte it comes from is overwritten, and no second 4 KiB buffer is needed. Base bytes are
 //! read [`BASE_CHUNK`] at a time into the stack.
 
-use super::inflate::{History, InflateError};
+use super::inflate::InflateError;
+use super::window::History;
 use crate::wire::delta::{DeltaError, Operation, Operations};
 
 /// Base bytes read from flash at a time, on the stack of [`apply_segment`].

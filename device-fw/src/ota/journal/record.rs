@@ -19,9 +19,11 @@ const TAG_SOME: u8 = 1;
 const PROGRESS_LEN: usize = 1 + 1 + 1 + 4 + 4 + 32 + 32 + 4;
 const PROGRESS_LEN_RAW_ONLY: usize = PROGRESS_LEN - 4;
 const FORM_RAW: u8 = 0xFF;
-/// The compressed form. Any other form byte reads as raw: records before the compressed
-/// form had a reserved byte there.
-const FORM_COMPRESSED: u8 = 1;
+/// The compressed form (`OTZ2`). Any other form byte reads as raw: records before the
+/// compressed form had a reserved byte there, and 1 was the DEFLATE form (`OTZ1`), whose
+/// slot bytes up to `written` are image bytes like any raw download's, so such a record
+/// resumes as a raw one.
+const FORM_COMPRESSED: u8 = 3;
 /// A patch from the running image.
 const FORM_DELTA: u8 = 2;
 const VERSION_RECORD_MAX: usize = 1 + VERSION_MAX;

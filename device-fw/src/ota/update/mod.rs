@@ -217,7 +217,7 @@ impl<E> UpdateError<E> {
                 DownloadError::Refused(HttpError::Socket(SocketError::Tls(t))) => t.code(),
                 DownloadError::Refused(_) => "image-refused",
                 DownloadError::RetriesExhausted { .. } => "download-gave-up",
-                DownloadError::Compressed(_) | DownloadError::Inflate(_) => "compressed-image-corrupt",
+                DownloadError::Compressed(_) | DownloadError::Lzma(_) => "compressed-image-corrupt",
                 DownloadError::Patch(_) => "patch-corrupt",
                 _ => "download-failed",
             },
@@ -604,7 +604,7 @@ where
         Err(
             e @ (DownloadError::HashMismatch
             | DownloadError::Compressed(_)
-            | DownloadError::Inflate(_)
+            | DownloadError::Lzma(_)
             | DownloadError::Patch(_)),
         ) => {
             // What was written is not the signed image; the next attempt starts clean.

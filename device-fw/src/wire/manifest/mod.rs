@@ -110,8 +110,10 @@ pub struct Manifest<'a> {
     /// The same image in the compressed form ([`super::compressed`]), which a device that
     /// reads this member fetches instead of `image`; `size` and `sha256` stay those of the
     /// raw image, checked after decoding. Firmware older than the member skips it and
-    /// fetches `image`, so it did not bump the schema.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// fetches `image`, so it did not bump the schema. On the wire it is `lzma`: the
+    /// member took a new name with its codec, so firmware that knew only the DEFLATE form
+    /// under `compressed` takes the raw image instead of misreading this one.
+    #[serde(rename = "lzma", skip_serializing_if = "Option::is_none")]
     pub compressed: Option<Alternate<'a>>,
     /// A patch ([`super::delta`]) from the channel's previous release, which a device whose
     /// running image has `base_sha256` fetches instead of the other forms; like
@@ -523,7 +525,7 @@ impl<'a> Manifest<'a> {
         }
         check_created(self.created)?;
         if let Some(alternate) = self.compressed {
-            check_text("compressed.image", alternate.image, limits::IMAGE, url_byte)?;
+            check_text("lzma.image", alternate.image, limits::IMAGE, url_byte)?;
             if alternate.size == 0 {
                 return Err(ManifestError::ZeroSize);
             }

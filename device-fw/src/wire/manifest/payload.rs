@@ -1,5 +1,5 @@
-//! Reading a manifest's payload: its members by wire name, the `rollout`, `compressed` and
-//! `delta` objects, each member at most once; members of later firmware are skipped.
+//! Reading a manifest's payload: its members by wire name, the `rollout`, `lzma` (the
+//! compressed form) and `delta` objects, each member at most once; members of later firmware are skipped.
 
 use super::{Alternate, Manifest, Patch};
 use crate::wire::json::{JsonError, Reader, required, set_once};
@@ -20,9 +20,9 @@ pub(super) fn read_payload(payload: &[u8]) -> Result<(Manifest<'_>, Option<Rollo
     let mut r = Reader::new(payload);
     r.begin_object()?;
     while let Some(key) = r.next_key()? {
-        if key == "compressed" {
+        if key == "lzma" {
             let read = read_alternate(&mut r)?;
-            set_once(&mut compressed, "compressed", read)?;
+            set_once(&mut compressed, "lzma", read)?;
         } else if key == "delta" {
             let read = read_patch(&mut r)?;
             set_once(&mut delta, "delta", read)?;
