@@ -1,4 +1,4 @@
-//! The compressed form's decoder (`InflatingWriter`, `ota::inflate`) over a hostile
+//! The compressed form's decoder (`InflatingWriter`, `ota::lzma`) over a hostile
 //! compressed file, fed in fuzz-chosen pieces, optionally resumed at a fuzz-chosen mark.
 //!
 //! Input: raw size (2 bytes, the image is 1 to 65,536 bytes), split count (1) and splits,

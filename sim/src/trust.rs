@@ -505,17 +505,13 @@ pub fn hostile_cases() -> Vec<(&'static str, &'static str, CaseBuilder)> {
                 p[header + 2..header + 2 + len].copy_from_slice(&first);
             })
         }),
-        (
-            "compressed-form-that-does-not-decode",
-            "compressed-image-corrupt",
-            || {
-                staged_compressed(|p| {
-                    // The first segment's range coder made to start with a byte LZMA never
-                    // writes there.
-                    p[device_fw::wire::compressed::HEADER_LEN + 2] = 0x80;
-                })
-            },
-        ),
+        ("undecodable-compressed-form", "compressed-image-corrupt", || {
+            staged_compressed(|p| {
+                // The first segment's range coder made to start with a byte LZMA never
+                // writes there.
+                p[device_fw::wire::compressed::HEADER_LEN + 2] = 0x80;
+            })
+        }),
         ("server-length-differs", "size-mismatch", || {
             let mut s = staged(new_image(), &release_key(), |_| {});
             s.release.image.extend_from_slice(&[0u8; 16]);

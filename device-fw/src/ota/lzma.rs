@@ -328,11 +328,7 @@ pub async fn lzma_segment<H: History>(
 /// A literal: coded alone after a literal, or against `match_byte` (the byte at the last
 /// distance) just after a match, where the two tend to agree.
 #[inline(never)]
-fn literal<E>(
-    rc: &mut RangeDecoder<'_>,
-    probs: &mut [u16],
-    match_byte: Option<u8>,
-) -> Result<u8, LzmaError<E>> {
+fn literal<E>(rc: &mut RangeDecoder<'_>, probs: &mut [u16], match_byte: Option<u8>) -> Result<u8, LzmaError<E>> {
     let mut symbol = 1usize;
     if let Some(match_byte) = match_byte {
         let mut match_byte = usize::from(match_byte);

@@ -84,39 +84,73 @@ pub fn check_header(bytes: &[u8; HEADER_LEN], raw_size: u32) -> Result<(), Compr
     Ok(())
 }
 
-/// Dictionary size the encoder is given: a power of two no smaller than the image, so
-/// every segment may refer anywhere before it (the decoder bounds distances by the image
-/// position, not by this).
+/// How far back the encoder looks for matches: a segment may refer anywhere before it (the
+/// decoder bounds distances by the image position only), but every segment's encoder
+/// indexes its preset dictionary afresh, so an unbounded one would make `compress`
+/// quadratic in the image size. 256 KiB loses nothing measurable on our firmware (0.5647
+/// of raw either way) and keeps a 6 MiB image to seconds.
 #[cfg(feature = "std")]
-fn dictionary_size(image_len: usize) -> u32 {
-    image_len.next_power_of_two().max(SEGMENT_RAW) as u32
-}
+const ENCODER_WINDOW: usize = 256 * 1024;
 
-/// Compresses an image into this format (host only: `otactl release`, the bench).
+/// Compresses an image into this format (host only: `otactl release`, the bench). The
+/// segments are independent given the image, so they are encoded on every core.
 #[cfg(feature = "std")]
 pub fn compress(image: &[u8]) -> Result<Vec<u8>, CompressedError> {
+    let raw_size = u32::try_from(image.len()).map_err(|_| CompressedError::Truncated)?;
+    let segments = image.len().div_ceil(SEGMENT_RAW);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(segments.max(1));
+    let per_worker = segments.div_ceil(workers.max(1)).max(1);
+    let encoded: Vec<Result<Vec<Vec<u8>>, CompressedError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..segments)
+            .step_by(per_worker)
+            .map(|first| {
+                scope.spawn(move || {
+                    (first..(first + per_worker).min(segments))
+                        .map(|index| compress_segment(image, index))
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a segment encoder panicked"))
+            .collect()
+    });
+    let mut out = header(raw_size).to_vec();
+    for run in encoded {
+        for segment in run? {
+            out.extend_from_slice(&(segment.len() as u16).to_le_bytes());
+            out.extend_from_slice(&segment);
+        }
+    }
+    Ok(out)
+}
+
+/// Segment `index` of `image`: a raw LZMA stream of its block, the image before it (up to
+/// [`ENCODER_WINDOW`]) as the preset dictionary.
+#[cfg(feature = "std")]
+fn compress_segment(image: &[u8], index: usize) -> Result<Vec<u8>, CompressedError> {
     use crate::ota::lzma::{LC, LP, PB};
     use lzma_rust2::{EncodeMode, LzmaOptions, LzmaWriter, MfType};
     use std::io::Write;
 
-    let raw_size = u32::try_from(image.len()).map_err(|_| CompressedError::Truncated)?;
-    let mut out = header(raw_size).to_vec();
-    let dict_size = dictionary_size(image.len());
-    for (index, block) in image.chunks(SEGMENT_RAW).enumerate() {
-        let start = index * SEGMENT_RAW;
-        // The longest matches the format allows (273) and the deeper binary-tree finder:
-        // release time is cheap, bytes over the air are not.
-        let mut options = LzmaOptions::new(dict_size, LC, LP, PB, EncodeMode::Normal, 273, MfType::Bt4, 0);
-        options.preset_dict = (start > 0).then(|| image[..start].to_vec());
-        let segment = LzmaWriter::new_no_header(Vec::with_capacity(MAX_SEGMENT), &options, false)
-            .and_then(|mut w| w.write_all(block).map(|()| w))
-            .and_then(|w| w.finish())
-            .map_err(|_| CompressedError::SegmentTooLong { len: usize::MAX })?;
-        if segment.len() > MAX_SEGMENT {
-            return Err(CompressedError::SegmentTooLong { len: segment.len() });
-        }
-        out.extend_from_slice(&(segment.len() as u16).to_le_bytes());
-        out.extend_from_slice(&segment);
+    let start = index * SEGMENT_RAW;
+    let block = &image[start..(start + SEGMENT_RAW).min(image.len())];
+    let dictionary = &image[start.saturating_sub(ENCODER_WINDOW)..start];
+    // The longest matches the format allows (273). The hash-chain finder indexes a preset
+    // dictionary several times faster than the binary tree and codes our firmware within
+    // 0.01 % of it.
+    let dict_size = (ENCODER_WINDOW + SEGMENT_RAW) as u32;
+    let mut options = LzmaOptions::new(dict_size, LC, LP, PB, EncodeMode::Normal, 273, MfType::Hc4, 0);
+    options.preset_dict = (!dictionary.is_empty()).then(|| dictionary.to_vec());
+    let segment = LzmaWriter::new_no_header(Vec::with_capacity(MAX_SEGMENT), &options, false)
+        .and_then(|mut w| w.write_all(block).map(|()| w))
+        .and_then(|w| w.finish())
+        .map_err(|_| CompressedError::SegmentTooLong { len: usize::MAX })?;
+    if segment.len() > MAX_SEGMENT {
+        return Err(CompressedError::SegmentTooLong { len: segment.len() });
     }
-    Ok(out)
+    Ok(segment)
 }
