@@ -665,13 +665,14 @@ async fn the_format_on_flash_is_the_documented_one_and_carries_unknown_keys() {
     let mut version = vec![1u8];
     version.extend_from_slice(b"1.2.0");
     assert_eq!(newest(2), Some((newest_seq, version)));
-    // The progress record: tag, slot, form (0xFF raw, 1 compressed, 2 delta), size, written,
-    // image hash, prefix hash, where the fetched file continues.
+    // The progress record: tag, slot, form (0xFF raw, 3 compressed, 2 delta; 1 was the
+    // DEFLATE compressed form), size, written, image hash, prefix hash, where the fetched
+    // file continues.
     let (_, p) = newest(1).unwrap();
     let want = progress(400);
     let form = match want.form {
         ImageForm::Raw => 0xFF,
-        ImageForm::Compressed => 1,
+        ImageForm::Compressed => 3,
         ImageForm::Delta => 2,
     };
     assert_eq!(p.len(), 79);
@@ -708,6 +709,26 @@ async fn a_progress_record_of_firmware_before_the_compressed_form_reads_as_raw()
     let p = journal().load(&mut f).await.unwrap().progress.unwrap();
     assert_eq!(p.form, ImageForm::Raw);
     assert_eq!((p.written, p.fetched, p.image_size), (8_192, 8_192, 300_000));
+    assert_eq!(p.prefix_sha256, sha(b"prefix"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_progress_record_of_the_deflate_compressed_form_resumes_as_raw() {
+    sim::time::use_virtual_time();
+    // Form 1 was the DEFLATE form (OTZ1), which the decoder no longer reads. The slot holds
+    // image bytes up to `written` whatever form brought them, so the record stays good for
+    // a raw download of the same image, and only for that.
+    let mut raw = vec![1, SLOT_INDEX, 1];
+    raw.extend_from_slice(&300_000u32.to_le_bytes());
+    raw.extend_from_slice(&8_192u32.to_le_bytes());
+    raw.extend_from_slice(&sha(b"image"));
+    raw.extend_from_slice(&sha(b"prefix"));
+    raw.extend_from_slice(&5_000u32.to_le_bytes());
+    let mut f = flash();
+    store_raw(&mut f, RecordKey::PROGRESS, &raw).await;
+    let p = journal().load(&mut f).await.unwrap().progress.unwrap();
+    assert_eq!(p.form, ImageForm::Raw);
+    assert_eq!((p.written, p.image_size), (8_192, 300_000));
     assert_eq!(p.prefix_sha256, sha(b"prefix"));
 }
 

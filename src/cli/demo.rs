@@ -150,12 +150,15 @@ pub fn run(args: DemoArgs) -> ExitCode {
         }
     };
     let children = Children::default();
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
         let children = children.clone();
         let path = dir.path().to_owned();
         let keep = args.keep;
+        let interrupted = interrupted.clone();
         // Ctrl-C: stop the children, remove the directory, exit as interrupted.
         let _ = ctrlc::set_handler(move || {
+            interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
             children.stop_all();
             if !keep {
                 let _ = std::fs::remove_dir_all(&path);
@@ -164,6 +167,13 @@ pub fn run(args: DemoArgs) -> ExitCode {
         });
     }
     let result = demo(&args, dir.path(), &children, started);
+    // The children stopped by Ctrl-C end the demo with their own errors: the exit is the
+    // handler's (130), not theirs, so this thread waits for it.
+    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        loop {
+            std::thread::park();
+        }
+    }
     children.stop_all();
     // `--keep --json` names the directory in the one JSON line, where a script looks for it.
     let kept = args.keep.then(|| dir.keep());
