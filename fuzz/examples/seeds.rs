@@ -13,6 +13,7 @@ use device_fw::modem::{Dialect, Modem, ModemConfig};
 use device_fw::ota::journal::{Journal, Progress};
 use device_fw::ota::schedule::ScheduleRecord;
 use device_fw::socket::Socket;
+use device_fw::wire::ImageForm;
 use device_fw::wire::console::Event;
 use device_fw::wire::manifest::{self, Alternate, MAX_ENVELOPE, MAX_PAYLOAD, Manifest};
 use device_fw::wire::rollout::{DeviceList, Rollout, RolloutState};
@@ -60,6 +61,7 @@ fn manifests() -> Vec<(String, Vec<u8>)> {
         created: "2026-11-24T04:00:00Z",
         rollout: None,
         compressed: None,
+        delta: None,
     };
     let packed = Manifest {
         compressed: Some(Alternate {
@@ -216,7 +218,7 @@ fn journal_image() -> Vec<u8> {
                     image_size: 233_040,
                     written: i * 3000,
                     prefix_sha256: [0x5a; 32],
-                    compressed: i % 2 == 1,
+                    form: [ImageForm::Raw, ImageForm::Compressed, ImageForm::Delta][i as usize % 3],
                     fetched: i * 1800,
                 };
                 j.save_progress(&mut flash, &p).await.expect("save");
