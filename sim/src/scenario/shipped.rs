@@ -132,6 +132,11 @@ pub async fn run(spec: &RunSpec) -> RunResult {
         slot: (slot.offset, slot.size),
         base: base.is_some().then_some((running.offset, running.size)),
         model,
+        decode_ns_per_byte: match spec.form {
+            SeedForm::Raw => 0.0,
+            SeedForm::Compressed => model.lzma_ns_per_byte,
+            SeedForm::Delta { .. } => model.patch_ns_per_byte,
+        },
     };
     let device = DeviceIdentity {
         product: &setup.profile.device.product,
@@ -211,7 +216,7 @@ pub fn cpu_model_json() -> serde_json::Value {
         "model": CpuModel::ESP32C3,
         "sources": CpuModel::SOURCES,
         "cpu_hz": cpu::CPU_HZ,
-        "charged": "SHA-256 per byte programmed into or read back from the target slot; one Ed25519 verify per manifest; one AT line per \\n the device reads",
+        "charged": "SHA-256 per byte programmed into or read back from the target slot; decoding per image byte of the compressed form or a patch; one Ed25519 verify per manifest; one AT line per \\n the device reads",
     })
 }
 
