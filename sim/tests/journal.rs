@@ -695,18 +695,27 @@ fn newest_value(f: &SimFlash, key: u8) -> Option<Vec<u8>> {
     records_on_flash(f).into_iter().rev().find(|r| r.1 == key).map(|r| r.2)
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_progress_record_of_firmware_before_the_compressed_form_reads_as_raw() {
-    sim::time::use_virtual_time();
-    // Tag, slot, the reserved 0xFF, size, written, image hash, prefix hash: 75 bytes.
-    let mut raw = vec![1, SLOT_INDEX, 0xFF];
+/// A progress record as older firmware wrote it, loaded by this one: tag, slot, `form`, size
+/// 300,000, written 8,192, image hash, prefix hash, then `fetched` if that firmware had it.
+async fn load_older_progress(form: u8, fetched: Option<u32>) -> Progress {
+    let mut raw = vec![1, SLOT_INDEX, form];
     raw.extend_from_slice(&300_000u32.to_le_bytes());
     raw.extend_from_slice(&8_192u32.to_le_bytes());
     raw.extend_from_slice(&sha(b"image"));
     raw.extend_from_slice(&sha(b"prefix"));
+    if let Some(fetched) = fetched {
+        raw.extend_from_slice(&fetched.to_le_bytes());
+    }
     let mut f = flash();
     store_raw(&mut f, RecordKey::PROGRESS, &raw).await;
-    let p = journal().load(&mut f).await.unwrap().progress.unwrap();
+    journal().load(&mut f).await.unwrap().progress.unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_progress_record_of_firmware_before_the_compressed_form_reads_as_raw() {
+    sim::time::use_virtual_time();
+    // The reserved 0xFF where the form is now, and no `fetched`: 75 bytes.
+    let p = load_older_progress(0xFF, None).await;
     assert_eq!(p.form, ImageForm::Raw);
     assert_eq!((p.written, p.fetched, p.image_size), (8_192, 8_192, 300_000));
     assert_eq!(p.prefix_sha256, sha(b"prefix"));
@@ -718,15 +727,7 @@ async fn a_progress_record_of_the_deflate_compressed_form_resumes_as_raw() {
     // Form 1 was the DEFLATE form (OTZ1), which the decoder no longer reads. The slot holds
     // image bytes up to `written` whatever form brought them, so the record stays good for
     // a raw download of the same image, and only for that.
-    let mut raw = vec![1, SLOT_INDEX, 1];
-    raw.extend_from_slice(&300_000u32.to_le_bytes());
-    raw.extend_from_slice(&8_192u32.to_le_bytes());
-    raw.extend_from_slice(&sha(b"image"));
-    raw.extend_from_slice(&sha(b"prefix"));
-    raw.extend_from_slice(&5_000u32.to_le_bytes());
-    let mut f = flash();
-    store_raw(&mut f, RecordKey::PROGRESS, &raw).await;
-    let p = journal().load(&mut f).await.unwrap().progress.unwrap();
+    let p = load_older_progress(1, Some(5_000)).await;
     assert_eq!(p.form, ImageForm::Raw);
     assert_eq!((p.written, p.image_size), (8_192, 300_000));
     assert_eq!(p.prefix_sha256, sha(b"prefix"));

@@ -39,48 +39,35 @@ const fn max(a: usize, b: usize) -> usize {
     if a > b { a } else { b }
 }
 
-/// Which segmented form the writer takes.
-#[derive(Debug, Clone, Copy)]
+/// Which segmented form the writer takes, with its decoder's model: LZMA's probabilities
+/// for the compressed form, Huffman tables for a patch. One or the other, so the RAM is
+/// the larger of the two (not boxed: no heap).
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
 enum Form {
-    Compressed,
+    Compressed(LzmaProbs),
     /// A patch from the image in `base` (the running slot), which the header must name.
     Delta {
         base: Slot,
         expected: delta::Header,
+        tables: InflateTables,
     },
 }
 
 impl Form {
     const fn header_len(&self) -> usize {
         match self {
-            Form::Compressed => compressed::HEADER_LEN,
+            Form::Compressed(_) => compressed::HEADER_LEN,
             Form::Delta { .. } => delta::HEADER_LEN,
-        }
-    }
-
-    /// The model of this form's decoder, fresh.
-    const fn tables(&self) -> Tables {
-        match self {
-            Form::Compressed => Tables::Lzma(LzmaProbs::new()),
-            Form::Delta { .. } => Tables::Inflate(InflateTables::new()),
         }
     }
 
     const fn max_segment(&self) -> usize {
         match self {
-            Form::Compressed => compressed::MAX_SEGMENT,
+            Form::Compressed(_) => compressed::MAX_SEGMENT,
             Form::Delta { .. } => delta::MAX_SEGMENT,
         }
     }
-}
-
-/// The decoder's model: LZMA's probabilities for the compressed form, Huffman tables for
-/// a patch. One or the other, so the RAM is the larger of the two (not boxed: no heap).
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-enum Tables {
-    Lzma(LzmaProbs),
-    Inflate(InflateTables),
 }
 
 /// The decoder's buffers: a segment's input, what it decodes to, the model.
@@ -94,7 +81,6 @@ struct Decoder {
     input: [u8; MAX_INPUT],
     input_have: usize,
     block: [u8; MAX_DECODED],
-    tables: Tables,
 }
 
 /// RAM the compressed and delta forms need beyond the raw data path (the [`SlotWriter`]
@@ -138,7 +124,14 @@ impl<F: NorFlash, const STAGE: usize> InflatingWriter<F, STAGE> {
     /// `fetched` (both from a journal [`Mark`]). `written` must be a segment boundary; any
     /// other value (a foreign record) starts over.
     pub fn resume(flash: F, slot: Slot, raw_size: u32, written: u32, fetched: u32) -> Self {
-        Self::resume_form(flash, slot, Form::Compressed, raw_size, written, fetched)
+        Self::resume_form(
+            flash,
+            slot,
+            Form::Compressed(LzmaProbs::new()),
+            raw_size,
+            written,
+            fetched,
+        )
     }
 
     /// A writer for a patch ([`crate::wire::delta`]) from the image in `base` (the running
@@ -146,7 +139,12 @@ impl<F: NorFlash, const STAGE: usize> InflatingWriter<F, STAGE> {
     /// manifest); `written` and `fetched` as for [`resume`](Self::resume).
     pub fn resume_delta(flash: F, slot: Slot, base: Slot, expected: delta::Header, written: u32, fetched: u32) -> Self {
         let raw_size = expected.raw_size;
-        Self::resume_form(flash, slot, Form::Delta { base, expected }, raw_size, written, fetched)
+        let form = Form::Delta {
+            base,
+            expected,
+            tables: InflateTables::new(),
+        };
+        Self::resume_form(flash, slot, form, raw_size, written, fetched)
     }
 
     fn resume_form(flash: F, slot: Slot, form: Form, raw_size: u32, written: u32, fetched: u32) -> Self {
@@ -171,7 +169,6 @@ impl<F: NorFlash, const STAGE: usize> InflatingWriter<F, STAGE> {
                 input: [0; MAX_INPUT],
                 input_have: 0,
                 block: [0; MAX_DECODED],
-                tables: form.tables(),
             },
         }
     }
@@ -188,7 +185,7 @@ impl<F: NorFlash, const STAGE: usize> InflatingWriter<F, STAGE> {
     /// The error of this writer's form.
     fn form_error(&self, compressed: CompressedError, delta: DeltaError) -> DownloadError<F::Error> {
         match self.decoder.form {
-            Form::Compressed => DownloadError::Compressed(compressed),
+            Form::Compressed(_) => DownloadError::Compressed(compressed),
             Form::Delta { .. } => DownloadError::Patch(super::patch::PatchError::Delta(delta)),
         }
     }
@@ -196,8 +193,8 @@ impl<F: NorFlash, const STAGE: usize> InflatingWriter<F, STAGE> {
     /// Checks the whole header against what the signed manifest says.
     fn check_header(&self) -> Result<(), DownloadError<F::Error>> {
         let d = &self.decoder;
-        match d.form {
-            Form::Compressed => {
+        match &d.form {
+            Form::Compressed(_) => {
                 let header: &[u8; compressed::HEADER_LEN] =
                     d.header[..compressed::HEADER_LEN].try_into().expect("header length");
                 check_header(header, self.raw_size).map_err(DownloadError::Compressed)
@@ -205,7 +202,7 @@ impl<F: NorFlash, const STAGE: usize> InflatingWriter<F, STAGE> {
             Form::Delta { expected, .. } => {
                 let header: &[u8; delta::HEADER_LEN] = d.header[..delta::HEADER_LEN].try_into().expect("header length");
                 delta::Header::parse(header)
-                    .and_then(|h| h.check(&expected))
+                    .and_then(|h| h.check(expected))
                     .map_err(|e| DownloadError::Patch(super::patch::PatchError::Delta(e)))
             }
         }
@@ -228,8 +225,8 @@ impl<F: NorFlash, const STAGE: usize> InflatingWriter<F, STAGE> {
             slot,
         };
         // The compressed form decodes to the block itself, a patch to its operations.
-        match (d.form, &mut d.tables) {
-            (Form::Compressed, Tables::Lzma(probs)) => {
+        match &mut d.form {
+            Form::Compressed(probs) => {
                 lzma_segment(
                     &d.input[..d.input_have],
                     &mut d.block[..expected],
@@ -240,7 +237,11 @@ impl<F: NorFlash, const STAGE: usize> InflatingWriter<F, STAGE> {
                 .await
                 .map_err(DownloadError::Lzma)?;
             }
-            (Form::Delta { base, expected: header }, Tables::Inflate(tables)) => {
+            Form::Delta {
+                base,
+                expected: header,
+                tables,
+            } => {
                 let n = inflate_segment(
                     &d.input[..d.input_have],
                     &mut d.block[..delta::MAX_DECODED],
@@ -252,13 +253,12 @@ impl<F: NorFlash, const STAGE: usize> InflatingWriter<F, STAGE> {
                 .map_err(|e| DownloadError::Patch(super::patch::PatchError::Inflate(e)))?;
                 let mut base = SlotHistory {
                     flash: self.writer.flash(),
-                    slot: base,
+                    slot: *base,
                 };
                 apply_segment(&mut d.block, n, expected, before, &mut base, header.base_size)
                     .await
                     .map_err(DownloadError::Patch)?;
             }
-            _ => unreachable!("a writer's model is made for its form"),
         }
         let n = expected;
         self.writer.write(&d.block[..n]).await?;

@@ -98,10 +98,8 @@ const ENCODER_WINDOW: usize = 256 * 1024;
 pub fn compress(image: &[u8]) -> Result<Vec<u8>, CompressedError> {
     let raw_size = u32::try_from(image.len()).map_err(|_| CompressedError::Truncated)?;
     let segments = image.len().div_ceil(SEGMENT_RAW);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(segments.max(1));
-    let per_worker = segments.div_ceil(workers.max(1)).max(1);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_worker = segments.div_ceil(workers).max(1);
     let encoded: Vec<Result<Vec<Vec<u8>>, CompressedError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..segments)
             .step_by(per_worker)
